@@ -1,0 +1,47 @@
+"""The errors kjob raises, as one small tree.
+
+    KjobError                 base; carries the CLI exit code
+    ├── UsageError            bad arguments or parameters (exit 2)
+    ├── ConfigError           workspace or recipe configuration is wrong (exit 2)
+    ├── ValidationError       a built kernel failed its static checks (exit 3)
+    ├── NotFoundError         no such recipe, kernel, run or file (exit 4)
+    ├── RunFailed             a notebook run ended in error or timed out (exit 1)
+    └── BackendError          a backend or its service failed (exit 7)
+
+The CLI prints `error: <message>` (one line per problem) and exits with the code;
+it never shows a traceback for these.
+"""
+
+
+class KjobError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, *, details: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        # Extra one-line messages printed before the main one (e.g. each failed check).
+        self.details = list(details or [])
+
+
+class UsageError(KjobError):
+    exit_code = 2
+
+
+class ConfigError(KjobError):
+    exit_code = 2
+
+
+class ValidationError(KjobError):
+    exit_code = 3
+
+
+class NotFoundError(KjobError):
+    exit_code = 4
+
+
+class RunFailed(KjobError):
+    exit_code = 1
+
+
+class BackendError(KjobError):
+    exit_code = 7

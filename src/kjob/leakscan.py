@@ -1,0 +1,56 @@
+"""Finding text that looks like a credential, without ever echoing the credential itself."""
+
+import re
+from dataclasses import dataclass
+
+# (what it looks like, pattern). Each pattern's group "secret" is the part to hide.
+_PATTERNS = [
+    ("a Kaggle API token", r"(?P<secret>KGAT_[0-9a-fA-F]{16,})"),
+    ("kaggle.json content", r"""["']key["']\s*:\s*["'](?P<secret>[0-9a-f]{32})["']"""),
+    (
+        "a Kaggle key",
+        r"""KAGGLE_(?:KEY|API_TOKEN)["']?\s*(?:\]\s*)?[=:,]\s*["'](?P<secret>[^"'\s]{8,})["']""",
+    ),
+    ("an AWS access key", r"(?P<secret>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"),
+    ("a GitHub token", r"(?P<secret>\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}))"),
+    ("an OpenAI-style API key", r"(?P<secret>\bsk-(?:proj-)?[A-Za-z0-9_-]{32,})"),
+    ("a Hugging Face token", r"(?P<secret>\bhf_[A-Za-z0-9]{30,})"),
+    ("a Slack token", r"(?P<secret>\bxox[abposr]-[A-Za-z0-9-]{10,})"),
+    ("a Google API key", r"(?P<secret>\bAIza[0-9A-Za-z_-]{35})"),
+    ("a private key", r"(?P<secret>-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----)"),
+    (
+        "a hard-coded secret",
+        r"""(?i:\b\w*(?:api_?key|secret|passwd|password|access_?token|auth_?token)\w*)\s*"""
+        r"""[=:]\s*["'](?P<secret>[A-Za-z0-9+/_\-.]{16,})["']""",
+    ),
+]
+_COMPILED = [(what, re.compile(pattern)) for what, pattern in _PATTERNS]
+
+
+@dataclass(frozen=True)
+class Leak:
+    line: int  # 1-based line in the scanned text
+    what: str
+    masked: str  # first characters only: enough to find it, not enough to use it
+
+
+def mask(secret: str) -> str:
+    return secret[:4] + "…" if len(secret) > 8 else "…"
+
+
+def find_leaks(text: str) -> list[Leak]:
+    leaks = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for what, pattern in _COMPILED:
+            match = pattern.search(line)
+            if match:
+                leaks.append(Leak(number, what, mask(match.group("secret"))))
+                break
+    return leaks
+
+
+def redact(text: str) -> str:
+    """`text` with everything that looks like a credential replaced by a mask."""
+    for _, pattern in _COMPILED:
+        text = pattern.sub(lambda m: m.group(0).replace(m.group("secret"), mask(m.group("secret"))), text)
+    return text

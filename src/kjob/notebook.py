@@ -1,0 +1,178 @@
+"""Assembling a recipe's notebook: one cell per src module, a tagged parameters cell, a main cell.
+
+The notebook is plain JSON written deterministically (sorted keys, stable cell ids, no
+timestamps), with each cell's source as one string, as Kaggle's server expects.
+Module cells keep their file's line numbering exactly (sibling imports are commented out,
+not removed), so a line in a cell maps back to a line in its src file.
+"""
+
+import ast
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from kjob.errors import ValidationError
+
+PARAMETERS_TAG = "parameters"
+PARAMETERS_ID = "kjob-parameters"
+HEADER_LINES = 1  # the "# ---- src/x.py ----" line above each module's text
+_CELL_ID_BAD = re.compile(r"[^A-Za-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class SourceModule:
+    path: str  # workspace-relative, e.g. "src/enhancer/stft.py"
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def _problem(module: SourceModule, lineno: int, message: str) -> str:
+    return f"{module.path}:{lineno}: {message}"
+
+
+def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -> str:
+    """The module's text as a cell body: imports of sibling modules and `__main__` blocks
+    become comments on the same lines. `packages` are the recipe's top-level package names,
+    `modules` the dotted names of its modules."""
+    tree = ast.parse(module.text, filename=module.path)
+    lines = module.text.splitlines()
+    problems: list[str] = []
+    comment_out: list[tuple[int, int]] = []
+    aliases: dict[int, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] not in packages:
+                continue
+            if node.module not in modules:
+                problems.append(_problem(module, node.lineno, f"imports {node.module}, which is not among the recipe's modules"))
+            if any(a.name == "*" for a in node.names):
+                problems.append(_problem(module, node.lineno, "star import of a sibling module"))
+            comment_out.append((node.lineno, node.end_lineno or node.lineno))
+            aliases[node.lineno] = [f"{a.asname} = {a.name}" for a in node.names if a.asname]
+        elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in packages for a in node.names):
+            problems.append(_problem(module, node.lineno, "import sibling modules as 'from package.module import name'"))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            problems.append(_problem(module, node.lineno, "relative imports cannot be inlined; use 'from package.module import name'"))
+        elif _is_main_guard(node):
+            comment_out.append((node.lineno, node.end_lineno or node.lineno))
+    if problems:
+        raise ValidationError(f"{module.path}: cannot inline this module", details=problems)
+    for start, end in comment_out:
+        for i in range(start - 1, end):
+            lines[i] = "# " + lines[i]
+        if aliases.get(start):
+            lines[start - 1] = "; ".join(aliases[start]) + "  " + lines[start - 1]
+    return "\n".join(lines)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
+
+
+def cell_id(text: str) -> str:
+    return _CELL_ID_BAD.sub("-", text).strip("-")[:64]
+
+
+def markdown_cell(cid: str, text: str) -> dict:
+    return {"cell_type": "markdown", "id": cid, "metadata": {}, "source": text}
+
+
+def code_cell(cid: str, text: str, metadata: dict | None = None) -> dict:
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": cid,
+        "metadata": metadata or {},
+        "outputs": [],
+        "source": text,
+    }
+
+
+def parameters_cell(values: dict) -> dict:
+    lines = ["# Parameters: `kjob build -p key=value` (or papermill) replaces this cell."]
+    lines += [f"{key} = {value!r}" for key, value in values.items()]
+    return code_cell(PARAMETERS_ID, "\n".join(lines), {"tags": [PARAMETERS_TAG]})
+
+
+def main_cell(entry: str, entry_path: str, names: list[str]) -> dict:
+    args = "".join(f"    {name}={name},\n" for name in names)
+    text = (
+        f"# Entry point: {entry}() from {entry_path}, called with the parameters above.\n"
+        f"result = {entry}(\n{args})"
+    )
+    return code_cell("kjob-main", text)
+
+
+def module_cell(module: SourceModule, body: str) -> dict:
+    meta = {"kjob": {"source": module.path, "first_line": HEADER_LINES + 1}}
+    return code_cell(cell_id("src-" + module.path.removeprefix("src/")), f"# ---- {module.path} ----\n{body}", meta)
+
+
+def notebook(cells: list[dict], provenance: dict) -> dict:
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {
+                "codemirror_mode": {"name": "ipython", "version": 3},
+                "file_extension": ".py",
+                "mimetype": "text/x-python",
+                "name": "python",
+                "nbconvert_exporter": "python",
+                "pygments_lexer": "ipython3",
+            },
+            "kjob": provenance,
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def dumps(nb: dict) -> str:
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def parameterize(nb: dict, values: dict) -> dict:
+    """A copy of `nb` whose tagged parameters cell holds `values` merged over its own.
+
+    Replaces the cell, never adds a second one."""
+    nb = json.loads(json.dumps(nb))
+    for index, cell in enumerate(nb["cells"]):
+        if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
+            current = nb["metadata"].get("kjob", {}).get("parameters", {})
+            merged = {**current, **values}
+            nb["cells"][index] = parameters_cell(merged)
+            nb["metadata"].setdefault("kjob", {})["parameters"] = merged
+            return nb
+    raise ValidationError("the notebook has no cell tagged 'parameters'")
+
+
+def locate(nb: dict, cell_index: int, line: int) -> str | None:
+    """`src/file.py:N` for line `line` (1-based) of code cell `cell_index`, if it is a module's."""
+    if not 0 <= cell_index < len(nb["cells"]):
+        return None
+    info = nb["cells"][cell_index].get("metadata", {}).get("kjob", {})
+    if "source" not in info or line < info["first_line"]:
+        return None
+    return f"{info['source']}:{line - info['first_line'] + 1}"
+
+
+def program(nb: dict) -> tuple[str, list[tuple[int, int]]]:
+    """All code cells as one program, and for each program line its (cell index, cell line)."""
+    text_parts, line_map = [], []
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        cell_lines = cell["source"].split("\n")
+        text_parts.extend(cell_lines)
+        line_map.extend((index, n) for n in range(1, len(cell_lines) + 1))
+    return "\n".join(text_parts) + "\n", line_map
