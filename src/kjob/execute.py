@@ -50,7 +50,7 @@ def execute_notebook(nb: dict, working_dir: Path, env: dict[str, str], timeout: 
     import tempfile
 
     import nbformat
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -59,7 +59,7 @@ def execute_notebook(nb: dict, working_dir: Path, env: dict[str, str], timeout: 
     deadline = started + timeout
     # IPC sockets in a private folder: no TCP ports, and no ipykernel warning about them.
     sockets = Path(tempfile.mkdtemp(prefix="kjob-kernel-"))
-    manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "k"))
+    manager = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "k"))
     client = NotebookClient(
         node,
         km=manager,
@@ -84,6 +84,9 @@ def execute_notebook(nb: dict, working_dir: Path, env: dict[str, str], timeout: 
         log.close()
         shutil.rmtree(sockets, ignore_errors=True)
     executed = json.loads(nbformat.writes(node))
+    for cell in executed["cells"]:  # nbformat splits sources into lines; keep one string
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
     return Execution(executed, time.monotonic() - started, failure, _list_outputs(working_dir))
 
 

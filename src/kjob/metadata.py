@@ -12,7 +12,7 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 def slugify(title: str) -> str:
     """The slug Kaggle derives from a title (python-slugify's default for ASCII text)."""
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
-    text = text.lower().replace("'", "")
+    text = text.lower()
     return _NON_ALNUM.sub("-", text).strip("-")
 
 

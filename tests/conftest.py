@@ -1,0 +1,111 @@
+"""Shared fixtures: throw-away workspaces and a way to run the real `kjob` command in them."""
+
+import shutil
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kjob.cli import cli
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Workspace:
+    root: Path
+    runner: CliRunner
+
+    def kjob(self, *args: str, env: dict | None = None):
+        return self.runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def snapshot(self, rel: str) -> dict[str, bytes]:
+        """Every file under `rel` with its bytes, to prove a folder was left untouched."""
+        folder = self.root / rel
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+TINY_RECIPE = """
+title = "Tiny Kernel"
+slug = "tiny-kernel"
+description = "two small modules"
+modules = ["pkg/util.py", "pkg/job.py"]
+entry = "main"
+accelerator = "none"
+dataset_sources = ["someone/some-data"]
+
+[parameters]
+steps = 3
+rate = 0.5
+label = "run"
+fail = false
+sleep = 0.0
+
+[smoke]
+timeout = 60
+
+[smoke.parameters]
+steps = 1
+"""
+
+TINY_UTIL = '''
+"""Helpers."""
+import math
+
+
+def scale(x, rate):
+    return math.floor(x * rate * 10)
+'''
+
+TINY_JOB = '''
+"""The entry point."""
+import json
+import time
+from pkg.util import scale
+
+
+def main(steps, rate, label, fail, sleep):
+    time.sleep(sleep)
+    values = [scale(i, rate) for i in range(steps)]
+    if fail:
+        raise RuntimeError("asked to fail")
+    with open("result.json", "w") as f:
+        json.dump({"label": label, "values": values}, f)
+    return values
+'''
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch) -> Workspace:
+    """A workspace with one small recipe `tiny` over two modules (fast to build and run)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KJOB_OWNER", raising=False)
+    monkeypatch.delenv("KJOB_WORKSPACE", raising=False)
+    ws = Workspace(tmp_path, CliRunner())
+    ws.write("pyproject.toml", '[project]\nname = "x"\n\n[tool.kjob]\nowner = "alice"\n')
+    ws.write("builders/tiny.toml", TINY_RECIPE)
+    ws.write("src/pkg/__init__.py", "")
+    ws.write("src/pkg/util.py", TINY_UTIL)
+    ws.write("src/pkg/job.py", TINY_JOB)
+    return ws
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Workspace:
+    """A copy of this project's own recipes and training modules."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KJOB_OWNER", raising=False)
+    monkeypatch.delenv("KJOB_WORKSPACE", raising=False)
+    shutil.copy(PROJECT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(PROJECT / "builders", tmp_path / "builders")
+    shutil.copytree(PROJECT / "src" / "enhancer", tmp_path / "src" / "enhancer",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return Workspace(tmp_path, CliRunner())
