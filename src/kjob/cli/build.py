@@ -1,47 +1,11 @@
-"""The `kjob` command line: each command parses options, calls one library function and
-formats its result. Heavy modules (torch, nbclient) are imported only inside commands."""
+"""`kjob build` and `kjob builders`."""
 
 import click
 
-from kjob import __version__
-from kjob.errors import KjobError
-
-EXIT_CODES_HELP = """Exit codes: 0 success, 1 run failed, 2 usage or configuration error,
-3 validation failed, 4 not found, 7 backend error."""
+from kjob.cli.common import param_option, workspace
 
 
-class KjobGroup(click.Group):
-    """Turns kjob's errors into one-line messages and documented exit codes."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except KjobError as exc:
-            for detail in exc.details:
-                click.echo(f"error: {detail}", err=True)
-            click.echo(f"error: {exc.message}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-@click.group(cls=KjobGroup, epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, prog_name="kjob")
-def cli():
-    """Build Kaggle notebooks from plain Python modules, run them, fetch and evaluate results."""
-
-
-def _workspace():
-    from kjob.workspace import find_workspace
-
-    return find_workspace()
-
-
-param_option = click.option(
-    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-    help="Set a recipe parameter (typed by its default); repeatable.",
-)
-
-
-@cli.command()
+@click.command()
 @click.argument("name", required=False)
 @param_option
 @click.option("--all", "build_all", is_flag=True, help="Build every recipe in builders/.")
@@ -58,7 +22,7 @@ def build(name, params, build_all, smoke):
     from kjob.errors import UsageError
     from kjob.recipe import list_recipes, load_recipe, parse_overrides
 
-    ws = _workspace()
+    ws = workspace()
     if build_all == bool(name):
         raise UsageError("give a recipe NAME or --all")
     if build_all and params:
@@ -82,7 +46,7 @@ def build(name, params, build_all, smoke):
             )
 
 
-@cli.command()
+@click.command()
 def builders():
     """List the recipes in builders/, one line each.
 
@@ -90,7 +54,7 @@ def builders():
     """
     from kjob.recipe import list_recipes, load_recipe
 
-    ws = _workspace()
+    ws = workspace()
     for name in list_recipes(ws):
         recipe = load_recipe(ws, name)
         machine = recipe.machine_shape or recipe.accelerator
@@ -98,5 +62,5 @@ def builders():
         click.echo(f"{name:<12} {recipe.title} - {recipe.description} [{machine}; {sources}]")
 
 
-def main():
-    cli(prog_name="kjob")
+
+COMMANDS = [build, builders]
