@@ -33,6 +33,17 @@ class Workspace:
         return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+TINY_PYPROJECT = """
+[project]
+name = "x"
+
+[tool.kjob]
+owner = "alice"
+
+[tool.kjob.datasets]
+"someone/some-data" = "data/some"
+"""
+
 TINY_RECIPE = """
 title = "Tiny Kernel"
 slug = "tiny-kernel"
@@ -78,8 +89,17 @@ def main(steps, rate, label, fail, sleep):
     if fail:
         raise RuntimeError("asked to fail")
     with open("result.json", "w") as f:
-        json.dump({"label": label, "values": values}, f)
+        json.dump({"label": label, "values": values, "inputs": inputs()}, f)
+    print("wrote result.json with", len(values), "values")
     return values
+
+
+def inputs():
+    import os
+    root = os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")
+    layouts = ["some-data/hello.txt", "datasets/someone/some-data/hello.txt"]
+    found = {p: os.path.isfile(os.path.join(root, p)) for p in layouts}
+    return {"found": found, "run_type": os.environ.get("KAGGLE_KERNEL_RUN_TYPE")}
 '''
 
 
@@ -90,7 +110,8 @@ def tiny(tmp_path, monkeypatch) -> Workspace:
     monkeypatch.delenv("KJOB_OWNER", raising=False)
     monkeypatch.delenv("KJOB_WORKSPACE", raising=False)
     ws = Workspace(tmp_path, CliRunner())
-    ws.write("pyproject.toml", '[project]\nname = "x"\n\n[tool.kjob]\nowner = "alice"\n')
+    ws.write("pyproject.toml", TINY_PYPROJECT)
+    ws.write("data/some/hello.txt", "hello\n")
     ws.write("builders/tiny.toml", TINY_RECIPE)
     ws.write("src/pkg/__init__.py", "")
     ws.write("src/pkg/util.py", TINY_UTIL)

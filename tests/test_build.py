@@ -91,8 +91,8 @@ def test_unknown_recipe_is_not_found(tiny):
 
 
 BREAKAGES = {
-    "syntax error": ("    return values\n", "    return values +\n", "src/pkg/job.py:14: syntax error"),
-    "undefined name": ("    return values\n", "    return valuez\n", "src/pkg/job.py:14: undefined name 'valuez'"),
+    "syntax error": ("    return values\n", "    return values +\n", "src/pkg/job.py:15: syntax error"),
+    "undefined name": ("    return values\n", "    return valuez\n", "src/pkg/job.py:15: undefined name 'valuez'"),
     "unavailable import": ("import time\n", "import time\nimport kjob\n", "src/pkg/job.py:4: imports 'kjob'"),
     "credential": (
         "import time\n",
@@ -172,7 +172,7 @@ def test_smoke_runs_the_notebook_with_smoke_parameters(tiny):
     assert result.exit_code == 0, result.output
     assert "smoke run passed" in result.stdout
     produced = json.loads((tiny.root / ".kjob/smoke/tiny/working/result.json").read_text())
-    assert produced == {"label": "mine", "values": [0]}  # smoke's steps=1, the user's label
+    assert (produced["label"], produced["values"]) == ("mine", [0])  # smoke's steps=1, the user's label
     record = json.loads((tiny.root / "kernels/tiny/build.json").read_text())
     assert record["smoke"]["passed"] is True
     # The kernel itself keeps the build's parameters, not the smoke ones.

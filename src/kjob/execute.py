@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,11 +43,30 @@ class Execution:
         return self.failure is None
 
 
-def execute_notebook(nb: dict, working_dir: Path, env: dict[str, str], timeout: float, kernel_log: Path) -> Execution:
+def kaggle_like_env(input_dir: Path, working_dir: Path, temp_dir: Path, run_type: str) -> dict[str, str]:
+    """Environment that points a kernel at local stand-ins for /kaggle/{input,working,temp}."""
+    return {
+        "KAGGLE_INPUT_DIR": str(input_dir),
+        "KAGGLE_WORKING_DIR": str(working_dir),
+        "KAGGLE_TEMP_DIR": str(temp_dir),
+        "KAGGLE_KERNEL_RUN_TYPE": run_type,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+OutputHook = Callable[[str, str], None]  # (stream name, text)
+StartHook = Callable[[int | None], None]  # the kernel's process id
+
+
+def execute_notebook(
+    nb: dict, working_dir: Path, env: dict[str, str], timeout: float, kernel_log: Path,
+    on_output: OutputHook | None = None, on_start: StartHook | None = None,
+) -> Execution:
     """Run every cell of `nb` in a fresh python3 kernel whose cwd is `working_dir`.
 
     `timeout` bounds the whole run (each cell gets what is left of it). The kernel process's
-    own stdout/stderr (not the cells' output, which lands in the notebook) go to `kernel_log`."""
+    own stdout/stderr (not the cells' output, which lands in the notebook) go to `kernel_log`.
+    `on_output` sees the cells' output as it arrives; `on_start` the kernel's pid."""
     import tempfile
 
     import nbformat
@@ -60,9 +80,22 @@ def execute_notebook(nb: dict, working_dir: Path, env: dict[str, str], timeout: 
     # IPC sockets in a private folder: no TCP ports, and no ipykernel warning about them.
     sockets = Path(tempfile.mkdtemp(prefix="kjob-kernel-"))
     manager = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "k"))
-    client = NotebookClient(
+
+    class StreamingClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            result = super().output(outs, msg, display_id, cell_index)
+            if on_output is not None:
+                _forward(msg, on_output)
+            return result
+
+    def kernel_started(**_):
+        if on_start is not None:
+            on_start(getattr(manager.provisioner, "pid", None))
+
+    client = StreamingClient(
         node,
         km=manager,
+        on_notebook_start=kernel_started,
         kernel_name="python3",
         timeout=int(timeout),
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
@@ -88,6 +121,18 @@ def execute_notebook(nb: dict, working_dir: Path, env: dict[str, str], timeout: 
         if isinstance(cell.get("source"), list):
             cell["source"] = "".join(cell["source"])
     return Execution(executed, time.monotonic() - started, failure, _list_outputs(working_dir))
+
+
+def _forward(msg: dict, on_output: OutputHook) -> None:
+    kind, content = msg["msg_type"], msg["content"]
+    if kind == "stream":
+        on_output(content.get("name", "stdout"), content.get("text", ""))
+    elif kind == "error":
+        on_output("stderr", _ANSI.sub("", "\n".join(content.get("traceback", []))) + "\n")
+    elif kind in ("execute_result", "display_data"):
+        text = content.get("data", {}).get("text/plain")
+        if text:
+            on_output("stdout", text + "\n")
 
 
 def _running_cell(nb) -> int | None:

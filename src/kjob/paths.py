@@ -51,6 +51,95 @@ class SmokePaths:
 
 
 @dataclass(frozen=True)
+class LocalRunPaths:
+    """.kjob/local/<kernel>/v<N>/: one run of the local backend (its Kaggle-like sandbox)."""
+
+    folder: Path
+
+    @property
+    def notebook(self) -> Path:
+        return self.folder / "notebook.ipynb"
+
+    @property
+    def executed_notebook(self) -> Path:
+        return self.folder / "executed.ipynb"
+
+    @property
+    def spec(self) -> Path:
+        """What the runner needs: environment, time limit, dataset mounts."""
+        return self.folder / "run.json"
+
+    @property
+    def state(self) -> Path:
+        """Written by the runner process: status, pids, failure."""
+        return self.folder / "state.json"
+
+    @property
+    def log(self) -> Path:
+        """The cells' output as JSON lines {stream_name, time, data}, as Kaggle logs it."""
+        return self.folder / "log.jsonl"
+
+    @property
+    def cancel_marker(self) -> Path:
+        """Present once a cancel was asked for."""
+        return self.folder / "cancel"
+
+    @property
+    def runner_log(self) -> Path:
+        """The runner and kernel processes' own output (not the notebook's)."""
+        return self.folder / "runner.log"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.folder / "input"
+
+    @property
+    def working_dir(self) -> Path:
+        return self.folder / "working"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.folder / "temp"
+
+
+@dataclass(frozen=True)
+class DownloadPaths:
+    """downloads/<kernel>/<version label>/: what `kjob fetch` stores for one version."""
+
+    folder: Path
+
+    @property
+    def status(self) -> Path:
+        return self.folder / "status.json"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log.txt"
+
+    @property
+    def listing(self) -> Path:
+        """The run's output files (names, sizes) as the backend lists them."""
+        return self.folder / "outputs.json"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.folder / "output"
+
+    @property
+    def fetch_record(self) -> Path:
+        """What was downloaded, with the remote stamps used to skip unchanged files."""
+        return self.folder / ".fetched.json"
+
+    def output_file(self, name: str) -> Path:
+        return self.output_dir / name
+
+
+def version_label(backend: str, version: int) -> str:
+    """`v3` for Kaggle versions; other backends number their own runs (`local-v3`)."""
+    return f"v{version}" if backend == "kaggle" else f"{backend}-v{version}"
+
+
+@dataclass(frozen=True)
 class WorkspacePaths:
     root: Path
 
@@ -74,6 +163,19 @@ class WorkspacePaths:
     def state(self) -> Path:
         """kjob's own state (ledger, smoke runs, local runs); git-ignored."""
         return self.root / ".kjob"
+
+    @property
+    def ledger(self) -> Path:
+        return self.state / "ledger.sqlite3"
+
+    def local_runs(self, kernel: str) -> Path:
+        return self.state / "local" / kernel
+
+    def local_run(self, kernel: str, version: int) -> LocalRunPaths:
+        return LocalRunPaths(self.local_runs(kernel) / f"v{version}")
+
+    def download(self, kernel: str, backend: str, version: int) -> DownloadPaths:
+        return DownloadPaths(self.downloads / kernel / version_label(backend, version))
 
     def recipe(self, name: str) -> Path:
         return self.builders / f"{name}.toml"

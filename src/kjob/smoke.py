@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kjob import notebook as nbk
 from kjob.errors import RunFailed
-from kjob.execute import execute_notebook
+from kjob.execute import execute_notebook, kaggle_like_env
 from kjob.workspace import Workspace
 
 
@@ -20,17 +20,6 @@ class SmokeResult:
     seconds: float
     executed_notebook: Path
     outputs: list[str]
-
-
-def kaggle_like_env(input_dir: Path, working_dir: Path, temp_dir: Path, run_type: str) -> dict[str, str]:
-    """Environment that points a kernel at local stand-ins for /kaggle/{input,working,temp}."""
-    return {
-        "KAGGLE_INPUT_DIR": str(input_dir),
-        "KAGGLE_WORKING_DIR": str(working_dir),
-        "KAGGLE_TEMP_DIR": str(temp_dir),
-        "KAGGLE_KERNEL_RUN_TYPE": run_type,
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 def smoke_run(ws: Workspace, plan) -> SmokeResult:

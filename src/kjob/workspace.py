@@ -31,6 +31,10 @@ class WorkspaceConfig:
     target_modules: frozenset[str] = frozenset()
     # Local stand-ins for Kaggle data sources: "owner/slug" -> folder (relative to the root).
     datasets: dict[str, str] = field(default_factory=dict)
+    # Parameters every local run gets (this machine is not Kaggle's: e.g. device = "cpu").
+    local_parameters: dict = field(default_factory=dict)
+    # `kjob demo`: which recipe, with which parameters.
+    demo: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ def load_config(root: Path) -> WorkspaceConfig:
         table.update(_read_toml(root / "pyproject.toml").get("tool", {}).get("kjob", {}))
     if (root / "kjob.toml").is_file():
         table.update(_read_toml(root / "kjob.toml"))
-    unknown = set(table) - {"owner", "target_modules", "datasets"}
+    unknown = set(table) - {"owner", "target_modules", "datasets", "local", "demo"}
     if unknown:
         raise ConfigError(f"unknown kjob configuration keys: {', '.join(sorted(unknown))}")
     owner = os.environ.get("KJOB_OWNER") or table.get("owner")
@@ -97,4 +101,14 @@ def load_config(root: Path) -> WorkspaceConfig:
         raise ConfigError("kjob configuration: target_modules must be a list of module names")
     if not isinstance(datasets, dict):
         raise ConfigError("kjob configuration: datasets must be a table of 'owner/slug' = folder")
-    return WorkspaceConfig(owner=owner, target_modules=frozenset(modules), datasets=dict(datasets))
+    local = table.get("local", {})
+    demo = table.get("demo", {})
+    if not isinstance(local, dict) or set(local) - {"parameters"}:
+        raise ConfigError("kjob configuration: [tool.kjob.local] takes only a parameters table")
+    return WorkspaceConfig(
+        owner=owner,
+        target_modules=frozenset(modules),
+        datasets=dict(datasets),
+        local_parameters=dict(local.get("parameters", {})),
+        demo=dict(demo),
+    )

@@ -1,0 +1,94 @@
+"""The interface every backend implements. The CLI and library never ask which one they hold."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kjob.polling import Backoff
+from kjob.recipe import KernelRecipe
+from kjob.runs import Run, RunStatus
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A built kernel, ready to send."""
+
+    recipe: KernelRecipe
+    folder: Path  # kernels/<name>
+    notebook: dict
+    metadata: dict  # kernel-metadata.json
+    session_timeout: int  # seconds for the whole run
+    force: bool = False  # skip the backend's safety refusals (quota, concurrency)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    version: int
+    parameters: dict  # as the run will see them
+    handle: dict  # the backend's own reference, stored in the ledger
+    state: RunStatus
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    stream: str  # "stdout" | "stderr"
+    time: float  # seconds since the run started
+    text: str
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # relative, "/"-separated; not yet checked for safety
+    size: int | None
+    stamp: str | None  # changes when the file changes (mtime, creation date, ...)
+
+
+class Backend(ABC):
+    name: str
+    # How often `status --watch` and `push --wait` ask, written down in one place per backend.
+    poll: Backoff = Backoff()
+
+    @abstractmethod
+    def submit(self, submission: Submission) -> Submitted:
+        """Start a run of the kernel; returns its version."""
+
+    @abstractmethod
+    def status(self, run: Run) -> RunStatus:
+        """The run's current status, mapped onto kjob's ordered set."""
+
+    @abstractmethod
+    def log(self, run: Run) -> list[LogEntry]:
+        """The run's output so far."""
+
+    def follow_log(self, run: Run) -> Iterator[LogEntry]:
+        """Log entries as they appear, until the run ends. Default: re-read and poll."""
+        import time
+
+        seen = 0
+        delays = self.poll.delays()
+        while True:
+            entries = self.log(run)
+            yield from entries[seen:]
+            seen = len(entries)
+            if self.status(run).final:
+                entries = self.log(run)
+                yield from entries[seen:]
+                return
+            time.sleep(min(next(delays), 5.0))
+
+    @abstractmethod
+    def list_outputs(self, run: Run) -> list[RemoteFile]:
+        """The run's output files."""
+
+    @abstractmethod
+    def download(self, run: Run, file: RemoteFile, destination: Path) -> None:
+        """Write `file`'s bytes to `destination` (a temporary name the caller renames)."""
+
+    @abstractmethod
+    def cancel(self, run: Run) -> str:
+        """Stop the run if the backend can; returns what happened, in one sentence."""
+
+    def url(self, run: Run) -> str | None:
+        """Where a person can look at the run, if anywhere."""
+        return None

@@ -1,0 +1,50 @@
+"""Plain-text formatting shared by the commands: durations, tables, run lines."""
+
+import time
+
+from kjob.runs import Run
+
+# Exit codes for a run's status (documented in README).
+EXIT_FOR_STATUS = {"complete": 0, "error": 1, "cancelled": 5, "queued": 6, "running": 6}
+EXIT_INTERRUPTED = 130
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def run_duration(run: Run) -> float | None:
+    if run.started_at is None:
+        return None
+    return (run.finished_at or time.time()) - run.started_at
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def params_text(params: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(params.items())) or "-"
+
+
+def status_text(run: Run) -> str:
+    text = run.state.status
+    if run.state.status == "error":
+        text += f": {run.state.describe_failure()}"
+    return text
+
+
+def number(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)

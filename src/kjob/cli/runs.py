@@ -1,0 +1,266 @@
+"""Commands over runs: push, status, logs, fetch, cancel, runs."""
+
+import sys
+
+import click
+
+from kjob.cli.common import param_option, workspace
+from kjob.cli.format import (EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, number, params_text,
+                             run_duration, status_text, table)
+
+backend_option = click.option("--backend", type=click.Choice(["local", "kaggle"]), default=None,
+                              help="Which backend's run (needed only when both have this version).")
+version_option = click.option("--version", "version", type=int, default=None,
+                              help="Version number (default: the latest run).")
+
+
+def _open(name, version, backend_name):
+    """(workspace, ledger, backend, run) for a run reference given on the command line."""
+    from kjob.backends import get_backend
+    from kjob.ledger import Ledger
+
+    ws = workspace()
+    ledger = Ledger(ws.paths.ledger)
+    run = ledger.find(name, version, backend_name)
+    return ws, ledger, get_backend(ws, run.backend), run
+
+
+def _progress_printer(backend):
+    shown = {"status": None, "lines": 0}
+
+    def show(run, elapsed):
+        if run.state.status != shown["status"]:
+            shown["status"] = run.state.status
+            click.echo(f"[{duration(elapsed):>6}] {run.ref}: {status_text(run)}", err=True)
+        entries = backend.log(run)
+        lines = [line for e in entries for line in e.text.splitlines() if line.strip()]
+        for line in lines[max(shown["lines"], len(lines) - 3):]:
+            click.echo(f"[{duration(elapsed):>6}]   | {line}", err=True)
+        shown["lines"] = len(lines)
+
+    return show
+
+
+def _wait(ws, ledger, backend, run):
+    from kjob.watch import watch
+
+    try:
+        return watch(ledger, backend, run, on_progress=_progress_printer(backend))
+    except KeyboardInterrupt:
+        click.echo(f"stopped watching; {run.ref} goes on (kjob status {run.kernel} --version {run.version})", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _print_fetch(ws, report):
+    run = report.run
+    click.echo(f"fetched {run.ref} into {ws.paths.relative(report.folder)}: {run.state.status}, "
+               f"{report.listed} output file(s) listed, {len(report.downloaded)} downloaded, "
+               f"{len(report.unchanged)} unchanged")
+    for name in report.gone_remotely:
+        click.echo(f"warning: {name} no longer exists remotely (the local copy is stale)", err=True)
+    if report.refused:
+        from kjob.errors import BackendError
+
+        names = ", ".join(repr(n) for n in report.refused)
+        raise BackendError(f"refused output file name(s) that would escape the version folder: {names}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--backend", "backend_name", type=click.Choice(["local", "kaggle"]), default="local", show_default=True)
+@param_option
+@click.option("--timeout", type=click.IntRange(min=1), default=None, help="Whole-run time limit in seconds (default: the recipe's session_timeout).")
+@click.option("--wait", is_flag=True, help="Follow the run to its end, then fetch its outputs.")
+@click.option("--force", is_flag=True, help="Push even when the backend's safety checks (quota, concurrent runs) refuse.")
+def push(name, backend_name, params, timeout, wait, force):
+    """Send kernels/NAME to a backend (rebuilding it first if its sources changed) and record the run.
+
+    Example: kjob push r3-dpt --backend local --wait
+    """
+    from kjob.backends import get_backend
+    from kjob.fetch import fetch_run
+    from kjob.ledger import Ledger
+    from kjob.push import push_kernel
+    from kjob.recipe import load_recipe, parse_overrides
+
+    ws = workspace()
+    overrides = parse_overrides(load_recipe(ws, name), list(params))
+    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force)
+    if outcome.rebuilt:
+        click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
+    run = outcome.run
+    click.echo(run.ref)
+    if not wait:
+        return
+    with Ledger(ws.paths.ledger) as ledger:
+        backend = get_backend(ws, run.backend)
+        run = _wait(ws, ledger, backend, run)
+        if run.state.status == "complete":
+            _print_fetch(ws, fetch_run(ws, ledger, backend, run, outputs=True))
+    click.echo(f"{run.ref}: {status_text(run)}")
+    sys.exit(EXIT_FOR_STATUS[run.state.status])
+
+
+@click.command()
+@click.argument("name", required=False)
+@version_option
+@backend_option
+@click.option("--watch", is_flag=True, help="Poll until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run(s) as JSON.")
+def status(name, version, backend, watch, as_json):
+    """Show one run (NAME) or a table of recent runs. Exit code: 0 complete, 1 error,
+    5 cancelled, 6 not finished, 4 not found.
+
+    Example: kjob status r3-dpt --version 3 --watch
+    """
+    import json
+
+    from kjob.backends import get_backend
+    from kjob.ledger import Ledger
+    from kjob.watch import refresh
+
+    if name is None:
+        ws = workspace()
+        with Ledger(ws.paths.ledger) as ledger:
+            runs = [refresh(ledger, get_backend(ws, r.backend), r) if not r.state.final else r
+                    for r in ledger.runs(limit=20)]
+        if as_json:
+            click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
+        else:
+            rows = [[r.ref, status_text(r), duration(run_duration(r))] for r in runs]
+            click.echo(table(["RUN", "STATUS", "DURATION"], rows) if rows else "no runs recorded yet")
+        return
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    with ledger:
+        run = _wait(ws, ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
+    if as_json:
+        click.echo(json.dumps({**_run_dict(run), "url": backend_obj.url(run)}, indent=2))
+    else:
+        click.echo(f"{run.ref}: {status_text(run)} (duration {duration(run_duration(run))})")
+        if backend_obj.url(run):
+            click.echo(f"  {backend_obj.url(run)}")
+    sys.exit(EXIT_FOR_STATUS[run.state.status])
+
+
+def _run_dict(run) -> dict:
+    return {
+        "kernel": run.kernel, "version": run.version, "backend": run.backend,
+        "status": run.state.status, "raw_status": run.state.raw_status,
+        "failure_kind": run.state.failure_kind, "failure_message": run.state.failure_message,
+        "failure_location": run.state.failure_location, "created_at": run.created_at,
+        "started_at": run.started_at, "finished_at": run.finished_at,
+        "duration": run_duration(run), "parameters": run.parameters, "overrides": run.overrides,
+        "notebook_sha256": run.notebook_sha256, "git_commit": run.git_commit,
+        "git_dirty": run.git_dirty, "metrics": run.metrics,
+    }
+
+
+@click.command()
+@click.argument("name")
+@version_option
+@backend_option
+@click.option("--follow", is_flag=True, help="Keep printing new output until the run ends.")
+def logs(name, version, backend, follow):
+    """Print a run's output as plain text; stderr lines are marked [stderr].
+
+    Example: kjob logs r3-dpt --follow
+    """
+    from kjob.fetch import log_as_text
+
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    ledger.close()
+    if not follow:
+        click.echo(log_as_text(backend_obj.log(run)), nl=False)
+        return
+    try:
+        for entry in backend_obj.follow_log(run):
+            click.echo(log_as_text([entry]), nl=False)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@click.command()
+@click.argument("name")
+@version_option
+@backend_option
+@click.option("--output", "outputs", is_flag=True, help="Also download the output files.")
+@click.option("--pattern", default=None, metavar="REGEX", help="Only output files whose name matches.")
+def fetch(name, version, backend, outputs, pattern):
+    """Store a run's status, log and output listing (with --output, its files) in downloads/NAME/vN/.
+
+    Example: kjob fetch r3-dpt --version 3 --output --pattern '\\.pt$'
+    """
+    from kjob.fetch import fetch_run
+
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    with ledger:
+        report = fetch_run(ws, ledger, backend_obj, run, outputs=outputs, pattern=pattern)
+    _print_fetch(ws, report)
+
+
+@click.command()
+@click.argument("name")
+@version_option
+@backend_option
+def cancel(name, version, backend):
+    """Stop a run (for the local backend: its whole process tree).
+
+    Example: kjob cancel r3-dpt --version 3
+    """
+    from kjob.watch import refresh
+
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    with ledger:
+        click.echo(backend_obj.cancel(run))
+        run = refresh(ledger, backend_obj, run)
+    click.echo(f"{run.ref}: {status_text(run)}")
+
+
+METRIC_COLUMNS = ["best_val_loss", "pesq_wb", "stoi", "estoi", "si_sdr"]
+
+
+@click.command("runs")
+@click.option("--kernel", default=None, help="Only this kernel's runs.")
+@click.option("--sort-by", default=None, metavar="METRIC", help="Sort by a metric (e.g. best_val_loss, pesq_wb) or by version/duration.")
+@click.option("--export", type=click.Choice(["csv", "json"]), default=None, help="Print every column as CSV or JSON.")
+def runs_command(kernel, sort_by, export):
+    """All recorded runs with their parameters and final metrics.
+
+    Example: kjob runs --kernel r3-dpt --sort-by best_val_loss
+    """
+    import csv
+    import io
+    import json
+
+    from kjob.ledger import Ledger
+
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        runs = ledger.runs(kernel)
+    if sort_by:
+        key = {"version": lambda r: r.version, "duration": lambda r: run_duration(r) or 0}.get(sort_by)
+        if key is None:
+            present = [r for r in runs if isinstance(r.metrics.get(sort_by), (int, float))]
+            runs = sorted(present, key=lambda r: r.metrics[sort_by], reverse=sort_by in ("pesq_wb", "stoi", "estoi", "si_sdr")) + \
+                [r for r in runs if r not in present]
+        else:
+            runs = sorted(runs, key=key)
+    if export == "json":
+        click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
+        return
+    metric_names = METRIC_COLUMNS + sorted({k for r in runs for k in r.metrics} - set(METRIC_COLUMNS))
+    metric_names = [m for m in metric_names if any(m in r.metrics for r in runs)]
+    headers = ["kernel", "version", "backend", "status", "duration", "parameters", *metric_names]
+    rows = [[r.kernel, r.version, r.backend, r.state.status, duration(run_duration(r)),
+             params_text(r.overrides), *(number(r.metrics.get(m)) for m in metric_names)] for r in runs]
+    if export == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(headers)
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    click.echo(table([h.upper() for h in headers], rows) if rows else "no runs recorded yet")
+
+
+COMMANDS = [push, status, logs, fetch, cancel, runs_command]

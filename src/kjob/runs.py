@@ -1,0 +1,93 @@
+"""What a run is: its identity, its status (from one ordered set) and how it failed."""
+
+import re
+from dataclasses import dataclass, field
+
+from kjob.errors import UsageError
+
+# The ordered set every backend maps its own statuses onto. A status never moves backwards:
+# queued -> running -> one of the final three, which never change.
+STATUSES = ("queued", "running", "complete", "error", "cancelled")
+FINAL = frozenset({"complete", "error", "cancelled"})
+_RANK = {"queued": 0, "running": 1, "complete": 2, "error": 2, "cancelled": 2}
+
+FAILURE_KINDS = ("user code", "timeout", "kernel died", "infrastructure")
+
+
+def can_move(old: str, new: str) -> bool:
+    return old not in FINAL and _RANK[new] >= _RANK[old]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A backend's answer to "how is this run doing?"."""
+
+    status: str
+    raw_status: str | None = None
+    failure_kind: str | None = None
+    failure_message: str | None = None
+    failure_location: str | None = None  # "src/pkg/mod.py:12" for user-code failures
+    # When the backend says the run started/ended (epoch seconds); None if it does not say.
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown run status {self.status!r}")
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def describe_failure(self) -> str:
+        where = f" at {self.failure_location}" if self.failure_location else ""
+        kind = f" ({self.failure_kind})" if self.failure_kind else ""
+        return f"{self.failure_message or 'failed'}{where}{kind}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the ledger."""
+
+    id: int
+    kernel: str
+    backend: str
+    version: int
+    state: RunStatus
+    notebook_sha256: str
+    parameters: dict  # every parameter as the run saw it
+    overrides: dict  # the ones set with -p
+    git_commit: str | None
+    git_dirty: bool | None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    handle: dict = field(default_factory=dict)  # the backend's own reference to the run
+    metrics: dict = field(default_factory=dict)  # summary read from fetched outputs
+
+    @property
+    def ref(self) -> str:
+        return run_label(self.kernel, self.version, self.backend)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or self.started_at) - self.started_at
+
+
+def run_label(kernel: str, version: int, backend: str) -> str:
+    suffix = "" if backend == "kaggle" else f" ({backend})"
+    return f"{kernel} v{version}{suffix}"
+
+
+_SPEC = re.compile(r"^(?P<kernel>[A-Za-z0-9_.-]+)(?::v?(?P<version>\d+))?$")
+
+
+def parse_run_spec(spec: str) -> tuple[str, int | None]:
+    """`NAME`, `NAME:3` or `NAME:v3` -> (NAME, version or None)."""
+    match = _SPEC.match(spec.strip())
+    if not match:
+        raise UsageError(f"'{spec}' is not a run reference like NAME or NAME:v3")
+    version = match.group("version")
+    return match.group("kernel"), int(version) if version else None
