@@ -177,6 +177,14 @@ class WorkspacePaths:
     def download(self, kernel: str, backend: str, version: int) -> DownloadPaths:
         return DownloadPaths(self.downloads / kernel / version_label(backend, version))
 
+    @property
+    def reports(self) -> Path:
+        """eval/reports/: one folder per evaluation (git-ignored)."""
+        return self.root / "eval" / "reports"
+
+    def report(self, name: str) -> Path:
+        return self.reports / name
+
     def recipe(self, name: str) -> Path:
         return self.builders / f"{name}.toml"
 
