@@ -41,7 +41,7 @@ def _progress_printer(backend):
     return show
 
 
-def _wait(ws, ledger, backend, run):
+def wait_for_run(ledger, backend, run):
     from kjob.watch import watch
 
     try:
@@ -51,7 +51,7 @@ def _wait(ws, ledger, backend, run):
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _print_fetch(ws, report):
+def print_fetch(ws, report):
     run = report.run
     click.echo(f"fetched {run.ref} into {ws.paths.relative(report.folder)}: {run.state.status}, "
                f"{report.listed} output file(s) listed, {len(report.downloaded)} downloaded, "
@@ -94,9 +94,9 @@ def push(name, backend_name, params, timeout, wait, force):
         return
     with Ledger(ws.paths.ledger) as ledger:
         backend = get_backend(ws, run.backend)
-        run = _wait(ws, ledger, backend, run)
+        run = wait_for_run(ledger, backend, run)
         if run.state.status == "complete":
-            _print_fetch(ws, fetch_run(ws, ledger, backend, run, outputs=True))
+            print_fetch(ws, fetch_run(ws, ledger, backend, run, outputs=True))
     click.echo(f"{run.ref}: {status_text(run)}")
     sys.exit(EXIT_FOR_STATUS[run.state.status])
 
@@ -132,7 +132,7 @@ def status(name, version, backend, watch, as_json):
         return
     ws, ledger, backend_obj, run = _open(name, version, backend)
     with ledger:
-        run = _wait(ws, ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
+        run = wait_for_run(ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
     if as_json:
         click.echo(json.dumps({**_run_dict(run), "url": backend_obj.url(run)}, indent=2))
     else:
@@ -195,7 +195,7 @@ def fetch(name, version, backend, outputs, pattern):
     ws, ledger, backend_obj, run = _open(name, version, backend)
     with ledger:
         report = fetch_run(ws, ledger, backend_obj, run, outputs=outputs, pattern=pattern)
-    _print_fetch(ws, report)
+    print_fetch(ws, report)
 
 
 @click.command()
@@ -240,9 +240,11 @@ def runs_command(kernel, sort_by, export):
     if sort_by:
         key = {"version": lambda r: r.version, "duration": lambda r: run_duration(r) or 0}.get(sort_by)
         if key is None:
+            # Higher is better for quality scores, lower for losses; runs without it go last.
             present = [r for r in runs if isinstance(r.metrics.get(sort_by), (int, float))]
-            runs = sorted(present, key=lambda r: r.metrics[sort_by], reverse=sort_by in ("pesq_wb", "stoi", "estoi", "si_sdr")) + \
-                [r for r in runs if r not in present]
+            missing = [r for r in runs if not isinstance(r.metrics.get(sort_by), (int, float))]
+            higher_is_better = not sort_by.endswith("loss")
+            runs = sorted(present, key=lambda r: r.metrics[sort_by], reverse=higher_is_better) + missing
         else:
             runs = sorted(runs, key=key)
     if export == "json":

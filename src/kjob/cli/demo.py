@@ -1,0 +1,54 @@
+"""`kjob demo`: the whole loop on this machine, on the shipped demo data."""
+
+import sys
+
+import click
+
+from kjob.cli.common import workspace
+from kjob.cli.format import EXIT_FOR_STATUS, number, status_text
+
+
+@click.command()
+@click.option("--budget", type=click.IntRange(min=10), default=None,
+              help="CPU training budget in seconds (default: the workspace's demo configuration).")
+def demo(budget):
+    """Build the demo recipe, run it on the local backend on the demo data, wait, fetch its
+    outputs and evaluate the best checkpoint. Configured under [tool.kjob.demo].
+
+    Example: kjob demo
+    """
+    from kjob.backends import get_backend
+    from kjob.cli.runs import print_fetch, wait_for_run
+    from kjob.errors import ConfigError
+    from kjob.fetch import fetch_run
+    from kjob.ledger import Ledger
+    from kjob.push import push_kernel
+    from kjob.recipe import load_recipe, parse_overrides
+
+    ws = workspace()
+    config = ws.config.demo
+    if "recipe" not in config:
+        raise ConfigError("no demo configured: add [tool.kjob.demo] with recipe = \"NAME\" to pyproject.toml")
+    recipe = load_recipe(ws, config["recipe"])
+    items = [f"{k}={v}" for k, v in config.get("parameters", {}).items()]
+    if budget:
+        items.append(f"time_budget_seconds={budget}")
+    overrides = parse_overrides(recipe, items)
+    click.echo(f"demo: building {recipe.name} and running it on the local backend ({recipe.description})")
+    outcome = push_kernel(ws, recipe.name, "local", overrides, timeout=config.get("timeout"))
+    run = outcome.run
+    click.echo(f"demo: pushed {run.ref}; following it (Ctrl-C stops watching, not the run)")
+    with Ledger(ws.paths.ledger) as ledger:
+        backend = get_backend(ws, run.backend)
+        run = wait_for_run(ledger, backend, run)
+        if run.state.status != "complete":
+            click.echo(f"{run.ref}: {status_text(run)}")
+            sys.exit(EXIT_FOR_STATUS[run.state.status])
+        report = fetch_run(ws, ledger, backend, run, outputs=True)
+    print_fetch(ws, report)
+    run = report.run
+    click.echo(f"demo: {run.ref} complete; best validation loss {number(run.metrics.get('best_val_loss'))} "
+               f"(epoch {number(run.metrics.get('best_epoch'))})")
+
+
+COMMANDS = [demo]
