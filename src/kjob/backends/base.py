@@ -86,8 +86,11 @@ class Backend(ABC):
         """Write `file`'s bytes to `destination` (a temporary name the caller renames)."""
 
     @abstractmethod
-    def cancel(self, run: Run) -> str:
-        """Stop the run if the backend can; returns what happened, in one sentence."""
+    def cancel(self, run: Run, delete_kernel: bool = False) -> str:
+        """Stop the run if the backend can; returns what happened, in one sentence.
+
+        `delete_kernel` is the user's explicit permission to delete the remote kernel where
+        that is the only way to stop a run (Kaggle batch sessions)."""
 
     def url(self, run: Run) -> str | None:
         """Where a person can look at the run, if anywhere."""

@@ -152,7 +152,7 @@ class LocalBackend(Backend):
 
     # -- cancel -------------------------------------------------------------------------
 
-    def cancel(self, run: Run) -> str:
+    def cancel(self, run: Run, delete_kernel: bool = False) -> str:
         paths = self._paths(run)
         current = self.status(run)
         if current.final:

@@ -202,7 +202,9 @@ def fetch(name, version, backend, outputs, pattern):
 @click.argument("name")
 @version_option
 @backend_option
-def cancel(name, version, backend):
+@click.option("--delete-kernel", is_flag=True,
+              help="Where a backend cannot stop a run (Kaggle batch sessions), delete the remote kernel instead.")
+def cancel(name, version, backend, delete_kernel):
     """Stop a run (for the local backend: its whole process tree).
 
     Example: kjob cancel r3-dpt --version 3
@@ -211,7 +213,7 @@ def cancel(name, version, backend):
 
     ws, ledger, backend_obj, run = _open(name, version, backend)
     with ledger:
-        click.echo(backend_obj.cancel(run))
+        click.echo(backend_obj.cancel(run, delete_kernel=delete_kernel))
         run = refresh(ledger, backend_obj, run)
     click.echo(f"{run.ref}: {status_text(run)}")
 
