@@ -1,0 +1,6 @@
+"""Speech enhancement training code, written to be inlined module by module into a notebook.
+
+Each module becomes one notebook cell, in this order: runtime, stft, crn, dpt,
+models, losses, audio, data, train. The cells share one namespace, so each
+module may only use names defined by the modules before it.
+"""
