@@ -191,3 +191,45 @@ def test_polling_a_ten_minute_run_asks_at_most_40_times():
             elapsed += delay
             checks += 1
         assert checks <= 40
+
+
+def test_logs_follow_streams_until_the_run_ends(tiny):
+    assert tiny.kjob("push", "tiny", "-p", "sleep=2").exit_code == 0
+    result = tiny.kjob("logs", "tiny", "--follow")
+    assert result.exit_code == 0
+    assert "wrote result.json with 3 values" in result.stdout
+    code, data = status_json(tiny, "tiny", 1)
+    assert data["status"] == "complete"
+
+
+def test_fetch_pattern_downloads_only_matching_files(tiny):
+    assert tiny.kjob("push", "tiny").exit_code == 0
+    wait_for(tiny, "tiny", 1, {"complete"})
+    extra = tiny.root / ".kjob/local/tiny/v1/working/sub/model.pt"
+    extra.parent.mkdir()
+    extra.write_bytes(b"\0" * 1000)
+    result = tiny.kjob("fetch", "tiny", "--output", "--pattern", r"\.pt$")
+    assert "2 output file(s) listed, 1 downloaded" in result.stdout
+    output = tiny.root / "downloads/tiny/local-v1/output"
+    assert (output / "sub/model.pt").read_bytes() == b"\0" * 1000
+    assert not (output / "result.json").exists()
+    listing = json.loads((tiny.root / "downloads/tiny/local-v1/outputs.json").read_text())
+    assert {f["name"] for f in listing} == {"result.json", "sub/model.pt"}
+    assert tiny.kjob("fetch", "tiny", "--output", "--pattern", "(").exit_code == 2
+
+
+def test_runs_exports_and_sorts_with_metrics(tiny):
+    for label in ("a", "b"):
+        assert tiny.kjob("push", "tiny", "-p", f"label={label}", "--wait").exit_code == 0
+    with Ledger(tiny.root / ".kjob/ledger.sqlite3") as ledger:
+        ledger.set_metrics(ledger.find("tiny", 1), {"best_val_loss": -3.0})
+        ledger.set_metrics(ledger.find("tiny", 2), {"best_val_loss": -9.0})
+    ordered = tiny.kjob("runs", "--sort-by", "best_val_loss").stdout.splitlines()
+    assert "BEST_VAL_LOSS" in ordered[0]
+    assert ordered[1].split()[1] == "2" and ordered[2].split()[1] == "1"  # lower loss first
+    rows = tiny.kjob("runs", "--export", "csv").stdout.splitlines()
+    assert rows[0].startswith("kernel,version,backend,status,duration,parameters,best_val_loss")
+    assert len(rows) == 3
+    exported = json.loads(tiny.kjob("runs", "--export", "json").stdout)
+    assert {r["overrides"]["label"] for r in exported} == {"a", "b"}
+    assert all(r["status"] == "complete" and r["notebook_sha256"] for r in exported)
