@@ -232,11 +232,11 @@ def test_builders_lists_each_recipe_on_one_line(tiny):
     assert [line.split()[0] for line in lines] == ["other", "tiny"]
 
 
-def test_help_and_build_do_not_import_torch_or_nbclient(tiny):
+def test_commands_that_need_no_torch_do_not_import_it(tiny):
     code = (
         "import sys\n"
         "from kjob.cli import cli\n"
-        "for args in (['--help'], ['builders'], ['build', 'tiny']):\n"
+        "for args in (['--help'], ['builders'], ['build', 'tiny'], ['status'], ['runs'], ['push', '--help']):\n"
         "    try:\n"
         "        cli(args)\n"
         "    except SystemExit as e:\n"

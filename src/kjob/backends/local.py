@@ -37,6 +37,10 @@ class LocalBackend(Backend):
     # -- submit -------------------------------------------------------------------------
 
     def _dataset_folders(self, submission: Submission) -> dict[str, Path]:
+        recipe = submission.recipe
+        unsupported = [*recipe.kernel_sources, *recipe.model_sources, *recipe.competition_sources]
+        if unsupported:
+            raise ConfigError(f"the local backend can only mount dataset sources, not {', '.join(unsupported)}")
         folders = {}
         for source in submission.recipe.dataset_sources:
             key = "/".join(source.split("/")[:2])

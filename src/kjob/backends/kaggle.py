@@ -1,0 +1,192 @@
+"""The Kaggle backend: pushes a built kernel with kagglesdk and follows its version.
+
+A run is one version of a kernel, `owner/slug` vN. Each call names that version, and since
+Kaggle serves the outputs and log of a kernel's latest version only, a run that is no longer
+the latest is refused plainly rather than given another version's files. Before a GPU push,
+the account's remaining GPU quota and its unfinished GPU runs are checked (`--force` skips
+that). The SDK, the network and the credentials are loaded on first use only, so commands
+that do not talk to Kaggle stay fast.
+
+KJOB_KAGGLE_POLL sets the first wait between status checks (default 5 s, growing to 60 s).
+"""
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
+from kjob.errors import BackendError, ConfigError
+from kjob.leakscan import redact
+from kjob.polling import Backoff
+from kjob.runs import Run, RunStatus
+
+_STATUS = {
+    "QUEUED": "queued", "NEW_SCRIPT": "queued", "RUNNING": "running", "CANCEL_REQUESTED": "running",
+    "COMPLETE": "complete", "ERROR": "error", "CANCEL_ACKNOWLEDGED": "cancelled",
+}
+
+
+class KaggleBackend(Backend):
+    name = "kaggle"
+    poll = Backoff(start=5.0, factor=1.5, cap=60.0)
+
+    def __init__(self, ws):
+        self.ws = ws
+        self._api = None
+        self._urls: dict[tuple[int, str], str] = {}
+        self._deleted: set[str] = set()
+        first = os.environ.get("KJOB_KAGGLE_POLL")
+        if first:
+            try:
+                self.poll = Backoff(start=float(first), factor=1.5, cap=60.0)
+            except ValueError:
+                raise ConfigError(f"KJOB_KAGGLE_POLL must be a number of seconds, not '{first}'") from None
+
+    @property
+    def api(self):
+        if self._api is None:
+            from kjob.backends.kaggle_api import KernelsApi
+            from kjob.backends.kaggle_auth import load_credentials
+            from kjob.backends.kaggle_transport import Transport
+
+            self._api = KernelsApi(Transport(load_credentials()))
+        return self._api
+
+    # -- submit -------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> Submitted:
+        from kjob.backends.kaggle_api import KernelRef
+        from kjob.backends.kaggle_push import check_attached, check_gpu_room, rejection, save_request
+
+        meta = submission.metadata
+        ref = KernelRef.parse(meta["id"])
+        gpu = bool(meta.get("enable_gpu"))
+        if gpu and not submission.force:
+            check_gpu_room(self, submission)
+        response = self.api.save(save_request(submission), f"the push of {ref}")
+        problem = rejection(response)
+        version = response.version_number
+        if problem:
+            created = f" (Kaggle still made v{version}: do not rely on it)" if version else ""
+            raise BackendError(f"Kaggle rejected the push of {ref}: {problem}{created}")
+        if not version:
+            raise BackendError(f"Kaggle accepted the push of {ref} but gave no version number; look at {self._web(ref)}")
+        check_attached(self.api.kernel(ref).metadata, meta, ref, version)
+        parameters = submission.notebook.get("metadata", {}).get("kjob", {}).get("parameters", {})
+        handle = {"slug": str(ref), "gpu": gpu, "url": self._web(ref)}
+        return Submitted(version, parameters, handle, RunStatus("queued", "QUEUED"))
+
+    def _web(self, ref) -> str:
+        return f"{self.api.transport.endpoints.web}/code/{ref}"
+
+    def _ref(self, run: Run):
+        from kjob.backends.kaggle_api import KernelRef
+
+        slug = run.handle.get("slug")
+        if not slug:
+            raise BackendError(f"the ledger has no Kaggle kernel for {run.ref} (its handle lacks the slug)")
+        return KernelRef.parse(slug)
+
+    # -- status and logs ----------------------------------------------------------------
+
+    def status(self, run: Run) -> RunStatus:
+        ref = self._ref(run)
+        if str(ref) in self._deleted:
+            return RunStatus("cancelled", "kernel deleted")
+        answer = self.api.session_status(ref, run.version)
+        raw = answer.status.name if answer.status is not None else "QUEUED"
+        status = _STATUS.get(raw)
+        if status is None:
+            raise BackendError(f"Kaggle reported an unknown status '{raw}' for {run.ref}")
+        message = redact(answer.failure_message) if answer.failure_message else None
+        if status != "error":
+            return RunStatus(status, raw)
+        return RunStatus("error", raw, _failure_kind(message), message or "Kaggle reported an error without a message")
+
+    def _require_current(self, run: Run) -> None:
+        ref = self._ref(run)
+        current = self.api.current_version(ref)
+        if current != run.version:
+            raise BackendError(
+                f"{run.ref} is no longer the latest version of {ref} (v{current} is): Kaggle serves the outputs "
+                f"and log of the latest version only, so those of v{run.version} cannot be fetched any more")
+
+    def log(self, run: Run) -> list[LogEntry]:
+        from kjob.backends.kaggle_logs import parse_log
+
+        self._require_current(run)
+        _, log = self.api.session_output(self._ref(run), run.version, first_page_only=True)
+        return parse_log(log)
+
+    def follow_log(self, run: Run) -> Iterator[LogEntry]:
+        from kjob.backends.kaggle_logs import follow
+        from kjob.backends.kaggle_transport import iter_lines
+
+        if self.status(run).final:
+            yield from self.log(run)
+            return
+        ref = self._ref(run)
+        delays = self.poll.delays()
+
+        def open_stream():
+            self._require_current(run)
+            return self.api.transport.open_stream(self.api.log_stream_url(ref), f"the live log of {run.ref}")
+
+        yield from follow(open_stream, iter_lines, lambda: self.status(run).final, lambda: self.log(run),
+                          lambda: time.sleep(min(next(delays), 5.0)))
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def list_outputs(self, run: Run) -> list[RemoteFile]:
+        ref = self._ref(run)
+        self._require_current(run)
+        files, _ = self.api.session_output(ref, run.version)
+        details = self.api.kernel_files(ref, run.version)
+        self._require_current(run)  # a push meanwhile would have changed what was listed
+        listing = []
+        for file in files:
+            size, created = details.get(file.name, (None, None))
+            self._urls[(run.id, file.name)] = file.url
+            listing.append(RemoteFile(file.name, size, created or None))
+        return listing
+
+    def download(self, run: Run, file: RemoteFile, destination: Path) -> None:
+        url = self._urls.get((run.id, file.name))
+        if url is None:
+            self.list_outputs(run)
+            url = self._urls.get((run.id, file.name))
+        if url is None:
+            raise BackendError(f"{file.name} is no longer among the outputs of {run.ref}")
+        self.api.transport.download(url, destination, file.size, file.name)
+
+    # -- cancel -------------------------------------------------------------------------
+
+    def cancel(self, run: Run, delete_kernel: bool = False) -> str:
+        ref = self._ref(run)
+        current = self.status(run)
+        if current.final:
+            return f"{run.ref} already ended ({current.status}); nothing to cancel"
+        if not delete_kernel:
+            raise BackendError(
+                f"Kaggle's API cannot stop a running batch session: stop {run.ref} on {self.url(run)}, or delete "
+                f"the whole kernel (every version and output) with `kjob cancel {run.kernel} --version {run.version} "
+                "--delete-kernel`")
+        problem = self.api.delete(ref)
+        if problem:
+            raise BackendError(f"Kaggle did not delete {ref}: {redact(problem)}")
+        self._deleted.add(str(ref))
+        return f"deleted the Kaggle kernel {ref} with all its versions; its running session stops with it"
+
+    def url(self, run: Run) -> str | None:
+        return run.handle.get("url") or (f"https://www.kaggle.com/code/{run.handle['slug']}" if run.handle.get("slug") else None)
+
+
+def _failure_kind(message: str | None) -> str:
+    text = (message or "").lower()
+    if any(word in text for word in ("time limit", "timed out", "timeout", "exceeded the maximum")):
+        return "timeout"
+    if any(word in text for word in ("out of memory", "kernel died", "kernel restarted", "memory limit")):
+        return "kernel died"
+    return "user code"
+

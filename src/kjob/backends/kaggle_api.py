@@ -1,0 +1,107 @@
+"""The Kaggle kernels API calls kjob makes, typed with kagglesdk's own request/response classes.
+
+Every call names the kernel by owner and slug (never a numeric id) and, where the API takes
+one, the version (`versionLabel: "v3"`), so no answer silently concerns another version.
+Listings are read page by page to the end.
+"""
+
+from dataclasses import dataclass
+
+from kagglesdk.kernels.services.kernels_api_service import KernelsApiClient
+from kagglesdk.kernels.types import kernels_api_service as api
+
+from kjob.backends.kaggle_transport import Transport
+
+PAGE_SIZE = 100
+MAX_PAGES = 10_000  # a server that never stops paging is a broken one
+
+
+@dataclass(frozen=True)
+class KernelRef:
+    owner: str
+    slug: str
+
+    @classmethod
+    def parse(cls, ref: str) -> "KernelRef":
+        owner, _, slug = ref.partition("/")
+        return cls(owner, slug)
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.slug}"
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    url: str
+
+
+class KernelsApi:
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self.client = KernelsApiClient(transport.sdk)
+
+    def save(self, request: "api.ApiSaveKernelRequest", what: str) -> "api.ApiSaveKernelResponse":
+        return self.transport.call(lambda: self.client.save_kernel(request), what, idempotent=False)
+
+    def kernel(self, ref: KernelRef) -> "api.ApiGetKernelResponse":
+        request = api.ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = ref.owner, ref.slug
+        return self.transport.call(lambda: self.client.get_kernel(request), f"kernel {ref}")
+
+    def current_version(self, ref: KernelRef) -> int | None:
+        return self.kernel(ref).metadata.current_version_number
+
+    def session_status(self, ref: KernelRef, version: int) -> "api.ApiGetKernelSessionStatusResponse":
+        request = api.ApiGetKernelSessionStatusRequest()
+        request.user_name, request.kernel_slug, request.version_label = ref.owner, ref.slug, f"v{version}"
+        return self.transport.call(lambda: self.client.get_kernel_session_status(request), f"kernel {ref} v{version}")
+
+    def session_output(self, ref: KernelRef, version: int, first_page_only: bool = False) -> tuple[list[OutputFile], str | None]:
+        """The output files (url, name) and the log of the session of `version`."""
+        files, log = [], None
+        for page in self._pages(lambda: api.ApiListKernelSessionOutputRequest(), self.client.list_kernel_session_output,
+                                ref, version, f"the output of {ref} v{version}"):
+            if log is None:
+                log = page.log
+            files.extend(OutputFile(f.file_name or "", f.url or "") for f in page.files)
+            if first_page_only:
+                break
+        return files, log
+
+    def kernel_files(self, ref: KernelRef, version: int) -> dict[str, tuple[int, str]]:
+        """Output file name -> (size, creation date), as ListKernelFiles reports them."""
+        found = {}
+        for page in self._pages(lambda: api.ApiListKernelFilesRequest(), self.client.list_kernel_files,
+                                ref, version, f"the files of {ref} v{version}"):
+            for item in page.files:
+                found[item.name] = (item.size, item.creation_date)
+        return found
+
+    def _pages(self, new_request, method, ref: KernelRef, version: int, what: str):
+        token = None
+        for _ in range(MAX_PAGES):
+            request = new_request()
+            request.user_name, request.kernel_slug = ref.owner, ref.slug
+            request.version_label, request.page_size = f"v{version}", PAGE_SIZE
+            if token:
+                request.page_token = token
+            page = self.transport.call(lambda: method(request), what)
+            yield page
+            token = page.next_page_token
+            if not token:
+                return
+
+    def gpu_quota(self) -> "api.ApiAcceleratorQuota | None":
+        response = self.transport.call(lambda: self.client.get_accelerator_quota_statistics(
+            api.ApiGetAcceleratorQuotaStatisticsRequest()), "the account's accelerator quota")
+        return response.gpu_quota
+
+    def delete(self, ref: KernelRef) -> str | None:
+        request = api.ApiDeleteKernelRequest()
+        request.user_name, request.kernel_slug = ref.owner, ref.slug
+        response = self.transport.call(lambda: self.client.delete_kernel(request), f"kernel {ref}", idempotent=False)
+        return response.error_message
+
+    def log_stream_url(self, ref: KernelRef) -> str:
+        return f"{self.transport.endpoints.api}/kernels/logs/stream/{ref.owner}/{ref.slug}"

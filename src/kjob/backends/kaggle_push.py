@@ -1,0 +1,123 @@
+"""What a push to Kaggle sends, and the checks around it.
+
+Before a GPU push: Kaggle runs at most two batch GPU sessions per account and stops a run
+when the week's GPU quota runs out, so kjob refuses (unless forced) when the ledger holds two
+unfinished GPU runs or the quota left is below the run's session timeout. After the push:
+a rejection arrives as HTTP 200 with `error` or `invalid*Sources`, and a data source can
+silently fail to attach, so both are turned into errors.
+"""
+
+from kagglesdk.kernels.types import kernels_api_service as api
+
+from kjob.errors import BackendError, NotFoundError
+from kjob.leakscan import redact
+
+GPU_SESSION_LIMIT = 2
+DEFAULT_GPU_SHAPE = "NvidiaTeslaT4"  # enable_gpu alone gets a P100, which today's image cannot use
+_SOURCE_KEYS = (("dataset", "dataset_sources", "dataset_data_sources"),
+                ("kernel", "kernel_sources", "kernel_data_sources"),
+                ("model", "model_sources", "model_data_sources"),
+                ("competition", "competition_sources", "competition_data_sources"))
+
+
+def kaggle_text(notebook: dict) -> str:
+    """The notebook as Kaggle expects it: each cell's source one string, outputs cleared."""
+    import json
+
+    nb = json.loads(json.dumps(notebook))
+    for cell in nb.get("cells", []):
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    return json.dumps(nb, ensure_ascii=False)
+
+
+def save_request(submission) -> api.ApiSaveKernelRequest:
+    meta = submission.metadata
+    request = api.ApiSaveKernelRequest()
+    request.slug = meta["id"]
+    request.new_title = meta["title"]
+    request.text = kaggle_text(submission.notebook)
+    request.language = meta.get("language", "python")
+    request.kernel_type = meta.get("kernel_type", "notebook")
+    for _, meta_key, field in _SOURCE_KEYS:
+        setattr(request, field, list(meta.get(meta_key, [])))
+    request.category_ids = list(meta.get("keywords", []))
+    # Written out even when false: a field left out takes Kaggle's default, not the recipe's.
+    request.is_private = bool(meta.get("is_private", True))
+    request.enable_gpu = bool(meta.get("enable_gpu"))
+    request.enable_tpu = bool(meta.get("enable_tpu"))
+    request.enable_internet = bool(meta.get("enable_internet"))
+    request.session_timeout_seconds = int(submission.session_timeout)
+    shape = meta.get("machine_shape") or (DEFAULT_GPU_SHAPE if request.enable_gpu else None)
+    if shape:
+        request.machine_shape = shape
+    return request
+
+
+def rejection(response: api.ApiSaveKernelResponse) -> str | None:
+    """Why Kaggle refused the push, in one line, or None."""
+    problems = [" ".join(redact(response.error).split())] if response.error else []
+    for label, values in (("dataset", response.invalid_dataset_sources), ("competition", response.invalid_competition_sources),
+                          ("kernel", response.invalid_kernel_sources), ("model", response.invalid_model_sources),
+                          ("tag", response.invalid_tags)):
+        if values:
+            noun = "source" if label != "tag" else "tag"
+            problems.append(f"invalid {label} {noun}{'s' if len(values) > 1 else ''}: {', '.join(redact(v) for v in values)}")
+    return "; ".join(problems) or None
+
+
+def _same_source(requested: str, attached: str) -> bool:
+    requested, attached = requested.strip().lower(), attached.strip().lower()
+    return requested == attached or requested.startswith(attached + "/") or attached.startswith(requested + "/")
+
+
+def check_attached(metadata: api.ApiKernelMetadata, meta: dict, ref, version: int) -> None:
+    missing = []
+    for _, meta_key, field in _SOURCE_KEYS:
+        attached = list(getattr(metadata, field, None) or []) if metadata is not None else []
+        missing += [s for s in meta.get(meta_key, []) if not any(_same_source(s, a) for a in attached)]
+    if missing:
+        raise BackendError(f"Kaggle made {ref} v{version} but did not attach {', '.join(missing)}: that version runs "
+                           "without it; check each name and that this account can read it, then push again")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def unfinished_gpu_runs(backend) -> list:
+    """The ledger's Kaggle GPU runs that are still queued or running, asked afresh."""
+    from kjob.ledger import Ledger
+    from kjob.watch import refresh
+
+    still = []
+    with Ledger(backend.ws.paths.ledger) as ledger:
+        for run in ledger.runs(unfinished_only=True):
+            if run.backend != backend.name or not run.handle.get("gpu"):
+                continue
+            try:
+                run = refresh(ledger, backend, run)
+            except NotFoundError:
+                continue  # its kernel is gone, and its session with it
+            if not run.state.final:
+                still.append(run)
+    return still
+
+
+def check_gpu_room(backend, submission) -> None:
+    busy = unfinished_gpu_runs(backend)
+    if len(busy) >= GPU_SESSION_LIMIT:
+        names = ", ".join(run.ref for run in sorted(busy, key=lambda r: (r.kernel, r.version)))
+        raise BackendError(f"{len(busy)} Kaggle GPU runs have not finished ({names}) and Kaggle runs at most "
+                           f"{GPU_SESSION_LIMIT} at a time: wait for one (kjob status NAME --watch), or push with --force")
+    quota = backend.api.gpu_quota()
+    if quota is None or quota.total_time_allowed is None:
+        return
+    used = sum(((t.total_seconds() if t is not None else 0.0) for t in (quota.time_used, quota.time_reserved)), 0.0)
+    left = quota.total_time_allowed.total_seconds() - used
+    if left < submission.session_timeout:
+        raise BackendError(f"only {_hours(max(left, 0))} of GPU quota left, less than the {_hours(submission.session_timeout)} "
+                           f"session timeout of {submission.recipe.name}: Kaggle would stop the run when the quota runs out; "
+                           "lower session_timeout (or push --timeout SECONDS), or push with --force")

@@ -1,0 +1,82 @@
+"""Faults the emulator injects on demand, as real Kaggle produces them now and then.
+
+Set them from Python (`emulator.faults.set(...)`) or over HTTP (`POST /_emulator/faults`
+with a JSON object of the same names). Counted faults are used up one request at a time.
+
+    fail_next       [429, 503, ...]  the next API requests get these statuses (HTML bodies)
+    delay           seconds          the next `delay_count` API requests answer this late
+    delay_count     int              (-1: every request)
+    drop_downloads  int              the next N file downloads break half-way
+    drop_streams    int              the next N live-log streams break after `drop_stream_after` events
+    reject_push     str              the next push is refused with this `error`
+    unattached      [owner/slug]     sources accepted but silently not attached
+    hostile_names   [name]           extra output files with these (escaping) names
+    hold            bool             new sessions stay queued until released
+    gpu_used_hours  float            GPU quota already used this week (of gpu_total_hours)
+"""
+
+import threading
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class Faults:
+    fail_next: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    delay_count: int = 0
+    drop_downloads: int = 0
+    drop_streams: int = 0
+    drop_stream_after: int = 1
+    reject_push: str | None = None
+    unattached: list[str] = field(default_factory=list)
+    hostile_names: list[str] = field(default_factory=list)
+    hold: bool = False
+    gpu_used_hours: float = 0.0
+    gpu_total_hours: float = 30.0
+    max_gpu_sessions: int = 2
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def set(self, **changes) -> None:
+        known = {f.name: f for f in fields(self)}
+        unknown = set(changes) - set(known)
+        if unknown:
+            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def next_status(self) -> int | None:
+        with self._lock:
+            return self.fail_next.pop(0) if self.fail_next else None
+
+    def next_delay(self) -> float:
+        with self._lock:
+            if self.delay <= 0 or self.delay_count == 0:
+                return 0.0
+            if self.delay_count > 0:
+                self.delay_count -= 1
+            return self.delay
+
+    def _take(self, name: str) -> bool:
+        with self._lock:
+            if getattr(self, name) > 0:
+                setattr(self, name, getattr(self, name) - 1)
+                return True
+            return False
+
+    def take_download_drop(self) -> bool:
+        return self._take("drop_downloads")
+
+    def take_stream_drop(self) -> bool:
+        return self._take("drop_streams")
+
+    def take_push_rejection(self) -> str | None:
+        with self._lock:
+            message, self.reject_push = self.reject_push, None
+            return message

@@ -1,0 +1,308 @@
+"""The emulator's HTTP side: a real server on 127.0.0.1 speaking Kaggle's kernels protocol.
+
+    POST /api/v1/kernels.KernelsApiService/<Method>   JSON in, JSON out (kagglesdk's types)
+    GET  /api/v1/kernels/logs/stream/<owner>/<slug>    live log: text/event-stream, END_OF_LOG
+    GET  /outputs/<token>                              an output file (no credentials; Range)
+    GET  /code/<owner>/<slug>                          the kernel's "web page"
+    POST /_emulator/faults, /_emulator/cancel          test controls (see faults.py)
+    GET  /_emulator/requests                           what clients sent (bodies, no headers)
+
+API calls without the expected credentials get 401; credentials are never logged or kept.
+"""
+
+import base64
+import binascii
+import hmac
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from kjob.emulator.faults import Faults
+from kjob.emulator.store import ApiError, Store
+
+_API = re.compile(r"^/api/v1/kernels\.KernelsApiService/([A-Za-z]+)$")
+_STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_HTML = "<!DOCTYPE html><html><head><title>{code}</title></head><body><h1>{code} {reason}</h1></body></html>"
+
+
+class Auth:
+    """Who may call: `users` {username: key} (HTTP Basic), `tokens` {token: username} (Bearer).
+    With neither, any well-formed credentials are accepted (and nothing is checked or kept)."""
+
+    def __init__(self, users: dict[str, str] | None = None, tokens: dict[str, str] | None = None):
+        self.users, self.tokens = users, tokens
+
+    def check(self, header: str | None) -> tuple[bool, str | None]:
+        scheme, _, value = (header or "").partition(" ")
+        open_door = self.users is None and self.tokens is None
+        if scheme.lower() == "basic":
+            try:
+                user, _, key = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return False, None
+            if open_door:
+                return bool(user and key), user
+            expected = (self.users or {}).get(user)
+            return expected is not None and hmac.compare_digest(expected, key), user
+        if scheme.lower() == "bearer" and value:
+            if open_door:
+                return True, None
+            for token, user in (self.tokens or {}).items():
+                if hmac.compare_digest(token, value):
+                    return True, user
+        return False, None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, store: Store, auth: Auth, verbose: bool):
+        super().__init__(address, _Handler)
+        self.store, self.auth, self.verbose = store, auth, verbose
+        self.stopping = threading.Event()
+        self.downloads: list[tuple[str, str | None]] = []  # (token, Range header) per file request
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format, *args):  # the request line only, never headers
+        if self.server.verbose:
+            sys.stderr.write(f"emulator: {self.address_string()} {format % args}\n")
+
+    # -- answers ------------------------------------------------------------------------
+
+    def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, code: int, data) -> None:
+        self._send(code, json.dumps(data).encode(), "application/json")
+
+    def _html_error(self, code: int) -> None:
+        reason = self.responses.get(code, ("Error",))[0]
+        self._send(code, _HTML.format(code=code, reason=reason).encode(), "text/html; charset=utf-8")
+
+    def _body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        data = json.loads(raw or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        return data
+
+    def _gate(self) -> tuple[bool, str | None]:
+        """Injected faults first (a rate limiter answers before auth), then the credentials."""
+        delay = self.server.store.faults.next_delay()
+        if delay:
+            time.sleep(delay)
+        status = self.server.store.faults.next_status()
+        if status:
+            self._html_error(status)
+            return False, None
+        ok, user = self.server.auth.check(self.headers.get("Authorization"))
+        if not ok:
+            self._json(401, {"code": 401, "message": "Unauthenticated: missing or wrong credentials"})
+        return ok, user
+
+    # -- routes -------------------------------------------------------------------------
+
+    def do_POST(self):
+        try:
+            body = self._body()
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._json(400, {"code": 400, "message": f"bad request body: {exc}"})
+        if self.path.startswith("/_emulator/"):
+            return self._control(self.path.split("?")[0], body)
+        match = _API.match(self.path.split("?")[0])
+        if not match:
+            return self._json(404, {"code": 404, "message": f"no such endpoint {self.path}"})
+        ok, user = self._gate()
+        if not ok:
+            return
+        try:
+            self._json(200, self.server.store.handle(match.group(1), body, user))
+        except ApiError as exc:
+            self._json(exc.code, {"code": exc.code, "message": exc.message})
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path.startswith("/outputs/"):
+            return self._file(path[len("/outputs/"):])
+        if path == "/_emulator/requests":
+            return self._json(200, [{"method": m, "body": b} for m, b in list(self.server.store.requests)])
+        if path == "/_emulator/faults":
+            return self._json(200, self.server.store.faults.snapshot())
+        if path.startswith("/code/"):
+            page = f"<!DOCTYPE html><html><body><h1>{path[6:]}</h1><p>kjob's Kaggle emulator</p></body></html>"
+            return self._send(200, page.encode(), "text/html; charset=utf-8")
+        match = _STREAM.match(path)
+        if not match:
+            return self._json(404, {"code": 404, "message": f"no such endpoint {path}"})
+        ok, user = self._gate()
+        if ok:
+            try:
+                session = self.server.store.session_for_stream(match.group(1), match.group(2), user)
+            except ApiError as exc:
+                return self._json(exc.code, {"code": exc.code, "message": exc.message})
+            self._stream(session)
+
+    def _control(self, path: str, body: dict) -> None:
+        store = self.server.store
+        try:
+            if path == "/_emulator/faults":
+                store.faults.set(**body)
+                if not store.faults.hold:
+                    store.mark_released()
+            elif path == "/_emulator/cancel":
+                owner, _, slug = str(body.get("kernel", "")).partition("/")
+                with store.lock:
+                    session = store.kernel(owner, slug).version(f"v{body.get('version', '')}" if body.get("version") else None).session
+                session.cancel()
+            else:
+                return self._json(404, {"code": 404, "message": f"no such control {path}"})
+        except (ValueError, TypeError) as exc:
+            return self._json(400, {"code": 400, "message": str(exc)})
+        except ApiError as exc:
+            return self._json(exc.code, {"code": exc.code, "message": exc.message})
+        self._json(200, {"ok": True})
+
+    def _file(self, token: str) -> None:
+        content = self.server.store.files.get(token)
+        self.server.downloads.append((token, self.headers.get("Range")))
+        if content is None:
+            return self._json(404, {"code": 404, "message": "no such file"})
+        size = content.stat().st_size if isinstance(content, Path) else len(content)
+        start, end = 0, size - 1
+        match = _RANGE.match(self.headers.get("Range") or "")
+        if match:
+            start = int(match.group(1))
+            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            if start >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                return self.end_headers()
+        length = max(0, end - start + 1)
+        self.send_response(206 if match else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(length))
+        if match:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        drop = self.server.store.faults.take_download_drop()
+        count = length // 2 if drop else length
+        if isinstance(content, Path):
+            with content.open("rb") as handle:
+                if count:
+                    self.connection.sendfile(handle, start, count)
+        else:
+            self.wfile.write(content[start:start + count])
+        if drop:
+            self._break_connection()
+
+    def _break_connection(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _stream(self, session) -> None:
+        if session.final:
+            return self._json(200, session.log_entries())
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        faults = self.server.store.faults
+        limit = faults.drop_stream_after if faults.take_stream_drop() else None
+        sent, quiet_since = 0, time.monotonic()
+        while not self.server.stopping.is_set():
+            final = session.final  # before reading: no entry written before the end is missed
+            entries = session.log_entries()
+            for entry in entries[sent:]:
+                self.wfile.write(f"data: {json.dumps(entry)}\n\n".encode())
+                sent += 1
+                quiet_since = time.monotonic()
+                if limit is not None and sent >= limit:
+                    return self._break_connection()
+            if final and sent >= len(entries):
+                self.wfile.write(b"data: END_OF_LOG\n\n")
+                return
+            if time.monotonic() - quiet_since > 10:
+                self.wfile.write(b": keep-alive\n\n")
+                quiet_since = time.monotonic()
+            time.sleep(0.1)
+
+
+class Emulator:
+    """A Kaggle-compatible server on 127.0.0.1, its state under `state_dir`.
+
+    `data_sources` maps "owner/slug" (datasets, kernels), "slug" (competitions) or
+    "owner/model/framework/variation" (models) to local folders; other sources are invalid.
+    """
+
+    def __init__(self, state_dir: Path, data_sources: dict[str, Path] | None = None,
+                 users: dict[str, str] | None = None, tokens: dict[str, str] | None = None,
+                 port: int = 0, page_size: int = 50, faults: Faults | None = None, verbose: bool = False):
+        self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size)
+        self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens), verbose)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.store.base_url = self.url
+        self._thread: threading.Thread | None = None
+
+    @property
+    def faults(self) -> Faults:
+        return self.store.faults
+
+    @property
+    def downloads(self) -> list[tuple[str, str | None]]:
+        return list(self._server.downloads)
+
+    def requests(self, method: str) -> list[dict]:
+        with self.store.lock:
+            return [body for name, body in self.store.requests if name == method]
+
+    def start(self) -> "Emulator":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="kaggle-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop answering and stop every session still running (their processes included)."""
+        self._server.stopping.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(10)
+        self._server.server_close()
+        for session in self.store.all_sessions():
+            session.cancel(wait=3)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
