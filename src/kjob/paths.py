@@ -80,6 +80,11 @@ class LocalRunPaths:
         return self.folder / "log.jsonl"
 
     @property
+    def runner_pid(self) -> Path:
+        """The runner process's pid and start time, written by the backend when it spawns it."""
+        return self.folder / "pid.json"
+
+    @property
     def cancel_marker(self) -> Path:
         """Present once a cancel was asked for."""
         return self.folder / "cancel"

@@ -91,7 +91,7 @@ class LocalBackend(Backend):
                 cwd=paths.folder, stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True,
             )
-        atomic_write_json(paths.folder / "pid.json", {"pid": process.pid, "start": start_time(process.pid)})
+        atomic_write_json(paths.runner_pid, {"pid": process.pid, "start": start_time(process.pid)})
         handle = {"folder": self.ws.paths.relative(paths.folder)}
         return Submitted(version, parameters, handle, RunStatus("queued", "queued"))
 
@@ -108,7 +108,7 @@ class LocalBackend(Backend):
         state = read_json(paths.state, {}) or {}
         if state.get("status") in ("complete", "error", "cancelled"):
             return _as_status(state)
-        pid = read_json(paths.folder / "pid.json", {}) or {}
+        pid = read_json(paths.runner_pid, {}) or {}
         if pid:
             running = alive(pid.get("pid"), pid.get("start"))
         else:
@@ -161,7 +161,7 @@ class LocalBackend(Backend):
         current = self.status(run)
         if current.final:
             return f"{run.ref} already ended ({current.status}); nothing to cancel"
-        pid = read_json(paths.folder / "pid.json", {}) or {}
+        pid = read_json(paths.runner_pid, {}) or {}
         runner, started = pid.get("pid"), pid.get("start")
         paths.cancel_marker.touch()
         if alive(runner, started):
