@@ -107,6 +107,9 @@ class KaggleBackend(Backend):
     def _require_current(self, run: Run) -> None:
         ref = self._ref(run)
         current = self.api.current_version(ref)
+        if current is None:
+            raise BackendError(f"Kaggle did not say which version of {ref} is the latest, so kjob cannot tell "
+                               f"whether what it serves belongs to v{run.version}")
         if current != run.version:
             raise BackendError(
                 f"{run.ref} is no longer the latest version of {ref} (v{current} is): Kaggle serves the outputs "
@@ -179,7 +182,9 @@ class KaggleBackend(Backend):
         return f"deleted the Kaggle kernel {ref} with all its versions; its running session stops with it"
 
     def url(self, run: Run) -> str | None:
-        return run.handle.get("url") or (f"https://www.kaggle.com/code/{run.handle['slug']}" if run.handle.get("slug") else None)
+        if run.handle.get("url"):
+            return run.handle["url"]
+        return f"https://www.kaggle.com/code/{run.handle['slug']}" if run.handle.get("slug") else None
 
 
 def _failure_kind(message: str | None) -> str:

@@ -57,7 +57,8 @@ class KernelsApi:
         request.user_name, request.kernel_slug, request.version_label = ref.owner, ref.slug, f"v{version}"
         return self.transport.call(lambda: self.client.get_kernel_session_status(request), f"kernel {ref} v{version}")
 
-    def session_output(self, ref: KernelRef, version: int, first_page_only: bool = False) -> tuple[list[OutputFile], str | None]:
+    def session_output(self, ref: KernelRef, version: int,
+                       first_page_only: bool = False) -> tuple[list[OutputFile], str | None]:
         """The output files (url, name) and the log of the session of `version`."""
         files, log = [], None
         for page in self._pages(lambda: api.ApiListKernelSessionOutputRequest(), self.client.list_kernel_session_output,

@@ -37,7 +37,7 @@ def load_credentials(environ: dict | None = None) -> Credentials:
     token = env.get("KAGGLE_API_TOKEN", "").strip()
     if token:
         path = Path(token).expanduser()
-        if "/" in token and path.is_file():
+        if path.is_file():  # as kagglesdk reads it: a value naming a file means the file's content
             return Credentials(f"{_shown(path)} (named by KAGGLE_API_TOKEN)", None, _read_token(path))
         return Credentials("KAGGLE_API_TOKEN", None, token)
     username, key = env.get("KAGGLE_USERNAME", "").strip(), env.get("KAGGLE_KEY", "").strip()

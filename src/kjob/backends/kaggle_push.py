@@ -59,12 +59,13 @@ def save_request(submission) -> api.ApiSaveKernelRequest:
 def rejection(response: api.ApiSaveKernelResponse) -> str | None:
     """Why Kaggle refused the push, in one line, or None."""
     problems = [" ".join(redact(response.error).split())] if response.error else []
-    for label, values in (("dataset", response.invalid_dataset_sources), ("competition", response.invalid_competition_sources),
-                          ("kernel", response.invalid_kernel_sources), ("model", response.invalid_model_sources),
-                          ("tag", response.invalid_tags)):
+    for what, values in (("dataset source", response.invalid_dataset_sources),
+                         ("competition source", response.invalid_competition_sources),
+                         ("kernel source", response.invalid_kernel_sources),
+                         ("model source", response.invalid_model_sources), ("tag", response.invalid_tags)):
         if values:
-            noun = "source" if label != "tag" else "tag"
-            problems.append(f"invalid {label} {noun}{'s' if len(values) > 1 else ''}: {', '.join(redact(v) for v in values)}")
+            plural = "s" if len(values) > 1 else ""
+            problems.append(f"invalid {what}{plural}: {', '.join(redact(v) for v in values)}")
     return "; ".join(problems) or None
 
 
@@ -115,9 +116,10 @@ def check_gpu_room(backend, submission) -> None:
     quota = backend.api.gpu_quota()
     if quota is None or quota.total_time_allowed is None:
         return
-    used = sum(((t.total_seconds() if t is not None else 0.0) for t in (quota.time_used, quota.time_reserved)), 0.0)
+    used = sum(t.total_seconds() for t in (quota.time_used, quota.time_reserved) if t is not None)
     left = quota.total_time_allowed.total_seconds() - used
     if left < submission.session_timeout:
-        raise BackendError(f"only {_hours(max(left, 0))} of GPU quota left, less than the {_hours(submission.session_timeout)} "
-                           f"session timeout of {submission.recipe.name}: Kaggle would stop the run when the quota runs out; "
-                           "lower session_timeout (or push --timeout SECONDS), or push with --force")
+        raise BackendError(f"only {_hours(max(left, 0))} of GPU quota left, less than the "
+                           f"{_hours(submission.session_timeout)} session timeout of {submission.recipe.name}: Kaggle "
+                           "would stop the run when the quota runs out; lower session_timeout (or push --timeout "
+                           "SECONDS), or push with --force")

@@ -31,12 +31,13 @@ def _parse_sources(values) -> dict:
 def emulator(port, data_sources, state_dir, verbose):
     """Serve Kaggle's kernels API on 127.0.0.1: pushes run here with the local runner, and
     status, logs and outputs come back as from Kaggle. Any credentials are accepted (none
-    are checked or kept). Stop it with Ctrl-C.
+    are checked or kept), but the user must be the workspace's owner. Stop it with Ctrl-C.
 
-    Example: kjob emulator --port 7777, then in another shell
-    KAGGLE_API_ENVIRONMENT=TEST kjob push r3-dpt --backend kaggle --wait
+    Example: kjob emulator, then in another shell KAGGLE_API_ENVIRONMENT=TEST
+    KAGGLE_USERNAME=<owner> KAGGLE_KEY=anything kjob push r3-dpt --backend kaggle --wait
     """
     import shutil
+    import signal
     import tempfile
     from pathlib import Path
 
@@ -61,6 +62,9 @@ def emulator(port, data_sources, state_dir, verbose):
     click.echo(f"Kaggle emulator on {server.url} (state in {folder}); data sources: "
                f"{', '.join(sorted(sources)) or 'none'}")
     click.echo(f"use it with: {how} kjob push NAME --backend kaggle --wait   (Ctrl-C stops it)")
+    # Ctrl-C and `kill` both end it cleanly (a shell's background job starts with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ import sys
 import click
 
 from kjob.cli.common import param_option, workspace
+from kjob.errors import KjobError
 from kjob.cli.format import (EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, number, params_text,
                              run_duration, status_text, table)
 
@@ -32,7 +33,10 @@ def _progress_printer(backend):
         if run.state.status != shown["status"]:
             shown["status"] = run.state.status
             click.echo(f"[{duration(elapsed):>6}] {run.ref}: {status_text(run)}", err=True)
-        entries = backend.log(run)
+        try:
+            entries = backend.log(run)
+        except KjobError:  # the log is a nicety while watching; the status is what counts
+            entries = []
         lines = [line for e in entries for line in e.text.splitlines() if line.strip()]
         for line in lines[max(shown["lines"], len(lines) - 3):]:
             click.echo(f"[{duration(elapsed):>6}]   | {line}", err=True)
@@ -121,14 +125,22 @@ def status(name, version, backend, watch, as_json):
 
     if name is None:
         ws = workspace()
+        stale = []
         with Ledger(ws.paths.ledger) as ledger:
-            runs = [refresh(ledger, get_backend(ws, r.backend), r) if not r.state.final else r
-                    for r in ledger.runs(limit=20)]
+            runs = []
+            for run in ledger.runs(limit=20):
+                try:
+                    runs.append(refresh(ledger, get_backend(ws, run.backend), run))
+                except KjobError as exc:  # one unreachable backend must not hide the others
+                    runs.append(run)
+                    stale.append(f"warning: {run.ref}: status not refreshed ({exc.message})")
         if as_json:
             click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
         else:
             rows = [[r.ref, status_text(r), duration(run_duration(r))] for r in runs]
             click.echo(table(["RUN", "STATUS", "DURATION"], rows) if rows else "no runs recorded yet")
+        for line in stale:
+            click.echo(line, err=True)
         return
     ws, ledger, backend_obj, run = _open(name, version, backend)
     with ledger:

@@ -6,13 +6,15 @@ with a JSON object of the same names). Counted faults are used up one request at
     fail_next       [429, 503, ...]  the next API requests get these statuses (HTML bodies)
     delay           seconds          the next `delay_count` API requests answer this late
     delay_count     int              (-1: every request)
-    drop_downloads  int              the next N file downloads break half-way
+    drop_downloads  int              the next N file downloads break after `drop_fraction` of the bytes
     drop_streams    int              the next N live-log streams break after `drop_stream_after` events
     reject_push     str              the next push is refused with this `error`
     unattached      [owner/slug]     sources accepted but silently not attached
     hostile_names   [name]           extra output files with these (escaping) names
-    hold            bool             new sessions stay queued until released
+    hold            bool             new sessions stay queued until released (setting it false
+                                     over HTTP starts them; from Python: store.mark_released())
     gpu_used_hours  float            GPU quota already used this week (of gpu_total_hours)
+    max_gpu_sessions int             unfinished GPU sessions per account before a push is refused
 """
 
 import threading
@@ -25,6 +27,7 @@ class Faults:
     delay: float = 0.0
     delay_count: int = 0
     drop_downloads: int = 0
+    drop_fraction: float = 0.5
     drop_streams: int = 0
     drop_stream_after: int = 1
     reject_push: str | None = None

@@ -67,7 +67,8 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.store, self.auth, self.verbose = store, auth, verbose
         self.stopping = threading.Event()
-        self.downloads: list[tuple[str, str | None]] = []  # (token, Range header) per file request
+        # Per file request: (token, its Range header, whether it carried credentials).
+        self.downloads: list[tuple[str, str | None, bool]] = []
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -77,6 +78,12 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in separate writes: without this, each answer waits for
+        # the client's delayed ACK (about 40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # the request line only, never headers
         if self.server.verbose:
@@ -171,8 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
                     store.mark_released()
             elif path == "/_emulator/cancel":
                 owner, _, slug = str(body.get("kernel", "")).partition("/")
+                label = f"v{body['version']}" if body.get("version") else None
                 with store.lock:
-                    session = store.kernel(owner, slug).version(f"v{body.get('version', '')}" if body.get("version") else None).session
+                    session = store.kernel(owner, slug).version(label).session
                 session.cancel()
             else:
                 return self._json(404, {"code": 404, "message": f"no such control {path}"})
@@ -184,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _file(self, token: str) -> None:
         content = self.server.store.files.get(token)
-        self.server.downloads.append((token, self.headers.get("Range")))
+        self.server.downloads.append((token, self.headers.get("Range"), "Authorization" in self.headers))
         if content is None:
             return self._json(404, {"code": 404, "message": "no such file"})
         size = content.stat().st_size if isinstance(content, Path) else len(content)
@@ -207,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         drop = self.server.store.faults.take_download_drop()
-        count = length // 2 if drop else length
+        count = int(length * self.server.store.faults.drop_fraction) if drop else length
         if isinstance(content, Path):
             with content.open("rb") as handle:
                 if count:
@@ -276,7 +284,7 @@ class Emulator:
         return self.store.faults
 
     @property
-    def downloads(self) -> list[tuple[str, str | None]]:
+    def downloads(self) -> list[tuple[str, str | None, bool]]:
         return list(self._server.downloads)
 
     def requests(self, method: str) -> list[dict]:

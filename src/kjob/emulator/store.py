@@ -11,7 +11,6 @@ import itertools
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -191,7 +190,8 @@ class Store:
         version = kernel.version(body.get("versionLabel"))
         request = api.ApiSaveKernelRequest.from_dict(version.request)
         meta = api.ApiKernelMetadata()
-        meta.id, meta.ref, meta.title, meta.author, meta.slug = kernel.id, kernel.ref, kernel.title, kernel.owner, kernel.slug
+        meta.id, meta.ref, meta.title = kernel.id, kernel.ref, kernel.title
+        meta.author, meta.slug = kernel.owner, kernel.slug
         meta.language, meta.kernel_type = request.language or "python", request.kernel_type or "notebook"
         meta.is_private, meta.enable_gpu = bool(request.is_private), bool(request.enable_gpu)
         meta.enable_internet, meta.enable_tpu = bool(request.enable_internet), bool(request.enable_tpu)
