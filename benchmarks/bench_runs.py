@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kjob.backends.kaggle import KaggleBackend
 from kjob.backends.local import LocalBackend
 from kjob.ledger import Ledger
 from kjob.runs import RunStatus
@@ -66,7 +67,7 @@ def main() -> None:
             median = statistics.median(samples)
             print(f"kjob {' '.join(args):<24} with 1,000 runs: median {median:.3f} s, min {min(samples):.3f} s "
                   f"(target < 0.3 s: {'ok' if median < 0.3 else 'OVER TARGET'})")
-    for name, schedule in (("local", LocalBackend.poll),):
+    for name, schedule in (("local", LocalBackend.poll), ("kaggle", KaggleBackend.poll)):
         checks = polls_for(schedule, 600)
         print(f"{name} backend: {checks} status checks for a 10-minute run (target <= 40: {'ok' if checks <= 40 else 'OVER'})")
 
