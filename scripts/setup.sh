@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-# Debian packages the tests use: chromium (opens the evaluator's HTML report) and espeak-ng
-# (regenerates the demo data to prove it deterministic). Skipped, with a note, without root.
+# Debian packages the tests use: chromium (opens the evaluator's HTML report), 7zip (.7z test
+# sets) and espeak-ng (regenerates the demo data to prove it deterministic). Skipped, with a
+# note, without root.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || missing+=(7zip)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

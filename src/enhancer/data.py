@@ -39,7 +39,7 @@ def _data_extract_one(archive, target):
             return
         except ImportError:
             pass
-        exe = shutil.which("7z") or shutil.which("7za") or shutil.which("7zr")
+        exe = shutil.which("7z") or shutil.which("7zz") or shutil.which("7za") or shutil.which("7zr")
         if exe is None:
             raise RuntimeError("cannot extract %s: neither the py7zr package nor a 7z/7za "
                                "binary is available (pip install py7zr, or apt-get install "

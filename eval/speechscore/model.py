@@ -1,0 +1,157 @@
+"""Loading an enhancement model from a checkpoint, and chunked CPU inference.
+
+A checkpoint is either the dict the training code writes ({"format_version", "model_name",
+"model_config", "state_dict", ...}) or a plain state_dict (then the model name is needed).
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kjob.errors import NotFoundError, UsageError, ValidationError
+
+CHUNK_SECONDS = 10.0
+OVERLAP_SECONDS = 1.0
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass
+class LoadedModel:
+    model: object  # a torch.nn.Module in eval mode
+    name: str
+    config: dict
+    parameters: int
+    path: Path
+    epoch: int | None = None
+    val_loss: float | None = None
+    unexpected_keys: list[str] = field(default_factory=list)
+
+    def provenance(self) -> dict:
+        return {"checkpoint": str(self.path), "model": self.name, "model_config": self.config,
+                "parameters": self.parameters, "epoch": self.epoch, "val_loss": self.val_loss,
+                "unexpected_keys": self.unexpected_keys}
+
+
+def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
+    """Rebuild the model a checkpoint names (or `model_name` for a plain state_dict).
+
+    Missing weights are an error (the numbers would describe a half-random model);
+    unexpected keys are tolerated and reported."""
+    import pickle
+
+    import torch
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+
+    from enhancer.models import MODELS, build_model, count_parameters
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"no such checkpoint: {path}")
+    if model_name is not None and model_name not in MODELS:
+        raise UsageError(f"unknown model '{model_name}'; choose one of {', '.join(sorted(MODELS))}")
+    try:
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if blocked:
+            raise ValidationError(f"{path}: holds an object of type {blocked.group(1)}, which weights-only "
+                                  "loading refuses; save a state_dict or the training checkpoint dict") from None
+        raise ValidationError(f"{path}: not a torch checkpoint (corrupt, or some other kind of file)") from None
+    except EOFError:
+        raise ValidationError(f"{path}: empty or truncated checkpoint file") from None
+    except (RuntimeError, OSError, ValueError, KeyError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise ValidationError(f"{path}: not a readable torch checkpoint ({first[:160]})") from None
+    if not isinstance(obj, dict):
+        raise ValidationError(f"{path}: expected a checkpoint dict or a state_dict, found {type(obj).__name__}")
+    if "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        saved_name, config, state = obj.get("model_name"), obj.get("model_config") or {}, obj["state_dict"]
+        if model_name and saved_name and model_name != saved_name:
+            raise UsageError(f"{path} holds a '{saved_name}' model, not '{model_name}' (drop --model)")
+        name = model_name or saved_name
+        epoch, val_loss = obj.get("epoch"), obj.get("val_loss")
+    else:
+        name, config, state, epoch, val_loss = model_name, {}, obj, None, None
+    if not name:
+        raise UsageError(f"{path} is a plain state_dict: name its architecture with --model "
+                         f"({', '.join(sorted(MODELS))})")
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValidationError(f"{path}: the state_dict is empty or holds values that are not tensors")
+    state = dict(state)
+    for prefix in _PREFIXES:
+        consume_prefix_in_state_dict_if_present(state, prefix)
+    try:
+        model = build_model(name, config)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{path}: cannot rebuild '{name}' from its model_config: {exc}") from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc).splitlines()[0])
+        raise ValidationError(f"{path} does not fit model '{name}': {detail}") from None
+    if result.missing_keys:
+        shown = ", ".join(result.missing_keys[:4]) + (" ..." if len(result.missing_keys) > 4 else "")
+        raise ValidationError(f"{path} does not fit model '{name}': {len(result.missing_keys)} missing "
+                              f"weight(s) ({shown}); {len(result.unexpected_keys)} unexpected")
+    model.eval()
+    return LoadedModel(model, name, dict(getattr(model, "config", config) or {}), count_parameters(model),
+                       path, epoch, None if val_loss is None else float(val_loss), list(result.unexpected_keys))
+
+
+def enhance(model, wave: np.ndarray, chunk_seconds: float = CHUNK_SECONDS,
+            overlap_seconds: float = OVERLAP_SECONDS, rate: int = 16000) -> np.ndarray:
+    """The model's output for one waveform, exactly as long as the input.
+
+    Long inputs go through in overlapping chunks joined with linear cross-fades, so the
+    attention cost stays bounded and memory flat."""
+    import torch
+
+    n = wave.shape[0]
+    if n == 0:
+        return np.zeros(0, np.float32)
+    chunk, overlap = int(chunk_seconds * rate), int(overlap_seconds * rate)
+    x = torch.from_numpy(np.ascontiguousarray(wave, np.float32))
+    with torch.inference_mode():
+        if n <= chunk:
+            return model(x[None])[0].float().numpy().copy()
+        out = np.zeros(n, np.float64)
+        weight = np.zeros(n, np.float64)
+        step = chunk - overlap
+        starts = list(range(0, n - overlap, step))
+        for start in starts:
+            stop = min(start + chunk, n)
+            piece = model(x[None, start:stop])[0].float().numpy().astype(np.float64)
+            fade = np.ones(stop - start)
+            ramp = np.linspace(0.0, 1.0, overlap + 2)[1:-1]
+            if start > 0:
+                fade[:overlap] = ramp
+            if stop < n:
+                fade[-overlap:] = ramp[::-1]
+            out[start:stop] += piece * fade
+            weight[start:stop] += fade
+        return (out / np.maximum(weight, 1e-12)).astype(np.float32)
+
+
+def enhance_all(model, waves: list[np.ndarray], names: list[str], threads: int | None = None,
+                progress=None) -> list[np.ndarray]:
+    """Enhance every waveform with torch using `threads` (default: all cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    try:
+        outputs = []
+        for i, wave in enumerate(waves):
+            try:
+                outputs.append(enhance(model, wave))
+            except RuntimeError as exc:
+                first = (str(exc).strip().splitlines() or ["RuntimeError"])[0]
+                raise ValidationError(f"the model failed on {names[i]} ({wave.size} samples): {first[:200]}") from None
+            if progress:
+                progress("enhancing", i + 1, len(waves))
+        return outputs
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,174 @@
+"""Commands of the local evaluator: eval-local and compare. The evaluator (speechscore,
+torch, pesq) is imported inside the commands only."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from kjob.cli.common import workspace
+from kjob.cli.format import duration, table
+from kjob.errors import ConfigError, UsageError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ProgressPrinter:
+    """Stage counters on stderr: one updating line on a terminal, one line per stage
+    otherwise. Pass an instance as `progress` to speechscore's evaluate functions."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.tty:
+            filled = round(24 * done / max(total, 1))
+            click.echo(f"\r{stage:<10} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}", err=True, nl=done == total)
+        elif done == total:
+            click.echo(f"{stage}: {done}/{total} done", err=True)
+
+
+def _default_name(checkpoint, enhanced) -> str:
+    if checkpoint is not None:
+        stem = Path(checkpoint).stem
+        parent = Path(checkpoint).resolve().parent.name
+        name = f"{parent}-{stem}" if stem in ("best", "last", "model", "checkpoint") and parent else stem
+    else:
+        name = Path(enhanced).resolve().name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "evaluation"
+
+
+def _find_run(ws, spec: str, backend: str | None):
+    from kjob.ledger import Ledger
+    from kjob.runs import parse_run_spec
+
+    kernel, version = parse_run_spec(spec)
+    with Ledger(ws.paths.ledger) as ledger:
+        return ledger.find(kernel, version, backend)
+
+
+def _print_summary(summary: dict, out: Path, ws) -> None:
+    p = summary["provenance"]
+    what = p.get("run_label") or p.get("checkpoint") or p.get("enhanced_dir") or "-"
+    if p.get("parameters"):
+        what += f" ({p['model']}, {p['parameters'] / 1e6:.2f} M parameters)"
+    failed = summary["utterances_with_failures"]
+    click.echo(f"evaluated {summary['count']} utterances ({summary['data']['source']}) of {what} in "
+               f"{duration(summary['timing']['total_s'])}; {failed} with values that could not be computed")
+    rows = []
+    for m in summary["metrics"]:
+        f = summary["failures"]
+        rows.append([m, _num(summary["means"]["noisy"][m]), _num(summary["means"]["enhanced"][m]),
+                     _num(summary["improvements"][m], signed=True), f"{f['noisy'][m]['count']}/{f['enhanced'][m]['count']}"])
+    click.echo(table(["METRIC", "NOISY", "ENHANCED", "IMPROVEMENT", "FAILURES"], rows))
+    written = ", ".join(v.rstrip("/") for v in summary["outputs"].values() if v)
+    where = ws.paths.relative(out) if ws else str(out)
+    click.echo(f"wrote {where}/: {written}")
+
+
+def _print_warnings(warnings: list[str], limit: int = 10) -> None:
+    for warning in warnings[:limit]:
+        click.echo(f"warning: {warning}", err=True)
+    if len(warnings) > limit:
+        click.echo(f"warning: ... and {len(warnings) - limit} more (see warnings in summary.json)", err=True)
+
+
+def _num(value, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+@click.command("eval-local")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Test set: a folder (noisy/+clean/, test/+y_test/, nested, .zip/.7z archives) or a CSV with columns noisy,clean.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="A checkpoint file (training dict or plain state_dict).")
+@click.option("--run", "run_spec", metavar="NAME[:vN]", default=None, help="The best.pt of a fetched run (latest version by default).")
+@click.option("--backend", type=click.Choice(["local", "kaggle"]), default=None, help="Which backend's run, for --run.")
+@click.option("--enhanced", type=click.Path(path_type=Path), default=None, help="Score already-enhanced files (matched by name) instead of a model.")
+@click.option("--model", "model_name", metavar="NAME", default=None, help="Architecture of a plain state_dict (crn, dpt).")
+@click.option("--save-audio", is_flag=True, help="Also write the enhanced WAVs (float) to OUT/enhanced/.")
+@click.option("--pesq-nb", is_flag=True, help="Add narrow-band PESQ.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Scoring processes (default: all cores).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: eval/reports/NAME).")
+@click.option("--name", default=None, help="Report name (default: from the run, checkpoint or folder).")
+@click.option("--report", is_flag=True, help="Also write report.html with players and spectrograms.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@click.option("--compare", "show_compare", is_flag=True, help="Print the table across all evaluations (alone: only that).")
+def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_audio, pesq_nb, jobs, out, name,
+               report, as_json, show_compare):
+    """Score a model (or enhanced files) on a test set with PESQ, STOI, ESTOI and SI-SDR,
+    per utterance and overall, on the CPU. Exit code: 0 done, 2 bad options, 3 unusable
+    data or checkpoint, 4 not found.
+
+    Example: kjob eval-local --data data/demo --run r3-dpt:v3 --report
+    """
+    sources = [s for s in (checkpoint, run_spec, enhanced) if s is not None]
+    if show_compare and data is None and not sources:
+        click.echo(_compare_text("markdown"), nl=False)
+        return
+    if len(sources) != 1:
+        raise UsageError("give exactly one of --checkpoint FILE, --run NAME[:vN] or --enhanced DIR")
+    if data is None:
+        raise UsageError("--data DIR is needed: the folder, archive or CSV manifest of the test set")
+    if model_name is not None and enhanced is not None:
+        raise UsageError("--model applies to a checkpoint, not to --enhanced files")
+    try:
+        ws = workspace()
+    except ConfigError as exc:
+        if run_spec is not None:
+            raise
+        if out is None:
+            raise ConfigError(f"{exc.message}; outside a workspace, name the output folder with --out") from None
+        ws = None  # --checkpoint/--enhanced with --out work outside a workspace (no cache)
+    name = name or (None if run_spec else _default_name(checkpoint, enhanced))
+    if name is not None and not _NAME.match(name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+    options = {"save_audio": save_audio, "pesq_nb": pesq_nb, "report": report, "jobs": jobs}
+    if run_spec is not None:
+        from speechscore.runs import evaluate_run
+
+        run = _find_run(ws, run_spec, backend)
+        summary = evaluate_run(ws, run, data, progress=ProgressPrinter(), name=name, out=out, model=model_name,
+                               **options)
+        out = out or ws.paths.report(summary["name"])
+    else:
+        from speechscore.runner import EvalRequest, evaluate
+
+        out = out if out is not None else ws.paths.report(name)
+        request = EvalRequest(data=data, out=out, checkpoint=checkpoint, model=model_name, enhanced=enhanced,
+                              cache_dir=ws.paths.reports / ".cache" if ws else None, name=name, **options)
+        summary = evaluate(request, progress=ProgressPrinter())
+    _print_warnings(summary["warnings"])
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        _print_summary(summary, Path(out).resolve(), ws)
+    if show_compare:
+        # Outside a workspace, the reports beside this one are the ones to compare.
+        reports = ws.paths.reports if ws else Path(out).resolve().parent
+        click.echo(_compare_text("markdown", reports), nl=False, err=as_json)
+
+
+def _compare_text(fmt: str, reports: Path | None = None) -> str:
+    from speechscore.compare import compare
+
+    return compare(reports or workspace().paths.reports, fmt)
+
+
+@click.command("compare")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+def compare_command(fmt):
+    """Print the comparison of all evaluations in eval/reports, noisy input first.
+
+    Columns: run, model, parameters, PESQ-WB, STOI, ESTOI, SI-SDR and their improvements;
+    each test set gets its own table.
+
+    Example: kjob compare --format csv > review.csv
+    """
+    click.echo(_compare_text(fmt), nl=False)
+
+
+COMMANDS = [eval_local, compare_command]
