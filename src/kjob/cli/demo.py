@@ -49,6 +49,28 @@ def demo(budget):
     run = report.run
     click.echo(f"demo: {run.ref} complete; best validation loss {number(run.metrics.get('best_val_loss'))} "
                f"(epoch {number(run.metrics.get('best_epoch'))})")
+    evaluate_demo_run(ws, recipe, run)
+
+
+def evaluate_demo_run(ws, recipe, run) -> None:
+    """Score the run's best checkpoint on the held-out test split of the demo data, then show
+    every evaluated run side by side."""
+    from kjob.cli.evaluate import ProgressPrinter
+    from kjob.errors import ConfigError
+    from speechscore.compare import compare
+    from speechscore.runs import evaluate_run, report_name
+
+    sources = ["/".join(s.split("/")[:2]) for s in recipe.dataset_sources]
+    folders = [ws.config.datasets[s] for s in sources if s in ws.config.datasets]
+    if not folders:
+        raise ConfigError(f"{recipe.name} has no dataset source mapped to a local folder to evaluate on")
+    data = ws.root / folders[0]
+    click.echo(f"demo: evaluating {run.ref}'s best checkpoint on the test pairs of {ws.paths.relative(data)}")
+    evaluate_run(ws, run, data, progress=ProgressPrinter(), report=True)
+    click.echo(f"demo: report in {ws.paths.relative(ws.paths.report(report_name(run)))}/report.html "
+               "(open it in a browser to listen)")
+    click.echo("")
+    click.echo(compare(ws.paths.reports))
 
 
 COMMANDS = [demo]
