@@ -230,7 +230,8 @@ def cancel(name, version, backend, delete_kernel):
     click.echo(f"{run.ref}: {status_text(run)}")
 
 
-METRIC_COLUMNS = ["best_val_loss", "pesq_wb", "stoi", "estoi", "si_sdr"]
+# The table shows these (when any run has them); --export shows every metric recorded.
+METRIC_COLUMNS = ["best_val_loss", "pesq_wb", "stoi", "estoi", "si_sdr", "pesq_wb_delta", "si_sdr_delta"]
 
 
 @click.command("runs")
@@ -264,8 +265,8 @@ def runs_command(kernel, sort_by, export):
     if export == "json":
         click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
         return
-    metric_names = METRIC_COLUMNS + sorted({k for r in runs for k in r.metrics} - set(METRIC_COLUMNS))
-    metric_names = [m for m in metric_names if any(m in r.metrics for r in runs)]
+    every_metric = METRIC_COLUMNS + sorted({k for r in runs for k in r.metrics} - set(METRIC_COLUMNS))
+    metric_names = [m for m in (every_metric if export else METRIC_COLUMNS) if any(m in r.metrics for r in runs)]
     headers = ["kernel", "version", "backend", "status", "duration", "parameters", *metric_names]
     rows = [[r.kernel, r.version, r.backend, r.state.status, duration(run_duration(r)),
              params_text(r.overrides), *(number(r.metrics.get(m)) for m in metric_names)] for r in runs]
