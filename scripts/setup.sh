@@ -22,6 +22,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# This machine's pip configuration names a mirror folder that warns for every package; hide
+# only those warnings.
+quiet_pip() { .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+quiet_pip "torch==2.13.0"
+quiet_pip -e ".[test]"
 echo "kjob set up in .venv ($(.venv/bin/kjob --version))"
