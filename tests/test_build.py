@@ -246,3 +246,25 @@ def test_commands_that_need_no_torch_do_not_import_it(tiny):
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tiny.root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "rate=1e400"], "parameter 'rate' expects float"),
+    (["-p", "steps=1", "-p", "steps=2"], "parameter 'steps' is set twice"),
+])
+def test_values_a_notebook_cannot_hold_are_refused(tiny, args, message):
+    result = tiny.kjob("build", "tiny", *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_recipe_names_cannot_leave_builders(tiny):
+    result = tiny.kjob("build", "../builders/tiny")
+    assert result.exit_code == 2 and "is not a recipe name" in result.stderr
+    assert not list(tiny.root.glob("builders/.*"))
+
+
+def test_recipe_flags_must_be_booleans(tiny):
+    recipe = tiny.root / "builders/tiny.toml"
+    recipe.write_text(recipe.read_text().replace('accelerator = "none"', 'accelerator = "none"\ninternet = "false"'))
+    result = tiny.kjob("build", "tiny")
+    assert result.exit_code == 2 and "internet must be true or false" in result.stderr

@@ -98,7 +98,8 @@ def test_a_rejected_push_and_invalid_sources_fail_with_the_servers_message(kaggl
     invalid = kaggle.push("lost")
     assert invalid.exit_code == 7
     assert "Kaggle rejected the push of alice/lost-kernel: invalid dataset source: nobody/nothing" in one_error_line(invalid)
-    assert ledger_runs(kaggle.ws) == []
+    # Kaggle made a version of "lost" anyway (without the source): recorded; the refused push is not.
+    assert [(r.kernel, r.version) for r in ledger_runs(kaggle.ws)] == [("lost", 1)]
 
 
 def test_a_source_that_silently_fails_to_attach_is_caught(kaggle):
@@ -106,6 +107,8 @@ def test_a_source_that_silently_fails_to_attach_is_caught(kaggle):
     result = kaggle.push("tiny")
     assert result.exit_code == 7
     assert "Kaggle made alice/tiny-kernel v1 but did not attach someone/some-data" in one_error_line(result)
+    # The version exists and runs on Kaggle: it is in the ledger, to be watched or stopped.
+    assert [(r.kernel, r.version, r.backend) for r in ledger_runs(kaggle.ws)] == [("tiny", 1, "kaggle")]
 
 
 # -- credentials and HTTP failures ----------------------------------------------------

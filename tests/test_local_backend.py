@@ -10,7 +10,6 @@ import time
 import pytest
 
 from kjob.ledger import Ledger
-from kjob.polling import Backoff
 from kjob.procs import alive
 from kjob.runs import RunStatus
 
@@ -63,7 +62,7 @@ def test_an_error_in_a_cell_names_the_src_line(tiny):
     assert data["failure_location"] == "src/pkg/job.py:11"
     assert "RuntimeError: asked to fail" in data["failure_message"]
     assert "[stderr]" in tiny.kjob("logs", "tiny").stdout
-    assert not (tiny.root / "downloads/tiny/local-v1/output").exists()  # nothing fetched for a failed run
+    assert not (tiny.root / "downloads/tiny/local-v1/output").exists()  # no output files for a failed run
 
 
 def test_cancel_stops_the_whole_process_tree(tiny):
@@ -183,7 +182,10 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 
 
 def test_polling_a_ten_minute_run_asks_at_most_40_times():
-    for schedule in (Backoff(), Backoff(start=2.0, factor=1.5, cap=30.0), Backoff(start=5.0, cap=60.0)):
+    from kjob.backends.kaggle import KaggleBackend
+    from kjob.backends.local import LocalBackend
+
+    for schedule in (LocalBackend.poll, KaggleBackend.poll):
         elapsed, checks = 0.0, 1
         for delay in schedule.delays():
             if elapsed + delay > 600:
@@ -233,3 +235,27 @@ def test_runs_exports_and_sorts_with_metrics(tiny):
     exported = json.loads(tiny.kjob("runs", "--export", "json").stdout)
     assert {r["overrides"]["label"] for r in exported} == {"a", "b"}
     assert all(r["status"] == "complete" and r["notebook_sha256"] for r in exported)
+
+
+def test_a_local_run_does_not_see_the_users_credentials(tiny):
+    tiny.write("src/pkg/job.py", '''
+        import json
+        import os
+
+
+        def main(steps, rate, label, fail, sleep):
+            names = sorted(n for n in os.environ if "KAGGLE" in n or "TOKEN" in n)
+            with open("env.json", "w") as f:
+                json.dump(names, f)
+    ''')
+    env = {"KAGGLE_KEY": "x" * 32, "KAGGLE_USERNAME": "alice", "HF_TOKEN": "y" * 20}
+    assert tiny.kjob("push", "tiny", "--wait", env=env).exit_code == 0
+    seen = json.loads((tiny.root / "downloads/tiny/local-v1/output/env.json").read_text())
+    assert seen == ["KAGGLE_INPUT_DIR", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_TEMP_DIR", "KAGGLE_WORKING_DIR"]
+
+
+def test_push_wait_keeps_the_status_and_log_of_a_failed_run(tiny):
+    assert tiny.kjob("push", "tiny", "-p", "fail=true", "--wait").exit_code == 1
+    folder = tiny.root / "downloads/tiny/local-v1"
+    assert json.loads((folder / "status.json").read_text())["failure_location"] == "src/pkg/job.py:11"
+    assert "RuntimeError: asked to fail" in (folder / "log.txt").read_text()

@@ -7,6 +7,7 @@
     ├── NotFoundError         no such recipe, kernel, run or file (exit 4)
     ├── RunFailed             a notebook run ended in error or timed out (exit 1)
     └── BackendError          a backend or its service failed (exit 7)
+        └── PushedWithProblem the backend made a version but something is wrong with it
 
 The CLI prints `error: <message>` (one line per problem) and exits with the code;
 it never shows a traceback for these.
@@ -45,3 +46,12 @@ class RunFailed(KjobError):
 
 class BackendError(KjobError):
     exit_code = 7
+
+
+class PushedWithProblem(BackendError):
+    """The push failed a check after the backend had already made a version (Kaggle still
+    runs it): the caller records that version before reporting the problem."""
+
+    def __init__(self, message: str, submitted):
+        super().__init__(message)
+        self.submitted = submitted  # kjob.backends.base.Submitted

@@ -54,6 +54,14 @@ def kaggle_like_env(input_dir: Path, working_dir: Path, temp_dir: Path, run_type
     }
 
 
+# A notebook on Kaggle never sees its owner's credentials; a local run should not either.
+_CREDENTIAL_NAME = re.compile(r"(?i)^KAGGLE_(KEY|USERNAME|API_TOKEN|CONFIG_DIR)$|SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY")
+
+
+def without_credentials(environ) -> dict[str, str]:
+    return {name: value for name, value in environ.items() if not _CREDENTIAL_NAME.search(name)}
+
+
 OutputHook = Callable[[str, str], None]  # (stream name, text)
 StartHook = Callable[[int | None], None]  # the kernel's process id
 
@@ -105,7 +113,7 @@ def execute_notebook(
     failure = None
     log = kernel_log.open("ab")
     try:
-        client.execute(env={**os.environ, **env}, stdout=log, stderr=log)
+        client.execute(env={**without_credentials(os.environ), **env}, stdout=log, stderr=log)
     except CellTimeoutError:
         index = _running_cell(node)
         failure = Failure("timeout", f"time limit of {timeout:.0f} s exceeded", index, _cell_location(nb, index))

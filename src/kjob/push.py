@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from kjob.backends import get_backend
 from kjob.backends.base import Submission
 from kjob.build import plan_build, write_kernel
+from kjob.errors import PushedWithProblem
 from kjob.ledger import Ledger
 from kjob.recipe import ParamValue
 from kjob.runs import Run
@@ -34,13 +35,20 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         session_timeout=timeout or plan.recipe.session_timeout,
         force=force,
     )
-    submitted = backend.submit(submission)
+    try:
+        submitted = backend.submit(submission)
+    except PushedWithProblem as exc:
+        _record(ws, name, backend.name, plan, overrides, exc.submitted)  # it exists remotely
+        raise
+    return PushOutcome(_record(ws, name, backend.name, plan, overrides, submitted), rebuilt)
+
+
+def _record(ws: Workspace, name: str, backend_name: str, plan, overrides, submitted) -> Run:
     git = plan.record["git"]
     with Ledger(ws.paths.ledger) as ledger:
-        run = ledger.record(
-            kernel=name, backend=backend.name, version=submitted.version,
+        return ledger.record(
+            kernel=name, backend=backend_name, version=submitted.version,
             notebook_sha256=plan.notebook_sha256, parameters=submitted.parameters,
             overrides=overrides or {}, git_commit=git["commit"], git_dirty=git["dirty"],
             handle=submitted.handle, state=submitted.state,
         )
-    return PushOutcome(run, rebuilt)

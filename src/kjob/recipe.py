@@ -6,6 +6,7 @@ Reading a recipe does no other I/O and runs no code.
 """
 
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -62,7 +63,12 @@ def list_recipes(ws: Workspace) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
 
 
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 def load_recipe(ws: Workspace, name: str) -> KernelRecipe:
+    if not NAME_RE.match(name) or ".." in name:
+        raise UsageError(f"'{name}' is not a recipe name (the stem of a file in builders/)")
     path = ws.paths.recipe(name)
     if not path.is_file():
         known = ", ".join(list_recipes(ws)) or "none"
@@ -108,6 +114,9 @@ def _recipe_from_table(name: str, path: Path, rel: str, data: dict) -> KernelRec
         if key not in params:
             raise fail(f"smoke parameter '{key}' is not a recipe parameter")
         coerce_value(key, value, params[key], where=rel)
+    for key in ("internet", "private"):
+        if key in data and not isinstance(data[key], bool):
+            raise fail(f"{key} must be true or false, not {data[key]!r}")
     accelerator = data.get("accelerator", "gpu")
     if accelerator not in ACCELERATORS:
         raise fail(f"accelerator must be one of {sorted(ACCELERATORS)}")
@@ -155,7 +164,10 @@ def coerce_value(key: str, value, default: ParamValue, *, where: str = "-p") -> 
             if kind is int:
                 return int(text)
             if kind is float:
-                return float(text)
+                number = float(text)
+                if not math.isfinite(number):  # inf and nan have no literal in a notebook cell
+                    raise ValueError
+                return number
             if kind is list:
                 parsed = json.loads(text)
                 if not isinstance(parsed, list):
@@ -183,5 +195,7 @@ def parse_overrides(recipe: KernelRecipe, items: list[str]) -> dict[str, ParamVa
         if key not in recipe.parameters:
             known = ", ".join(recipe.parameters) or "none"
             raise UsageError(f"unknown parameter '{key}' for {recipe.name} (known: {known})")
+        if key in result:
+            raise UsageError(f"parameter '{key}' is set twice with -p")
         result[key] = coerce_value(key, raw, recipe.parameters[key])
     return result

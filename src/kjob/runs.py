@@ -69,11 +69,6 @@ class Run:
     def ref(self) -> str:
         return run_label(self.kernel, self.version, self.backend)
 
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return (self.finished_at or self.started_at) - self.started_at
 
 
 def run_label(kernel: str, version: int, backend: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
-from kjob.errors import BackendError, ConfigError
+from kjob.errors import BackendError, ConfigError, PushedWithProblem
 from kjob.leakscan import redact
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
@@ -67,15 +67,21 @@ class KaggleBackend(Backend):
         response = self.api.save(save_request(submission), f"the push of {ref}")
         problem = rejection(response)
         version = response.version_number
-        if problem:
-            created = f" (Kaggle still made v{version}: do not rely on it)" if version else ""
-            raise BackendError(f"Kaggle rejected the push of {ref}: {problem}{created}")
-        if not version:
-            raise BackendError(f"Kaggle accepted the push of {ref} but gave no version number; look at {self._web(ref)}")
-        check_attached(self.api.kernel(ref).metadata, meta, ref, version)
         parameters = submission.notebook.get("metadata", {}).get("kjob", {}).get("parameters", {})
         handle = {"slug": str(ref), "gpu": gpu, "url": self._web(ref)}
-        return Submitted(version, parameters, handle, RunStatus("queued", "QUEUED"))
+        submitted = Submitted(version, parameters, handle, RunStatus("queued", "QUEUED")) if version else None
+        if problem:
+            message = f"Kaggle rejected the push of {ref}: {problem}"
+            if submitted:  # it runs anyway: record it so that it can be watched and stopped
+                raise PushedWithProblem(f"{message} (Kaggle still made v{version}; it is recorded)", submitted)
+            raise BackendError(message)
+        if not version:
+            raise BackendError(f"Kaggle accepted the push of {ref} but gave no version number; look at {self._web(ref)}")
+        try:
+            check_attached(self.api.kernel(ref).metadata, meta, ref, version)
+        except BackendError as exc:
+            raise PushedWithProblem(exc.message, submitted) from None
+        return submitted
 
     def _web(self, ref) -> str:
         return f"{self.api.transport.endpoints.web}/code/{ref}"

@@ -26,6 +26,9 @@ class KjobGroup(click.Group):
                 click.echo(f"error: {detail}", err=True)
             click.echo(f"error: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=KjobGroup, epilog=EXIT_CODES_HELP)

@@ -31,7 +31,7 @@ def build(name, params, build_all, smoke):
     for each in names:
         overrides = parse_overrides(load_recipe(ws, each), list(params))
         if smoke:
-            click.echo(f"{each}: checks passed; smoke run on the CPU ...", err=True)
+            click.echo(f"{each}: checking, then a smoke run on the CPU ...", err=True)
         result = build_kernel(ws, each, overrides, smoke=smoke)
         state = "updated" if result.changed else "unchanged"
         click.echo(

@@ -99,8 +99,9 @@ def push(name, backend_name, params, timeout, wait, force):
     with Ledger(ws.paths.ledger) as ledger:
         backend = get_backend(ws, run.backend)
         run = wait_for_run(ledger, backend, run)
-        if run.state.status == "complete":
-            print_fetch(ws, fetch_run(ws, ledger, backend, run, outputs=True))
+        # Status and log whatever the ending (Kaggle keeps only the latest version's), the
+        # output files when it completed.
+        print_fetch(ws, fetch_run(ws, ledger, backend, run, outputs=run.state.status == "complete"))
     click.echo(f"{run.ref}: {status_text(run)}")
     sys.exit(EXIT_FOR_STATUS[run.state.status])
 
