@@ -48,6 +48,8 @@ class Backend(ABC):
     name: str
     # How often `status --watch` and `push --wait` ask, written down in one place per backend.
     poll: Backoff = Backoff()
+    # Whether asking for a status is cheap (no network): the table of recent runs asks only then.
+    status_is_cheap: bool = True
 
     @abstractmethod
     def submit(self, submission: Submission) -> Submitted:

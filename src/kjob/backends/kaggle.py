@@ -30,6 +30,7 @@ _STATUS = {
 class KaggleBackend(Backend):
     name = "kaggle"
     poll = Backoff(start=5.0, factor=1.5, cap=60.0)
+    status_is_cheap = False
 
     def __init__(self, ws):
         self.ws = ws

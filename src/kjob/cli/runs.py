@@ -130,9 +130,16 @@ def status(name, version, backend, watch, as_json):
         with Ledger(ws.paths.ledger) as ledger:
             runs = []
             for run in ledger.runs(limit=20):
+                backend_obj = get_backend(ws, run.backend)
+                if run.state.final or not backend_obj.status_is_cheap:
+                    runs.append(run)  # remote ones as last seen: the table stays instant offline
+                    if not run.state.final:
+                        stale.append(f"note: {run.ref} is shown as last seen; `kjob status {run.kernel} "
+                                     f"--version {run.version}` asks {run.backend}")
+                    continue
                 try:
-                    runs.append(refresh(ledger, get_backend(ws, run.backend), run))
-                except KjobError as exc:  # one unreachable backend must not hide the others
+                    runs.append(refresh(ledger, backend_obj, run))
+                except KjobError as exc:
                     runs.append(run)
                     stale.append(f"warning: {run.ref}: status not refreshed ({exc.message})")
         if as_json:
