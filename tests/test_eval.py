@@ -335,3 +335,20 @@ def test_compare_and_help_do_not_import_the_heavy_modules(ws):
             "assert not heavy, heavy\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ws, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_same_named_files_in_two_folders_are_listed_not_dropped(tmp_path):
+    import shutil
+
+    from speechscore.discovery import discover
+
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo"
+    for speaker in ("spk1", "spk2"):
+        for side, source in (("noisy", "test"), ("clean", "y_test")):
+            folder = tmp_path / "set" / side / speaker
+            folder.mkdir(parents=True)
+            shutil.copy(demo / source / "0001.wav", folder / "0001.wav")
+    found = discover(tmp_path / "set", tmp_path / "cache")
+    assert len(found.pairs) == 1
+    assert sorted(u.side for u in found.unmatched) == ["clean", "noisy"]
+    assert all("same file name" in u.why for u in found.unmatched)

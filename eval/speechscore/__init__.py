@@ -16,7 +16,7 @@ pool, write per_utterance.csv, summary.json and an offline HTML report.
     report       the HTML page; spectrogram: PNG images without matplotlib
     compare      the table across evaluated runs
     runner       evaluate(EvalRequest) -> summary dict
-    runs         evaluate_run(ws, run, data): a fetched run's best.pt, scores into the ledger
+    runs         evaluate_run(ws, run, data): a fetched run's best.pt
 """
 
 SAMPLE_RATE = 16000

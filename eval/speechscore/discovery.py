@@ -105,8 +105,10 @@ def _from_roots(roots: list[Path], data: Path, extracted: list[str]) -> Discover
 
 
 def _scan(roots: list[Path]) -> dict:
-    """{(split, side): {stem: path}}, plus folder names under ("folders", role) and "ignored"."""
-    found: dict = {"ignored": []}
+    """{(split, side): {stem: path}}, plus folder names under ("folders", role), "ignored",
+    and "duplicates": files whose name another file of the same role already took."""
+    found: dict = {"ignored": [], "duplicates": []}
+    where: dict = {}  # (role, stem) -> path relative to its root, to tell copies from clashes
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
@@ -121,8 +123,15 @@ def _scan(roots: list[Path]) -> dict:
             found.setdefault(("folders", role), []).append(rel + "/")
             files = found.setdefault(role, {})
             for name in audio:
-                # An archive and its extracted copy may both hold a file: the first wins.
-                files.setdefault(os.path.splitext(name)[0], Path(dirpath) / name)
+                stem, relative = os.path.splitext(name)[0], os.path.join(rel, name)
+                if stem not in files:
+                    files[stem] = Path(dirpath) / name
+                    where[(role, stem)] = relative
+                elif where[(role, stem)] != relative:
+                    # Same name in another folder (e.g. two speakers): pairs match by name, so
+                    # it cannot be paired; list it rather than drop it. (The same relative path
+                    # again is an archive's extracted copy: the first one wins.)
+                    found["duplicates"].append((role, Path(dirpath) / name, files[stem]))
     return found
 
 
@@ -134,8 +143,11 @@ def _choose(found: dict, data: Path, extracted: list[str]) -> Discovery:
     split = "test" if _has_pairs(found, "test") else "train"
     noisy, clean = found.get((split, "noisy"), {}), found.get((split, "clean"), {})
     pairs, unmatched = match_files(noisy, clean)
+    unmatched += [Unmatched(str(path), role[1], f"same file name as {first}; pairs match by name")
+                  for role, path, first in found["duplicates"] if role[0] == split]
     if not pairs:
-        seen = [f"{'/'.join(k)}: {len(v)} files" for k, v in found.items() if isinstance(k, tuple) and k[0] != "folders"]
+        seen = [f"{'/'.join(k)}: {len(v)} files" for k, v in found.items()
+                if isinstance(k, tuple) and k[0] != "folders"]
         seen += [f"unrecognised folder {d}" for d in found["ignored"]]
         raise NotFoundError(
             f"no noisy/clean pairs under {data}: expected folders noisy/ + clean/ or test/ + y_test/ "

@@ -61,13 +61,17 @@ def load_enhanced(folder: Path, loaded: list[LoadedPair]) -> tuple[list, list[Un
         from kjob.errors import NotFoundError
 
         raise NotFoundError(f"no such folder of enhanced files: {folder}")
-    files = {}
+    files, unmatched = {}, []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
             if name.lower().endswith(AUDIO_EXTENSIONS):
-                files.setdefault(os.path.splitext(name)[0], Path(dirpath) / name)
-    waves, used, unmatched, problems = [], set(), [], []
+                stem = os.path.splitext(name)[0]
+                if stem in files:  # matched by name: a second file of that name cannot be used
+                    unmatched.append(Unmatched(str(Path(dirpath) / name), "enhanced", f"same file name as {files[stem]}"))
+                    continue
+                files[stem] = Path(dirpath) / name
+    waves, used, problems = [], set(), []
     for item in loaded:
         stems = (item.pair.name, item.pair.noisy.stem, item.pair.clean.stem)
         stem = next((s for s in stems if s in files), None)

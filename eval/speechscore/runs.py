@@ -1,10 +1,9 @@
-"""Evaluating a recorded run: its fetched best.pt, a report named after it, and its scores
-stored in the ledger (where `kjob runs` shows them)."""
+"""Evaluating a recorded run: its fetched best.pt and a report named after it. (Storing the
+scores in the ledger is the toolkit's job: `kjob.cli.evaluate.record_scores`.)"""
 
 from pathlib import Path
 
 from kjob.errors import NotFoundError
-from kjob.ledger import Ledger
 from kjob.paths import version_label
 
 
@@ -24,18 +23,14 @@ def run_checkpoint(ws, run) -> Path:
 
 def evaluate_run(ws, run, data: Path, progress=None, **options) -> dict:
     """Evaluate a run's best.pt on `data` into eval/reports/<report_name(run)> (or
-    options["out"]), store its scores in the ledger, and return the summary.
+    options["out"]) and return the summary.
 
     options: other EvalRequest fields (report, save_audio, pesq_nb, jobs, model, name, out)."""
-    from speechscore.runner import EvalRequest, evaluate, ledger_metrics
+    from speechscore.runner import EvalRequest, evaluate
 
     name = options.pop("name", None) or report_name(run)
     out = options.pop("out", None) or ws.paths.report(name)
     provenance = {"run": run.kernel, "version": run.version, "backend": run.backend, "run_label": run.ref}
     request = EvalRequest(data=Path(data), out=Path(out), checkpoint=run_checkpoint(ws, run), name=name,
                           cache_dir=ws.paths.reports / ".cache", provenance=provenance, **options)
-    summary = evaluate(request, progress=progress)
-    with Ledger(ws.paths.ledger) as ledger:
-        current = ledger.get(run.id)
-        ledger.set_metrics(current, {**current.metrics, **ledger_metrics(summary)})
-    return summary
+    return evaluate(request, progress=progress)

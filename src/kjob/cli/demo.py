@@ -55,7 +55,7 @@ def demo(budget):
 def evaluate_demo_run(ws, recipe, run) -> None:
     """Score the run's best checkpoint on the held-out test split of the demo data, then show
     every evaluated run side by side."""
-    from kjob.cli.evaluate import ProgressPrinter
+    from kjob.cli.evaluate import ProgressPrinter, record_scores
     from kjob.errors import ConfigError
     from speechscore.compare import compare
     from speechscore.runs import evaluate_run, report_name
@@ -66,7 +66,7 @@ def evaluate_demo_run(ws, recipe, run) -> None:
         raise ConfigError(f"{recipe.name} has no dataset source mapped to a local folder to evaluate on")
     data = ws.root / folders[0]
     click.echo(f"demo: evaluating {run.ref}'s best checkpoint on the test pairs of {ws.paths.relative(data)}")
-    evaluate_run(ws, run, data, progress=ProgressPrinter(), report=True)
+    record_scores(ws, run, evaluate_run(ws, run, data, progress=ProgressPrinter(), report=True))
     click.echo(f"demo: report in {ws.paths.relative(ws.paths.report(report_name(run)))}/report.html "
                "(open it in a browser to listen)")
     click.echo("")

@@ -32,9 +32,14 @@ class ProgressPrinter:
 
 def _default_name(checkpoint, enhanced) -> str:
     if checkpoint is not None:
-        stem = Path(checkpoint).stem
-        parent = Path(checkpoint).resolve().parent.name
-        name = f"{parent}-{stem}" if stem in ("best", "last", "model", "checkpoint") and parent else stem
+        path = Path(checkpoint).resolve()
+        stem = path.stem
+        # Generic file names take their folders' names: downloads/crn/local-v2/output/best.pt
+        # -> crn-local-v2-best, so that two runs' checkpoints never share a report.
+        parts = path.parent.parts
+        folders = list(parts[-3:-1]) if parts[-1] == "output" else list(parts[-1:])
+        generic = stem in ("best", "last", "model", "checkpoint")
+        name = "-".join([*folders, stem]) if generic else stem
     else:
         name = Path(enhanced).resolve().name
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "evaluation"
@@ -133,6 +138,7 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         run = _find_run(ws, run_spec, backend)
         summary = evaluate_run(ws, run, data, progress=ProgressPrinter(), name=name, out=out, model=model_name,
                                **options)
+        record_scores(ws, run, summary)
         out = out or ws.paths.report(summary["name"])
     else:
         from speechscore.runner import EvalRequest, evaluate
@@ -150,6 +156,16 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         # Outside a workspace, the reports beside this one are the ones to compare.
         reports = ws.paths.reports if ws else Path(out).resolve().parent
         click.echo(_compare_text("markdown", reports), nl=False, err=as_json)
+
+
+def record_scores(ws, run, summary: dict) -> None:
+    """Put an evaluation's mean scores next to the run in the ledger (`kjob runs` shows them)."""
+    from kjob.ledger import Ledger
+    from speechscore.runner import ledger_metrics
+
+    with Ledger(ws.paths.ledger) as ledger:
+        current = ledger.get(run.id)
+        ledger.set_metrics(current, {**current.metrics, **ledger_metrics(summary)})
 
 
 def _compare_text(fmt: str, reports: Path | None = None) -> str:
