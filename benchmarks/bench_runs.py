@@ -18,6 +18,7 @@ from pathlib import Path
 from kjob.backends.kaggle import KaggleBackend
 from kjob.backends.local import LocalBackend
 from kjob.ledger import Ledger
+from kjob.paths import WorkspacePaths
 from kjob.runs import RunStatus
 
 KJOB = Path(sys.executable).with_name("kjob")
@@ -60,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp)
         (ws / "pyproject.toml").write_text('[tool.kjob]\nowner = "bench"\n')
-        with Ledger(ws / ".kjob" / "ledger.sqlite3") as ledger:
+        with Ledger(WorkspacePaths(ws).ledger) as ledger:
             fill(ledger, 1000)
         for args in (["status"], ["runs"], ["runs", "--sort-by", "pesq_wb"], ["runs", "--export", "csv"]):
             samples = timed(args, ws)

@@ -20,3 +20,9 @@ pool, write per_utterance.csv, summary.json and an offline HTML report.
 """
 
 SAMPLE_RATE = 16000
+
+# The files of one evaluation's folder (eval/reports/<name>/).
+SUMMARY_FILE = "summary.json"
+SUMMARY_FORMAT = 1
+CSV_FILE = "per_utterance.csv"
+REPORT_FILE = "report.html"

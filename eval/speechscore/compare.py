@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+from speechscore import SUMMARY_FILE
+
 METRICS = ("pesq_wb", "stoi", "estoi", "si_sdr")
 COLUMNS = ["run", "model", "parameters", *METRICS, *(f"{m}_delta" for m in METRICS), "count", "report", "data"]
 HEADERS = {"pesq_wb": "PESQ-WB", "stoi": "STOI", "estoi": "ESTOI", "si_sdr": "SI-SDR", "pesq_wb_delta": "ΔPESQ",
@@ -19,7 +21,7 @@ def load_summaries(reports_dir: Path) -> list[tuple[str, dict]]:
     if not reports_dir.is_dir():
         return found
     for folder in sorted(reports_dir.iterdir()):
-        path = folder / "summary.json"
+        path = folder / SUMMARY_FILE
         if folder.name.startswith(".") or not path.is_file():
             continue
         try:

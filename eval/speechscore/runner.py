@@ -17,16 +17,13 @@ from pathlib import Path
 
 from kjob.errors import UsageError
 from kjob.fsutil import atomic_write_json, atomic_write_text
-from speechscore import SAMPLE_RATE, audio, loading, report, summary as summ
+from speechscore import CSV_FILE, REPORT_FILE, SAMPLE_RATE, SUMMARY_FILE, SUMMARY_FORMAT, audio, loading, report, summary as summ
 from speechscore.cache import NoisyScoreCache
 from speechscore.discovery import discover
 from speechscore.metrics import CONVENTIONS, active_metrics
 from speechscore.scoring import cpu_count, score_tasks
 
-SUMMARY_FILE = "summary.json"
-SUMMARY_FORMAT = 1
-CSV_FILE = "per_utterance.csv"
-REPORT_FILE = "report.html"
+
 ENHANCED_DIR = "enhanced"
 
 

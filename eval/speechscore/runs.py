@@ -14,7 +14,7 @@ def report_name(run) -> str:
 
 def run_checkpoint(ws, run) -> Path:
     """The fetched best.pt of a run, or a NotFoundError that says how to fetch it."""
-    best = ws.paths.download(run.kernel, run.backend, run.version).output_file("best.pt")
+    best = ws.paths.download(run.kernel, run.backend, run.version).best_checkpoint
     if not best.is_file():
         raise NotFoundError(f"{run.ref} has no fetched checkpoint at {ws.paths.relative(best)}: run "
                             f"`kjob fetch {run.kernel} --version {run.version} --backend {run.backend} --output` first")
@@ -32,5 +32,5 @@ def evaluate_run(ws, run, data: Path, progress=None, **options) -> dict:
     out = options.pop("out", None) or ws.paths.report(name)
     provenance = {"run": run.kernel, "version": run.version, "backend": run.backend, "run_label": run.ref}
     request = EvalRequest(data=Path(data), out=Path(out), checkpoint=run_checkpoint(ws, run), name=name,
-                          cache_dir=ws.paths.reports / ".cache", provenance=provenance, **options)
+                          cache_dir=ws.paths.eval_cache, provenance=provenance, **options)
     return evaluate(request, progress=progress)

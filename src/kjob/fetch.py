@@ -16,7 +16,7 @@ from kjob.backends.base import Backend, LogEntry
 from kjob.errors import BackendError, UsageError
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.ledger import Ledger
-from kjob.paths import DownloadPaths
+from kjob.paths import RUN_METADATA, RUN_METRICS, DownloadPaths
 from kjob.runs import Run
 from kjob.watch import refresh
 from kjob.workspace import Workspace
@@ -115,13 +115,13 @@ def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, repor
 def summarize_metrics(output_dir: Path) -> dict:
     """Best validation loss (and its epoch) from a run's metadata.json / metrics.jsonl."""
     summary: dict = {}
-    metadata = read_json(output_dir / "metadata.json", {}) or {}
+    metadata = read_json(output_dir / RUN_METADATA, {}) or {}
     final = metadata.get("final_metrics") or metadata.get("final") or {}
     if isinstance(final, dict):
         for key in ("best_val_loss", "best_epoch", "epochs"):
             if isinstance(final.get(key), (int, float)):
                 summary[key] = final[key]
-    metrics_file = output_dir / "metrics.jsonl"
+    metrics_file = output_dir / RUN_METRICS
     if "best_val_loss" not in summary and metrics_file.is_file():
         rows = []
         for line in metrics_file.read_text(encoding="utf-8").splitlines():

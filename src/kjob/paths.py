@@ -107,6 +107,13 @@ class LocalRunPaths:
         return self.folder / "temp"
 
 
+# What a training run conventionally leaves in its working folder and kjob reads back:
+# the best checkpoint (evaluated by `eval-local --run`) and its summaries (shown by `kjob runs`).
+BEST_CHECKPOINT = "best.pt"
+RUN_METADATA = "metadata.json"
+RUN_METRICS = "metrics.jsonl"
+
+
 @dataclass(frozen=True)
 class DownloadPaths:
     """downloads/<kernel>/<version label>/: what `kjob fetch` stores for one version."""
@@ -137,6 +144,10 @@ class DownloadPaths:
 
     def output_file(self, name: str) -> Path:
         return self.output_dir / name
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.output_file(BEST_CHECKPOINT)
 
 
 def version_label(backend: str, version: int) -> str:
@@ -189,6 +200,11 @@ class WorkspacePaths:
 
     def report(self, name: str) -> Path:
         return self.reports / name
+
+    @property
+    def eval_cache(self) -> Path:
+        """Noisy-side scores keyed by file content, shared by every evaluation."""
+        return self.reports / ".cache"
 
     def recipe(self, name: str) -> Path:
         return self.builders / f"{name}.toml"

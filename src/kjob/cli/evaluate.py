@@ -145,7 +145,7 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
 
         out = out if out is not None else ws.paths.report(name)
         request = EvalRequest(data=data, out=out, checkpoint=checkpoint, model=model_name, enhanced=enhanced,
-                              cache_dir=ws.paths.reports / ".cache" if ws else None, name=name, **options)
+                              cache_dir=ws.paths.eval_cache if ws else None, name=name, **options)
         summary = evaluate(request, progress=ProgressPrinter())
     _print_warnings(summary["warnings"])
     if as_json:
