@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from kjob.ledger import Ledger
 from kjob.procs import alive
@@ -229,6 +228,8 @@ def test_runs_exports_and_sorts_with_metrics(tiny):
     ordered = tiny.kjob("runs", "--sort-by", "best_val_loss").stdout.splitlines()
     assert "BEST_VAL_LOSS" in ordered[0]
     assert ordered[1].split()[1] == "2" and ordered[2].split()[1] == "1"  # lower loss first
+    unknown = tiny.kjob("runs", "--sort-by", "nosuch")
+    assert unknown.exit_code == 2 and "no run has a metric 'nosuch'" in unknown.stderr
     rows = tiny.kjob("runs", "--export", "csv").stdout.splitlines()
     assert rows[0].startswith("kernel,version,backend,status,duration,parameters,best_val_loss")
     assert len(rows) == 3

@@ -1,6 +1,7 @@
 """What a run is: its identity, its status (from one ordered set) and how it failed."""
 
 import re
+import time
 from dataclasses import dataclass, field
 
 from kjob.errors import UsageError
@@ -69,6 +70,28 @@ class Run:
     def ref(self) -> str:
         return run_label(self.kernel, self.version, self.backend)
 
+
+
+def run_duration(run: Run, now: float | None = None) -> float | None:
+    """Seconds from start to end (to now, while it runs); None before it starts."""
+    if run.started_at is None:
+        return None
+    return (run.finished_at or now or time.time()) - run.started_at
+
+
+def sort_runs(runs: list[Run], by: str) -> list[Run]:
+    """Runs ordered by `version`, `duration` or a recorded metric: losses ascending, scores
+    descending, runs without the metric last."""
+    if by == "version":
+        return sorted(runs, key=lambda r: r.version)
+    if by == "duration":
+        return sorted(runs, key=lambda r: run_duration(r) or 0)
+    present = [r for r in runs if isinstance(r.metrics.get(by), (int, float))]
+    if runs and not present:
+        known = sorted({k for r in runs for k in r.metrics} | {"version", "duration"})
+        raise UsageError(f"no run has a metric '{by}' (known: {', '.join(known)})")
+    missing = [r for r in runs if r not in present]
+    return sorted(present, key=lambda r: r.metrics[by], reverse=not by.endswith("loss")) + missing
 
 
 def run_label(kernel: str, version: int, backend: str) -> str:

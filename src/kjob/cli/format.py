@@ -1,7 +1,5 @@
 """Plain-text formatting shared by the commands: durations, tables, run lines."""
 
-import time
-
 from kjob.runs import Run
 
 # Exit codes for a run's status (documented in README).
@@ -18,12 +16,6 @@ def duration(seconds: float | None) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def run_duration(run: Run) -> float | None:
-    if run.started_at is None:
-        return None
-    return (run.finished_at or time.time()) - run.started_at
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -6,8 +6,9 @@ import click
 
 from kjob.cli.common import param_option, workspace
 from kjob.errors import KjobError
+from kjob.runs import run_duration
 from kjob.cli.format import (EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, number, params_text,
-                             run_duration, status_text, table)
+                             status_text, table)
 
 backend_option = click.option("--backend", type=click.Choice(["local", "kaggle"]), default=None,
                               help="Which backend's run (needed only when both have this version).")
@@ -256,20 +257,13 @@ def runs_command(kernel, sort_by, export):
     import json
 
     from kjob.ledger import Ledger
+    from kjob.runs import sort_runs
 
     ws = workspace()
     with Ledger(ws.paths.ledger) as ledger:
         runs = ledger.runs(kernel)
     if sort_by:
-        key = {"version": lambda r: r.version, "duration": lambda r: run_duration(r) or 0}.get(sort_by)
-        if key is None:
-            # Higher is better for quality scores, lower for losses; runs without it go last.
-            present = [r for r in runs if isinstance(r.metrics.get(sort_by), (int, float))]
-            missing = [r for r in runs if not isinstance(r.metrics.get(sort_by), (int, float))]
-            higher_is_better = not sort_by.endswith("loss")
-            runs = sorted(present, key=lambda r: r.metrics[sort_by], reverse=higher_is_better) + missing
-        else:
-            runs = sorted(runs, key=key)
+        runs = sort_runs(runs, sort_by)
     if export == "json":
         click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
         return
