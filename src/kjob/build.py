@@ -131,7 +131,7 @@ def _entry_module(modules: list[nbk.SourceModule], entry: str) -> str | None:
     import ast
 
     for module in modules:
-        for node in ast.parse(module.text).body:
+        for node in module.tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == entry:
                 return module.path
     return None

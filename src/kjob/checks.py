@@ -4,7 +4,7 @@ import ast
 import sys
 
 from kjob.leakscan import find_leaks
-from kjob.notebook import SourceModule, program
+from kjob.notebook import SourceModule, locate, program
 
 # pyflakes messages that make a notebook fail when it runs; the rest (unused imports,
 # redefinitions of unused names, ...) are left to the author's linter.
@@ -21,17 +21,14 @@ def syntax_problems(modules: list[SourceModule]) -> list[str]:
     problems = []
     for module in modules:
         try:
-            ast.parse(module.text, filename=module.path)
+            module.tree
         except SyntaxError as exc:
             problems.append(f"{module.path}:{exc.lineno}: syntax error: {exc.msg}")
     return problems
 
 
 def where(nb: dict, cell_index: int, line: int, notebook_name: str) -> str:
-    info = nb["cells"][cell_index].get("metadata", {}).get("kjob", {})
-    if "source" in info and line >= info["first_line"]:
-        return f"{info['source']}:{line - info['first_line'] + 1}"
-    return f"{notebook_name} cell {cell_index} ({nb['cells'][cell_index]['id']}) line {line}"
+    return locate(nb, cell_index, line) or f"{notebook_name} cell {cell_index} ({nb['cells'][cell_index]['id']}) line {line}"
 
 
 def undefined_name_problems(nb: dict, notebook_name: str) -> list[str]:
@@ -69,7 +66,7 @@ def import_problems(modules: list[SourceModule], available: frozenset[str], pack
     allowed = available | set(sys.stdlib_module_names) | packages
     problems = []
     for module in modules:
-        tree = ast.parse(module.text)
+        tree = module.tree
         optional = _optional_import_lines(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -90,7 +87,7 @@ def import_problems(modules: list[SourceModule], available: frozenset[str], pack
 
 def _top_level_definitions(module: SourceModule) -> dict[str, int]:
     names = {}
-    for node in ast.parse(module.text).body:
+    for node in module.tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names[node.name] = node.lineno
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):

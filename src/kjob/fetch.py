@@ -17,7 +17,7 @@ from kjob.errors import BackendError, UsageError
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.ledger import Ledger
 from kjob.paths import RUN_METADATA, RUN_METRICS, DownloadPaths
-from kjob.runs import Run
+from kjob.runs import Run, run_record
 from kjob.watch import refresh
 from kjob.workspace import Workspace
 
@@ -53,7 +53,7 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
     report = FetchReport(run, paths.folder)
     listing = backend.list_outputs(run)
     report.listed = len(listing)
-    atomic_write_json(paths.status, _status_record(run, backend))
+    atomic_write_json(paths.status, {**run_record(run), "url": backend.url(run)})
     atomic_write_text(paths.log, log_as_text(backend.log(run)))
     atomic_write_json(paths.listing, [{"name": f.name, "size": f.size} for f in listing])
     if outputs:
@@ -62,17 +62,6 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
         if metrics:
             report.run = ledger.set_metrics(run, {**run.metrics, **metrics})
     return report
-
-
-def _status_record(run: Run, backend: Backend) -> dict:
-    return {
-        "kernel": run.kernel, "backend": run.backend, "version": run.version,
-        "status": run.state.status, "raw_status": run.state.raw_status,
-        "failure_kind": run.state.failure_kind, "failure_message": run.state.failure_message,
-        "failure_location": run.state.failure_location, "url": backend.url(run),
-        "started_at": run.started_at, "finished_at": run.finished_at,
-        "notebook_sha256": run.notebook_sha256, "parameters": run.parameters,
-    }
 
 
 def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, report: FetchReport) -> None:

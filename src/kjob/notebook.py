@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from kjob.errors import ValidationError
 
@@ -25,6 +26,11 @@ class SourceModule:
     path: str  # workspace-relative, e.g. "src/enhancer/stft.py"
     text: str
 
+    @cached_property
+    def tree(self) -> ast.Module:
+        """The parsed module (raises SyntaxError); every check shares this one parse."""
+        return ast.parse(self.text, filename=self.path)
+
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
@@ -38,7 +44,7 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -
     """The module's text as a cell body: imports of sibling modules and `__main__` blocks
     become comments on the same lines. `packages` are the recipe's top-level package names,
     `modules` the dotted names of its modules."""
-    tree = ast.parse(module.text, filename=module.path)
+    tree = module.tree
     lines = module.text.splitlines()
     problems: list[str] = []
     comment_out: list[tuple[int, int]] = []

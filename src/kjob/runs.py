@@ -72,6 +72,20 @@ class Run:
 
 
 
+def run_record(run: Run) -> dict:
+    """A run as plain data: what `status --json`, `runs --export json` and status.json show."""
+    state = run.state
+    return {
+        "kernel": run.kernel, "version": run.version, "backend": run.backend,
+        "status": state.status, "raw_status": state.raw_status, "failure_kind": state.failure_kind,
+        "failure_message": state.failure_message, "failure_location": state.failure_location,
+        "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
+        "duration": run_duration(run), "parameters": run.parameters, "overrides": run.overrides,
+        "notebook_sha256": run.notebook_sha256, "git_commit": run.git_commit,
+        "git_dirty": run.git_dirty, "metrics": run.metrics,
+    }
+
+
 def run_duration(run: Run, now: float | None = None) -> float | None:
     """Seconds from start to end (to now, while it runs); None before it starts."""
     if run.started_at is None:

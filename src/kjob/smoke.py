@@ -4,7 +4,6 @@ The same notebook, re-parameterised (tiny synthetic data, a few steps), in a fre
 folder with Kaggle-like input/output locations redirected by environment variables.
 """
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
     env = kaggle_like_env(paths.input_dir, paths.working_dir, paths.temp_dir, "Interactive")
     env["CUDA_VISIBLE_DEVICES"] = ""  # a smoke run never touches a GPU, even where one exists
     execution = execute_notebook(nb, paths.working_dir, env, timeout=recipe.smoke_timeout, kernel_log=paths.kernel_log)
-    paths.executed_notebook.write_text(json.dumps(execution.notebook, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
     if execution.failure:
         shown = ws.paths.relative(paths.executed_notebook)
         raise RunFailed(

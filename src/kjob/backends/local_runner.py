@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from kjob import notebook as nbk
 from kjob.execute import execute_notebook, kaggle_like_env
 from kjob.fsutil import atomic_write_json, read_json
 from kjob.paths import LocalRunPaths
@@ -53,7 +54,7 @@ def run(folder: Path) -> int:
             notebook, paths.working_dir, {**env, **spec.get("env", {})}, spec["timeout"],
             paths.runner_log, on_output, on_start,
         )
-    paths.executed_notebook.write_text(json.dumps(execution.notebook, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
     final = {"finished_at": time.time(), "seconds": round(execution.seconds, 2)}
     if paths.cancel_marker.exists():
         write_state(paths, status="cancelled", raw_status="cancelled", **final)

@@ -6,7 +6,7 @@ import click
 
 from kjob.cli.common import param_option, workspace
 from kjob.errors import KjobError
-from kjob.runs import run_duration
+from kjob.runs import run_duration, run_record
 from kjob.cli.format import (EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, number, params_text,
                              status_text, table)
 
@@ -144,7 +144,7 @@ def status(name, version, backend, watch, as_json):
                     runs.append(run)
                     stale.append(f"warning: {run.ref}: status not refreshed ({exc.message})")
         if as_json:
-            click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
+            click.echo(json.dumps([run_record(r) for r in runs], indent=2))
         else:
             rows = [[r.ref, status_text(r), duration(run_duration(r))] for r in runs]
             click.echo(table(["RUN", "STATUS", "DURATION"], rows) if rows else "no runs recorded yet")
@@ -155,25 +155,12 @@ def status(name, version, backend, watch, as_json):
     with ledger:
         run = wait_for_run(ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
     if as_json:
-        click.echo(json.dumps({**_run_dict(run), "url": backend_obj.url(run)}, indent=2))
+        click.echo(json.dumps({**run_record(run), "url": backend_obj.url(run)}, indent=2))
     else:
         click.echo(f"{run.ref}: {status_text(run)} (duration {duration(run_duration(run))})")
         if backend_obj.url(run):
             click.echo(f"  {backend_obj.url(run)}")
     sys.exit(EXIT_FOR_STATUS[run.state.status])
-
-
-def _run_dict(run) -> dict:
-    return {
-        "kernel": run.kernel, "version": run.version, "backend": run.backend,
-        "status": run.state.status, "raw_status": run.state.raw_status,
-        "failure_kind": run.state.failure_kind, "failure_message": run.state.failure_message,
-        "failure_location": run.state.failure_location, "created_at": run.created_at,
-        "started_at": run.started_at, "finished_at": run.finished_at,
-        "duration": run_duration(run), "parameters": run.parameters, "overrides": run.overrides,
-        "notebook_sha256": run.notebook_sha256, "git_commit": run.git_commit,
-        "git_dirty": run.git_dirty, "metrics": run.metrics,
-    }
 
 
 @click.command()
@@ -265,7 +252,7 @@ def runs_command(kernel, sort_by, export):
     if sort_by:
         runs = sort_runs(runs, sort_by)
     if export == "json":
-        click.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
+        click.echo(json.dumps([run_record(r) for r in runs], indent=2))
         return
     every_metric = METRIC_COLUMNS + sorted({k for r in runs for k in r.metrics} - set(METRIC_COLUMNS))
     metric_names = [m for m in (every_metric if export else METRIC_COLUMNS) if any(m in r.metrics for r in runs)]
