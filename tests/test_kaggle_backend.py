@@ -63,8 +63,9 @@ def test_a_gpu_push_sends_what_kaggle_needs(kaggle):
     assert sent["metadata"]["kernelspec"]["name"] == "python3"
     (run,) = ledger_runs(kaggle.ws)
     assert (run.backend, run.version, run.state.status) == ("kaggle", 1, "queued")
-    assert run.handle == {"slug": "alice/tiny-gpu-kernel", "gpu": True,
+    assert run.handle == {"slug": "alice/tiny-gpu-kernel", "gpu": True, "kernel_id": run.identity,
                           "url": f"{kaggle.emulator.url}/code/alice/tiny-gpu-kernel"}
+    assert run.identity == str(kaggle.emulator.store.kernel("alice", "tiny-gpu-kernel").id)
     status = kaggle.kjob("status", "tinygpu")
     assert status.exit_code == 6
     assert f"{kaggle.emulator.url}/code/alice/tiny-gpu-kernel" in status.stdout
@@ -129,9 +130,9 @@ def test_bad_credentials_and_missing_kernels_get_one_line_messages(kaggle):
     kaggle.write_credentials()
     assert kaggle.push("tiny").exit_code == 0
     kaggle.emulator.store.handle("DeleteKernel", {"userName": "alice", "kernelSlug": "tiny-kernel"}, "alice")
-    gone = kaggle.kjob("status", "tiny")
-    assert gone.exit_code == 4
-    assert "Kaggle has no kernel alice/tiny-kernel v1 (HTTP 404)" in one_error_line(gone)
+    gone = kaggle.kjob("status", "tiny")  # its session stopped with it
+    assert gone.exit_code == 5
+    assert "tiny v1: cancelled (kernel gone)" in gone.stdout
 
 
 def test_rate_limits_and_outages_are_retried_and_a_long_streak_gives_up(kaggle, monkeypatch):
@@ -142,7 +143,7 @@ def test_rate_limits_and_outages_are_retried_and_a_long_streak_gives_up(kaggle, 
     outage = kaggle.kjob("status", "tiny")
     assert outage.exit_code == 7
     line = one_error_line(outage)
-    assert "gave up on kernel alice/tiny-kernel v1 after 4 attempts" in line
+    assert "gave up on kernel alice/tiny-kernel after 4 attempts" in line
     assert "HTTP 503 (an HTML page) x4" in line and "<html" not in outage.output.lower()
     kaggle.emulator.faults.set(fail_next=[])
     monkeypatch.setenv("KJOB_KAGGLE_TIMEOUT", "0.5")

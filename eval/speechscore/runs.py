@@ -9,12 +9,12 @@ from kjob.paths import version_label
 
 def report_name(run) -> str:
     """r3-dpt-v3 for Kaggle runs, r3-dpt-local-v3 for local ones."""
-    return f"{run.kernel}-{version_label(run.backend, run.version)}"
+    return f"{run.kernel}-{version_label(run.backend, run.version, run.incarnation)}"
 
 
 def run_checkpoint(ws, run) -> Path:
     """The fetched best.pt of a run, or a NotFoundError that says how to fetch it."""
-    best = ws.paths.download(run.kernel, run.backend, run.version).best_checkpoint
+    best = ws.paths.download(run.kernel, run.backend, run.version, run.incarnation).best_checkpoint
     if not best.is_file():
         raise NotFoundError(f"{run.ref} has no fetched checkpoint at {ws.paths.relative(best)}: run "
                             f"`kjob fetch {run.kernel} --version {run.version} --backend {run.backend} --output` first")

@@ -5,7 +5,10 @@
     ├── ConfigError           workspace or recipe configuration is wrong (exit 2)
     ├── ValidationError       a built kernel failed its static checks (exit 3)
     ├── NotFoundError         no such recipe, kernel, run or file (exit 4)
+    │   └── RunGone           the run's remote kernel was deleted or re-created
     ├── RunFailed             a notebook run ended in error or timed out (exit 1)
+    ├── LocalFileError        a local file cannot be written or would be replaced (exit 8):
+    │                         disk full, no permission, a downloaded file edited locally
     └── BackendError          a backend or its service failed (exit 7)
         └── PushedWithProblem the backend made a version but something is wrong with it
 
@@ -40,8 +43,16 @@ class NotFoundError(KjobError):
     exit_code = 4
 
 
+class RunGone(NotFoundError):
+    """The remote kernel of a run no longer exists (deleted, or re-created under its name)."""
+
+
 class RunFailed(KjobError):
     exit_code = 1
+
+
+class LocalFileError(KjobError):
+    exit_code = 8
 
 
 class BackendError(KjobError):

@@ -1,25 +1,38 @@
 """`kjob fetch`: a run's status, log and output listing (and with --output, its files) into
 downloads/<kernel>/<version>/, never touching another version's folder.
 
-Files stream to a temporary name and are renamed only when complete and of the announced
-size; files whose remote stamp and size are unchanged are not downloaded again; local files
-that no longer exist remotely are reported.
+- Only a finished run's files are downloaded: while it runs, its outputs are listed (they
+  may be half-written), so nothing truncated ever lands under a final name.
+- Each file streams to a temporary name unique to this process, is checked against the
+  announced size and renamed only when complete; its SHA-256 (computed while it streams)
+  is recorded in `.fetched.json`, with the remote stamp used to skip unchanged files.
+- A local file that differs from what kjob downloaded (you edited it) is never silently
+  replaced: fetch names it and refuses (exit 8) unless --force.
+- A folder records the identity of the remote kernel its files came from; files of another
+  kernel (a deleted and re-created one) are refused.
 """
 
+import hashlib
 import json
 import os
 import re
+import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kjob.backends.base import Backend, LogEntry
-from kjob.errors import BackendError, UsageError
+from kjob.backends.base import Backend, LogEntry, RemoteFile
+from kjob.errors import BackendError, LocalFileError, UsageError
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.ledger import Ledger
 from kjob.paths import RUN_METADATA, RUN_METRICS, DownloadPaths
 from kjob.runs import Run, run_record
 from kjob.watch import refresh
 from kjob.workspace import Workspace
+
+_CHUNK = 1 << 20
+_MAX_NAME_BYTES = 255  # one path component, on every common file system
 
 
 @dataclass
@@ -29,8 +42,11 @@ class FetchReport:
     listed: int = 0
     downloaded: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # unsafe names, never written
+    refused: list[str] = field(default_factory=list)  # names that would escape the folder, never written
+    problems: list[str] = field(default_factory=list)  # "name: why" for names that cannot be stored here
+    conflicts: list[str] = field(default_factory=list)  # local files edited since kjob downloaded them
     gone_remotely: list[str] = field(default_factory=list)  # local copies with no remote file
+    waiting: bool = False  # the run has not ended: outputs listed, not downloaded
 
 
 def log_as_text(entries: list[LogEntry]) -> str:
@@ -43,57 +59,60 @@ def log_as_text(entries: list[LogEntry]) -> str:
 
 
 def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs: bool = False,
-              pattern: str | None = None) -> FetchReport:
+              pattern: str | None = None, force: bool = False) -> FetchReport:
     try:
         wanted = re.compile(pattern) if pattern else None
     except re.error as exc:
-        raise UsageError(f"--pattern: {exc}") from None
+        raise UsageError(f"--pattern: {exc}") from exc
     run = refresh(ledger, backend, run)
-    paths = ws.paths.download(run.kernel, run.backend, run.version)
+    if run.version is None:
+        raise UsageError(f"{run.ref} was never confirmed by {run.backend}: there is nothing to fetch")
+    paths = ws.paths.download(run.kernel, run.backend, run.version, run.incarnation)
+    _check_same_kernel(ws, paths, run)
     report = FetchReport(run, paths.folder)
     listing = backend.list_outputs(run)
     report.listed = len(listing)
     atomic_write_json(paths.status, {**run_record(run), "url": backend.url(run)})
     atomic_write_text(paths.log, log_as_text(backend.log(run)))
     atomic_write_json(paths.listing, [{"name": f.name, "size": f.size} for f in listing])
-    if outputs:
-        _download_outputs(backend, run, paths, listing, wanted, report)
+    if outputs and not run.state.final:
+        report.waiting = True
+    elif outputs:
+        _download_outputs(backend, run, paths, listing, wanted, report, force)
         metrics = summarize_metrics(paths.output_dir)
         if metrics:
             report.run = ledger.set_metrics(run, {**run.metrics, **metrics})
     return report
 
 
-def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, report: FetchReport) -> None:
-    record = read_json(paths.fetch_record, {}) or {}
-    remote_names = set()
+def _check_same_kernel(ws: Workspace, paths: DownloadPaths, run: Run) -> None:
+    recorded = (read_json(paths.status, {}) or {}).get("identity")
+    if recorded and run.identity and str(recorded) != str(run.identity):
+        raise LocalFileError(f"{ws.paths.relative(paths.folder)} holds the outputs of another kernel (id {recorded}, "
+                             f"not {run.identity}); kjob does not mix them")
+
+
+def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, report: FetchReport, force: bool) -> None:
+    remote_names, taken = set(), {}
     for file in listing:
         relative = safe_relative_path(file.name)
         if relative is None:
             report.refused.append(file.name)
             continue
-        remote_names.add(relative.as_posix())
+        name = relative.as_posix()
+        problem = _storage_problem(name, taken)
+        if problem:
+            report.problems.append(f"{name!r}: {problem}")
+            continue
+        remote_names.add(name)
         if wanted and not wanted.search(file.name):
             continue
-        target = paths.output_dir / relative
-        known = record.get(relative.as_posix())
-        if known and known == {"size": file.size, "stamp": file.stamp} and target.is_file() \
-                and (file.size is None or target.stat().st_size == file.size):
-            report.unchanged.append(file.name)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
         try:
-            backend.download(run, file, partial)
-            size = partial.stat().st_size
-            if file.size is not None and size != file.size:
-                raise BackendError(f"{file.name}: got {size} bytes, expected {file.size}")
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        record[relative.as_posix()] = {"size": file.size, "stamp": file.stamp}
-        atomic_write_json(paths.fetch_record, record)  # after each file: an interrupted fetch keeps what it got
-        report.downloaded.append(file.name)
+            _fetch_file(backend, run, paths, file, name, report, force)
+        except OSError as exc:
+            if exc.errno in (28, 122):  # no space left, quota: nothing further can succeed
+                raise
+            report.problems.append(f"{name!r}: cannot be stored here ({exc.strerror or exc})")
     if paths.output_dir.is_dir():
         for local in sorted(paths.output_dir.rglob("*")):
             name = local.relative_to(paths.output_dir).as_posix()
@@ -101,11 +120,123 @@ def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, repor
                 report.gone_remotely.append(name)
 
 
+def _storage_problem(name: str, taken: dict[str, str]) -> str | None:
+    """Why `name` cannot be stored beside the names already taken, or None.
+
+    Names are compared case-folded: on macOS and Windows `A.txt` and `a.txt` are one file."""
+    if any(len(part.encode("utf-8")) > _MAX_NAME_BYTES for part in name.split("/")):
+        return f"a part of the name is longer than {_MAX_NAME_BYTES} bytes"
+    folded = name.casefold()
+    if folded in taken:
+        return f"collides with {taken[folded]!r}"
+    parts = folded.split("/")
+    for i in range(1, len(parts)):
+        prefix = "/".join(parts[:i])
+        if prefix in taken:
+            return f"needs {taken[prefix]!r} to be a folder, but it is a file"
+    if any(other.startswith(folded + "/") for other in taken):
+        return "is also a folder of other output files"
+    taken[folded] = name
+    return None
+
+
+def _fetch_file(backend, run, paths: DownloadPaths, file: RemoteFile, name: str, report: FetchReport,
+                force: bool) -> None:
+    target = paths.output_dir / name
+    known = (read_json(paths.fetch_record, {}) or {}).get(name)
+    if known and (known.get("size"), known.get("stamp")) == (file.size, file.stamp) and target.is_file() \
+            and (file.size is None or target.stat().st_size == file.size):
+        report.unchanged.append(file.name)  # an edited copy of an unchanged file is left as it is
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    try:
+        digest = _download_hashed(backend, run, file, partial)
+        size = partial.stat().st_size
+        if file.size is not None and size != file.size:
+            raise BackendError(f"{file.name}: got {size} bytes, expected {file.size}")
+        if target.exists() and not force and _edited(target, known, digest):
+            report.conflicts.append(name)
+            return
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    stat = target.stat()
+    entry = {"size": file.size, "stamp": file.stamp, "sha256": digest, "local": [stat.st_size, stat.st_mtime_ns]}
+    record = read_json(paths.fetch_record, {}) or {}  # re-read: another fetch may have added files
+    record[name] = entry
+    atomic_write_json(paths.fetch_record, record)  # after each file: an interrupted fetch keeps what it got
+    report.downloaded.append(file.name)
+
+
+def _edited(target: Path, known: dict | None, new_digest: str) -> bool:
+    """Whether replacing `target` would lose something: it is neither what kjob wrote there
+    nor what it is about to write."""
+    if not target.is_file():
+        return True  # a folder or something else of the user's
+    stat = target.stat()
+    if known and known.get("local") == [stat.st_size, stat.st_mtime_ns]:
+        return False
+    digest = _sha256_file(target)
+    return digest != new_digest and (not known or digest != known.get("sha256"))
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_hashed(backend, run, file: RemoteFile, partial: Path) -> str:
+    """Download into `partial` (created here, so the name is ours alone) while a second thread
+    hashes what has been written so far: on two cores the checksum costs no time."""
+    with partial.open("xb"):
+        pass
+    hasher = _TailHasher(partial)
+    hasher.start()
+    try:
+        backend.download(run, file, partial)
+    finally:
+        hasher.finish()
+    size = partial.stat().st_size
+    if hasher.count != size:  # the download rewrote the file from the start: hash it again
+        return _sha256_file(partial)
+    return hasher.hexdigest
+
+
+class _TailHasher(threading.Thread):
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.count, self.hexdigest = path, 0, ""
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            while True:
+                done = self._done.is_set()  # asked before reading: then an empty read is the end
+                chunk = handle.read(_CHUNK)
+                if chunk:
+                    digest.update(chunk)
+                    self.count += len(chunk)
+                elif done:
+                    break
+                else:
+                    time.sleep(0.002)
+        self.hexdigest = digest.hexdigest()
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join()
+
+
 def summarize_metrics(output_dir: Path) -> dict:
     """Best validation loss (and its epoch) from a run's metadata.json / metrics.jsonl."""
     summary: dict = {}
     metadata = read_json(output_dir / RUN_METADATA, {}) or {}
-    final = metadata.get("final_metrics") or metadata.get("final") or {}
+    final = metadata.get("final_metrics") or metadata.get("final") or {} if isinstance(metadata, dict) else {}
     if isinstance(final, dict):
         for key in ("best_val_loss", "best_epoch", "epochs"):
             if isinstance(final.get(key), (int, float)):
@@ -113,11 +244,13 @@ def summarize_metrics(output_dir: Path) -> dict:
     metrics_file = output_dir / RUN_METRICS
     if "best_val_loss" not in summary and metrics_file.is_file():
         rows = []
-        for line in metrics_file.read_text(encoding="utf-8").splitlines():
+        for line in metrics_file.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(row, dict):
+                rows.append(row)
         scored = [r for r in rows if isinstance(r.get("val_loss"), (int, float))]
         if scored:
             best = min(scored, key=lambda r: r["val_loss"])

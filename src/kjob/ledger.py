@@ -1,7 +1,13 @@
 """The run ledger: an SQLite database (WAL) in the workspace's .kjob folder.
 
 Every write is its own committed transaction, so a kjob process killed mid-command loses
-nothing it already recorded, and several kjob processes may write at once.
+nothing it already recorded, and several kjob processes may write at once. A push writes
+its row first (`submitting`, no version yet) and completes it once the backend answers
+(`complete_submission`), so no run ever executes without a row.
+
+A run is identified by (kernel, backend, incarnation, version). The incarnation counts how
+often the remote kernel was re-created under the same name (its identity changed): Kaggle
+then numbers versions from 1 again, and the earlier kernel's runs are marked gone.
 """
 
 import json
@@ -9,15 +15,15 @@ import sqlite3
 import time
 from pathlib import Path
 
-from kjob.errors import NotFoundError, UsageError
-from kjob.runs import Run, RunStatus, can_move
+from kjob.errors import ConfigError, NotFoundError, UsageError
+from kjob.runs import UNFINISHED, Run, RunStatus, can_move
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+SCHEMA_VERSION = 2
+_COLUMNS = """
     id INTEGER PRIMARY KEY,
     kernel TEXT NOT NULL,
     backend TEXT NOT NULL,
-    version INTEGER NOT NULL,
+    version INTEGER,
     status TEXT NOT NULL,
     raw_status TEXT,
     failure_kind TEXT,
@@ -33,25 +39,62 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     handle TEXT NOT NULL DEFAULT '{}',
     metrics TEXT NOT NULL DEFAULT '{}',
-    UNIQUE (kernel, backend, version)
-);
+    token TEXT,
+    identity TEXT,
+    incarnation INTEGER NOT NULL DEFAULT 1,
+    gone_at REAL,
+    submitter TEXT NOT NULL DEFAULT '{}'
+"""
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS runs_identity ON runs (kernel, backend, incarnation, version);
 CREATE INDEX IF NOT EXISTS runs_by_kernel ON runs (kernel, version);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_by_token ON runs (token);
 """
+# Columns of the first schema (version NOT NULL, UNIQUE (kernel, backend, version)).
+_V1_COLUMNS = ("id, kernel, backend, version, status, raw_status, failure_kind, failure_message, failure_location,"
+               " notebook_sha256, parameters, overrides, git_commit, git_dirty, created_at, started_at,"
+               " finished_at, handle, metrics")
 
 
 class Ledger:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) where a
-        # read-then-write must not interleave with another process.
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) where a
+            # read-then-write must not interleave with another process.
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ConfigError(f"cannot open the run ledger {path.name} ({exc}): nothing was submitted; move "
+                              f"{path} aside to start a new one") from exc
+
+    def _migrate(self) -> None:
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+                if exists:  # a first-schema ledger: copy its rows into the new table
+                    self._db.execute(f"CREATE TABLE runs_v2 ({_COLUMNS})")
+                    self._db.execute(f"INSERT INTO runs_v2 ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM runs")
+                    self._db.execute("DROP TABLE runs")
+                    self._db.execute("ALTER TABLE runs_v2 RENAME TO runs")
+                else:
+                    self._db.execute(f"CREATE TABLE runs ({_COLUMNS})")
+                for statement in filter(str.strip, _INDEXES.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -62,22 +105,93 @@ class Ledger:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def record(self, *, kernel: str, backend: str, version: int, notebook_sha256: str,
-               parameters: dict, git_commit: str | None, git_dirty: bool | None,
-               handle: dict, overrides: dict | None = None, state: RunStatus | None = None) -> Run:
-        state = state or RunStatus("queued")
-        try:
-            cursor = self._db.execute(
-                "INSERT INTO runs (kernel, backend, version, status, raw_status, notebook_sha256,"
-                " parameters, overrides, git_commit, git_dirty, created_at, handle)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kernel, backend, version, state.status, state.raw_status, notebook_sha256,
-                 json.dumps(parameters, sort_keys=True), json.dumps(overrides or {}, sort_keys=True), git_commit,
-                 None if git_dirty is None else int(git_dirty), time.time(), json.dumps(handle)),
-            )
-        except sqlite3.IntegrityError:
-            raise UsageError(f"the ledger already holds {kernel} v{version} on {backend}") from None
+    # -- a push: begin, then complete (or forget) --------------------------------------------
+
+    def begin(self, *, kernel: str, backend: str, notebook_sha256: str, parameters: dict,
+              git_commit: str | None, git_dirty: bool | None, token: str, overrides: dict | None = None,
+              submitter: dict | None = None, handle: dict | None = None) -> Run:
+        """The row of a push about to be sent: status `submitting`, no version yet; `handle`
+        says what the push asks for (e.g. its accelerator) until the backend's replaces it."""
+        cursor = self._db.execute(
+            "INSERT INTO runs (kernel, backend, version, status, raw_status, notebook_sha256, parameters,"
+            " overrides, git_commit, git_dirty, created_at, token, submitter, handle)"
+            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kernel, backend, notebook_sha256, json.dumps(parameters, sort_keys=True),
+             json.dumps(overrides or {}, sort_keys=True), git_commit,
+             None if git_dirty is None else int(git_dirty), time.time(), token, json.dumps(submitter or {}),
+             json.dumps(handle or {})),
+        )
         return self.get(cursor.lastrowid)
+
+    def complete_submission(self, run: Run, submitted) -> Run:
+        """Give the row the version, handle and identity the backend answered with.
+
+        A version already held by another run of the same remote kernel, or a new remote
+        identity, means the kernel was re-created: the run starts a new incarnation and the
+        earlier ones are marked gone (their rows and download folders stay as they are)."""
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._row(run.id)
+            if current["version"] is not None:  # completed meanwhile (a reconciliation)
+                self._db.execute("COMMIT")
+                return self._from_row(current)
+            incarnation = self._incarnation(run.kernel, run.backend, submitted.version, submitted.identity, now)
+            state = submitted.state
+            self._db.execute(
+                "UPDATE runs SET version=?, status=?, raw_status=?, handle=?, identity=?, incarnation=?,"
+                " parameters=? WHERE id=?",
+                (submitted.version, state.status, state.raw_status, json.dumps(submitted.handle),
+                 submitted.identity, incarnation, json.dumps(submitted.parameters, sort_keys=True), run.id),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.get(run.id)
+
+    def _incarnation(self, kernel: str, backend: str, version: int, identity: str | None, now: float) -> int:
+        rows = self._db.execute(
+            "SELECT id, version, identity, incarnation FROM runs WHERE kernel=? AND backend=? AND version IS NOT NULL",
+            (kernel, backend)).fetchall()
+        if not rows:
+            return 1
+        latest = max(r["incarnation"] for r in rows)
+        mine = [r for r in rows if r["incarnation"] == latest]
+        identities = {r["identity"] for r in mine} - {None}
+        same_kernel = identity is None or not identities or identities == {identity}
+        clash = any(r["version"] >= version for r in mine)
+        if same_kernel and not clash:
+            if identity is not None:  # rows recorded before kjob kept identities belong to it
+                self._db.execute("UPDATE runs SET identity=? WHERE kernel=? AND backend=? AND incarnation=?"
+                                 " AND identity IS NULL", (identity, kernel, backend, latest))
+            return latest
+        self._db.execute("UPDATE runs SET gone_at=? WHERE kernel=? AND backend=? AND gone_at IS NULL"
+                         " AND version IS NOT NULL", (now, kernel, backend))
+        return latest + 1
+
+    def record(self, *, kernel: str, backend: str, version: int, notebook_sha256: str, parameters: dict,
+               git_commit: str | None, git_dirty: bool | None, handle: dict, overrides: dict | None = None,
+               state: RunStatus | None = None, identity: str | None = None, token: str | None = None) -> Run:
+        """A run the backend has already confirmed, in one step (begin + complete)."""
+        from types import SimpleNamespace
+
+        run = self.begin(kernel=kernel, backend=backend, notebook_sha256=notebook_sha256, parameters=parameters,
+                         git_commit=git_commit, git_dirty=git_dirty, token=token or "", overrides=overrides)
+        answer = SimpleNamespace(version=version, identity=identity, handle=handle, parameters=parameters,
+                                 state=state or RunStatus("queued"))
+        return self.complete_submission(run, answer)
+
+    def forget(self, run: Run) -> None:
+        """Drop the row of a push the backend certainly never acted on (it refused it)."""
+        self._db.execute("DELETE FROM runs WHERE id=? AND status='submitting'", (run.id,))
+
+    def next_version(self, kernel: str, backend: str) -> int:
+        """One above every version recorded for this kernel on this backend."""
+        row = self._db.execute("SELECT MAX(version) FROM runs WHERE kernel=? AND backend=?", (kernel, backend)).fetchone()
+        return (row[0] or 0) + 1
+
+    # -- later changes ------------------------------------------------------------------------
 
     def update(self, run: Run, state: RunStatus, *, now: float | None = None) -> Run:
         """Record a newer status; an older or equal one is ignored (statuses never go back)."""
@@ -89,7 +203,7 @@ class Ledger:
                 self._db.execute("COMMIT")
                 return self._from_row(current)
             started = current["started_at"]
-            if started is None and state.status != "queued":
+            if started is None and state.status not in ("submitting", "queued"):
                 started = state.started_at or now
             finished = (state.finished_at or now) if state.final else None
             self._db.execute(
@@ -104,9 +218,15 @@ class Ledger:
             raise
         return self.get(run.id)
 
+    def mark_gone(self, run: Run) -> Run:
+        self._db.execute("UPDATE runs SET gone_at=? WHERE id=? AND gone_at IS NULL", (time.time(), run.id))
+        return self.get(run.id)
+
     def set_metrics(self, run: Run, metrics: dict) -> Run:
         self._db.execute("UPDATE runs SET metrics=? WHERE id=?", (json.dumps(metrics, sort_keys=True), run.id))
         return self.get(run.id)
+
+    # -- reading ------------------------------------------------------------------------------
 
     def get(self, run_id: int) -> Run:
         return self._from_row(self._row(run_id))
@@ -118,7 +238,9 @@ class Ledger:
         return row
 
     def find(self, kernel: str, version: int | None = None, backend: str | None = None) -> Run:
-        """The run `kernel` v`version` (latest when no version); a backend narrows it down."""
+        """The run `kernel` v`version` (latest when no version); a backend narrows it down.
+
+        Of a re-created kernel's versions, the newest kernel's is meant."""
         query, args = "SELECT * FROM runs WHERE kernel=?", [kernel]
         if version is not None:
             query, args = query + " AND version=?", args + [version]
@@ -132,6 +254,8 @@ class Ledger:
         if version is not None and len({r["backend"] for r in rows}) > 1:
             names = ", ".join(sorted({r["backend"] for r in rows}))
             raise UsageError(f"{kernel} v{version} exists on several backends ({names}); pass --backend")
+        if version is not None:
+            rows = sorted(rows, key=lambda r: -r["incarnation"])
         return self._from_row(rows[0])
 
     def runs(self, kernel: str | None = None, limit: int | None = None, unfinished_only: bool = False) -> list[Run]:
@@ -139,7 +263,7 @@ class Ledger:
         if kernel:
             query, args = query + " AND kernel=?", args + [kernel]
         if unfinished_only:
-            query += " AND status IN ('queued', 'running')"
+            query += f" AND status IN ({', '.join(repr(s) for s in UNFINISHED)})"
         query += " ORDER BY created_at DESC, id DESC"
         if limit:
             query, args = query + " LIMIT ?", args + [limit]
@@ -164,4 +288,9 @@ class Ledger:
             finished_at=row["finished_at"],
             handle=json.loads(row["handle"]),
             metrics=json.loads(row["metrics"]),
+            token=row["token"],
+            identity=row["identity"],
+            incarnation=row["incarnation"],
+            gone_at=row["gone_at"],
+            submitter=json.loads(row["submitter"]),
         )

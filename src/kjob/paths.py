@@ -150,9 +150,13 @@ class DownloadPaths:
         return self.output_file(BEST_CHECKPOINT)
 
 
-def version_label(backend: str, version: int) -> str:
-    """`v3` for Kaggle versions; other backends number their own runs (`local-v3`)."""
-    return f"v{version}" if backend == "kaggle" else f"{backend}-v{version}"
+def version_label(backend: str, version: int, incarnation: int = 1) -> str:
+    """`v3` for Kaggle versions; other backends number their own runs (`local-v3`).
+
+    A kernel deleted and re-created under the same name numbers its versions from 1 again:
+    its runs get `k2-v1`, `k3-v1`, ... so that they never land in the first kernel's folders."""
+    base = f"v{version}" if backend == "kaggle" else f"{backend}-v{version}"
+    return base if incarnation <= 1 else f"k{incarnation}-{base}"
 
 
 @dataclass(frozen=True)
@@ -190,8 +194,8 @@ class WorkspacePaths:
     def local_run(self, kernel: str, version: int) -> LocalRunPaths:
         return LocalRunPaths(self.local_runs(kernel) / f"v{version}")
 
-    def download(self, kernel: str, backend: str, version: int) -> DownloadPaths:
-        return DownloadPaths(self.downloads / kernel / version_label(backend, version))
+    def download(self, kernel: str, backend: str, version: int, incarnation: int = 1) -> DownloadPaths:
+        return DownloadPaths(self.downloads / kernel / version_label(backend, version, incarnation))
 
     @property
     def reports(self) -> Path:

@@ -1,14 +1,24 @@
-"""`kjob push`: make sure the kernel is built from the current sources, send it, record the run."""
+"""`kjob push`: make sure the kernel is built from the current sources, send it, record the run.
 
+The ledger comes first: its row is written (`submitting`) before the backend is asked, and
+completed with the backend's answer. A push interrupted in between leaves that row, and
+`reconcile` later finds the run by the push's token (or learns that it never started).
+"""
+
+import os
+import secrets
 from dataclasses import dataclass
 
+from kjob import notebook as nbk
 from kjob.backends import get_backend
-from kjob.backends.base import Submission
+from kjob.backends.base import Backend, Submission
 from kjob.build import plan_build, write_kernel
-from kjob.errors import PushedWithProblem
+from kjob.errors import BackendError, KjobError, PushedWithProblem
 from kjob.ledger import Ledger
+from kjob.params import resolve_parameters
+from kjob.procs import alive, start_time
 from kjob.recipe import ParamValue
-from kjob.runs import Run
+from kjob.runs import Run, RunStatus
 from kjob.workspace import Workspace
 
 
@@ -16,39 +26,71 @@ from kjob.workspace import Workspace
 class PushOutcome:
     run: Run
     rebuilt: bool  # kernels/NAME was stale (sources or parameters changed) and was rebuilt
+    warnings: tuple[str, ...] = ()  # the build's warnings (e.g. literal /kaggle paths)
 
 
 def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,
                 timeout: int | None = None, force: bool = False) -> PushOutcome:
-    backend = get_backend(ws, backend_name)
-    plan = plan_build(ws, name, overrides)
-    kernel = ws.paths.kernel(name)
-    current = kernel.notebook.read_text(encoding="utf-8") if kernel.notebook.is_file() else None
-    rebuilt = current != plan.notebook_text
-    if rebuilt:
-        write_kernel(ws, plan)
-    submission = Submission(
-        recipe=plan.recipe,
-        folder=kernel.folder,
-        notebook=plan.notebook,
-        metadata=plan.metadata,
-        session_timeout=timeout or plan.recipe.session_timeout,
-        force=force,
-    )
+    with Ledger(ws.paths.ledger) as ledger:  # a ledger that cannot be opened stops the push here
+        backend = get_backend(ws, backend_name)
+        plan = plan_build(ws, name, overrides)
+        kernel = ws.paths.kernel(name)
+        current = kernel.notebook.read_text(encoding="utf-8") if kernel.notebook.is_file() else None
+        rebuilt = current != plan.notebook_text
+        if rebuilt:
+            write_kernel(ws, plan)
+        parameters = resolve_parameters(ws, plan.recipe, backend.name, overrides)
+        token = secrets.token_hex(8)
+        notebook = nbk.parameterize(plan.notebook, parameters)
+        notebook["metadata"]["kjob"]["submission"] = token
+        submission = Submission(
+            recipe=plan.recipe, folder=kernel.folder, notebook=notebook, metadata=plan.metadata,
+            session_timeout=timeout or plan.recipe.session_timeout, parameters=parameters, token=token,
+            first_version=ledger.next_version(name, backend.name), force=force,
+        )
+        git = plan.record["git"]
+        run = ledger.begin(kernel=name, backend=backend.name, notebook_sha256=plan.notebook_sha256,
+                           parameters=parameters, overrides=overrides or {}, git_commit=git["commit"],
+                           git_dirty=git["dirty"], token=token, handle={"accelerator": plan.recipe.accelerator},
+                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())})
+        run = _submit(ledger, backend, run, submission)
+        return PushOutcome(run, rebuilt, tuple(getattr(plan, "warnings", ())))
+
+
+def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) -> Run:
     try:
         submitted = backend.submit(submission)
-    except PushedWithProblem as exc:
-        _record(ws, name, backend.name, plan, overrides, exc.submitted)  # it exists remotely
+    except PushedWithProblem as exc:  # it exists remotely: record it, then report the problem
+        ledger.complete_submission(run, exc.submitted)
         raise
-    return PushOutcome(_record(ws, name, backend.name, plan, overrides, submitted), rebuilt)
+    except BackendError as exc:
+        # The request may have reached the backend (a timeout, a dropped answer): ask.
+        try:
+            found = backend.find_submission(run.kernel, run.token)
+        except KjobError:
+            raise exc from None  # the row stays `submitting`; `kjob status` asks again later
+        if found is None:
+            ledger.forget(run)
+        else:
+            ledger.complete_submission(run, found)
+        raise
+    except KjobError:
+        ledger.forget(run)  # refused before anything was sent (configuration, quota, ...)
+        raise
+    return ledger.complete_submission(run, submitted)
 
 
-def _record(ws: Workspace, name: str, backend_name: str, plan, overrides, submitted) -> Run:
-    git = plan.record["git"]
-    with Ledger(ws.paths.ledger) as ledger:
-        return ledger.record(
-            kernel=name, backend=backend_name, version=submitted.version,
-            notebook_sha256=plan.notebook_sha256, parameters=submitted.parameters,
-            overrides=overrides or {}, git_commit=git["commit"], git_dirty=git["dirty"],
-            handle=submitted.handle, state=submitted.state,
-        )
+def reconcile(ledger: Ledger, backend: Backend, run: Run) -> Run:
+    """A `submitting` row completed from what the backend has, or closed if it has nothing.
+
+    While the pushing process is alive its push may still be on its way: the row is left."""
+    if run.state.status != "submitting":
+        return run
+    found = backend.find_submission(run.kernel, run.token) if run.token else None
+    if found is not None:
+        return ledger.complete_submission(run, found)
+    if alive(run.submitter.get("pid"), run.submitter.get("start")):
+        return run
+    return ledger.update(run, RunStatus(
+        "error", "never submitted", "infrastructure",
+        f"the push was interrupted before {backend.name} accepted it; nothing runs (push again)"))

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from kjob.errors import UsageError
 
 # The ordered set every backend maps its own statuses onto. A status never moves backwards:
-# queued -> running -> one of the final three, which never change.
-STATUSES = ("queued", "running", "complete", "error", "cancelled")
+# submitting -> queued -> running -> one of the final three, which never change.
+# `submitting` is kjob's own: the ledger row exists, the backend has not yet confirmed it.
+STATUSES = ("submitting", "queued", "running", "complete", "error", "cancelled")
 FINAL = frozenset({"complete", "error", "cancelled"})
-_RANK = {"queued": 0, "running": 1, "complete": 2, "error": 2, "cancelled": 2}
+UNFINISHED = ("submitting", "queued", "running")
+_RANK = {"submitting": -1, "queued": 0, "running": 1, "complete": 2, "error": 2, "cancelled": 2}
 
 FAILURE_KINDS = ("user code", "timeout", "kernel died", "infrastructure")
 
@@ -53,7 +55,7 @@ class Run:
     id: int
     kernel: str
     backend: str
-    version: int
+    version: int | None  # None until the backend has confirmed the push
     state: RunStatus
     notebook_sha256: str
     parameters: dict  # every parameter as the run saw it
@@ -65,11 +67,21 @@ class Run:
     finished_at: float | None = None
     handle: dict = field(default_factory=dict)  # the backend's own reference to the run
     metrics: dict = field(default_factory=dict)  # summary read from fetched outputs
+    token: str | None = None  # the push's random id (finds an interrupted push again)
+    # The remote object the version belongs to (Kaggle's kernel id) and how many times kjob
+    # has seen the kernel re-created under this name (1 = the first): versions restart then.
+    identity: str | None = None
+    incarnation: int = 1
+    gone_at: float | None = None  # when kjob learnt that the remote kernel no longer exists
+    submitter: dict = field(default_factory=dict)  # {pid, start} of the pushing process
 
     @property
     def ref(self) -> str:
-        return run_label(self.kernel, self.version, self.backend)
+        return run_label(self.kernel, self.version, self.backend, self.incarnation)
 
+    @property
+    def gone(self) -> bool:
+        return self.gone_at is not None
 
 
 def run_record(run: Run) -> dict:
@@ -82,7 +94,8 @@ def run_record(run: Run) -> dict:
         "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
         "duration": run_duration(run), "parameters": run.parameters, "overrides": run.overrides,
         "notebook_sha256": run.notebook_sha256, "git_commit": run.git_commit,
-        "git_dirty": run.git_dirty, "metrics": run.metrics,
+        "git_dirty": run.git_dirty, "metrics": run.metrics, "identity": run.identity,
+        "incarnation": run.incarnation, "gone": run.gone,
     }
 
 
@@ -97,7 +110,7 @@ def sort_runs(runs: list[Run], by: str) -> list[Run]:
     """Runs ordered by `version`, `duration` or a recorded metric: losses ascending, scores
     descending, runs without the metric last."""
     if by == "version":
-        return sorted(runs, key=lambda r: r.version)
+        return sorted(runs, key=lambda r: (r.incarnation, r.version or 0))
     if by == "duration":
         return sorted(runs, key=lambda r: run_duration(r) or 0)
     present = [r for r in runs if isinstance(r.metrics.get(by), (int, float))]
@@ -108,9 +121,13 @@ def sort_runs(runs: list[Run], by: str) -> list[Run]:
     return sorted(present, key=lambda r: r.metrics[by], reverse=not by.endswith("loss")) + missing
 
 
-def run_label(kernel: str, version: int, backend: str) -> str:
-    suffix = "" if backend == "kaggle" else f" ({backend})"
-    return f"{kernel} v{version}{suffix}"
+def run_label(kernel: str, version: int | None, backend: str, incarnation: int = 1) -> str:
+    """`r3-dpt v3`, `r3-dpt v3 (local)`; a re-created kernel's runs: `r3-dpt v1 (kernel #2)`."""
+    notes = [] if backend == "kaggle" else [backend]
+    if incarnation > 1:
+        notes.append(f"kernel #{incarnation}")
+    number = f"v{version}" if version is not None else "(no version yet)"
+    return f"{kernel} {number}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 _SPEC = re.compile(r"^(?P<kernel>[A-Za-z0-9_.-]+)(?::v?(?P<version>\d+))?$")

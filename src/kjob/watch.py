@@ -4,17 +4,31 @@ import time
 from collections.abc import Callable
 
 from kjob.backends.base import Backend
+from kjob.errors import RunGone
 from kjob.ledger import Ledger
-from kjob.runs import Run
+from kjob.runs import Run, RunStatus
 
 Progress = Callable[[Run, float], None]  # (run as now recorded, seconds spent watching)
 
 
 def refresh(ledger: Ledger, backend: Backend, run: Run) -> Run:
-    """The run with its backend's current status recorded (final runs are not asked again)."""
+    """The run with its backend's current status recorded (final runs are not asked again).
+
+    A row left `submitting` by an interrupted push is reconciled first; a run whose remote
+    kernel no longer exists is marked gone (and cancelled, if it had not ended)."""
     if run.state.final:
         return run
-    return ledger.update(run, backend.status(run))
+    if run.state.status == "submitting":
+        from kjob.push import reconcile
+
+        run = reconcile(ledger, backend, run)
+        if run.state.status == "submitting" or run.state.final:
+            return run
+    try:
+        return ledger.update(run, backend.status(run))
+    except RunGone as exc:
+        run = ledger.mark_gone(run)
+        return ledger.update(run, RunStatus("cancelled", "kernel gone", failure_message=exc.message))
 
 
 def watch(ledger: Ledger, backend: Backend, run: Run, on_progress: Progress | None = None,

@@ -12,13 +12,22 @@ from kjob.runs import Run, RunStatus
 
 @dataclass(frozen=True)
 class Submission:
-    """A built kernel, ready to send."""
+    """A built kernel, ready to send.
+
+    `notebook` already holds the effective parameters (`parameters`, resolved once by
+    `kjob.params`): a backend sends or runs it as it is and never re-parameterises it."""
 
     recipe: KernelRecipe
     folder: Path  # kernels/<name>
     notebook: dict
     metadata: dict  # kernel-metadata.json
     session_timeout: int  # seconds for the whole run
+    parameters: dict  # the effective parameters the notebook runs with
+    # A random id of this push. The backend keeps it with the run (the local sandbox's
+    # run.json; on Kaggle the notebook's metadata), so a push interrupted before the ledger
+    # learnt its version can be found again (`Backend.find_submission`).
+    token: str
+    first_version: int = 1  # the lowest version number a backend that numbers its own runs may use
     force: bool = False  # skip the backend's safety refusals (quota, concurrency)
 
 
@@ -28,6 +37,9 @@ class Submitted:
     parameters: dict  # as the run will see them
     handle: dict  # the backend's own reference, stored in the ledger
     state: RunStatus
+    # The identity of the remote object the version belongs to (Kaggle's kernel id): a kernel
+    # deleted and re-created under the same name has another one, and numbers from 1 again.
+    identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,13 @@ class Backend(ABC):
 
         `delete_kernel` is the user's explicit permission to delete the remote kernel where
         that is the only way to stop a run (Kaggle batch sessions)."""
+
+    def find_submission(self, kernel: str, token: str) -> Submitted | None:
+        """The run started by the push with `token`, if the backend has one.
+
+        Asked for a ledger row left `submitting` by an interrupted push: None means the
+        backend never received that push."""
+        return None
 
     def url(self, run: Run) -> str | None:
         """Where a person can look at the run, if anywhere."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
-from kjob.errors import BackendError, ConfigError, PushedWithProblem
+from kjob.errors import BackendError, ConfigError, NotFoundError, PushedWithProblem, RunGone
 from kjob.leakscan import redact
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
@@ -37,6 +37,7 @@ class KaggleBackend(Backend):
         self._api = None
         self._urls: dict[tuple[int, str], str] = {}
         self._deleted: set[str] = set()
+        self._verified: set[int] = set()  # runs whose kernel identity was checked by this process
         first = os.environ.get("KJOB_KAGGLE_POLL")
         if first:
             try:
@@ -68,9 +69,10 @@ class KaggleBackend(Backend):
         response = self.api.save(save_request(submission), f"the push of {ref}")
         problem = rejection(response)
         version = response.version_number
-        parameters = submission.notebook.get("metadata", {}).get("kjob", {}).get("parameters", {})
-        handle = {"slug": str(ref), "gpu": gpu, "url": self._web(ref)}
-        submitted = Submitted(version, parameters, handle, RunStatus("queued", "QUEUED")) if version else None
+        identity = str(response.kernel_id) if response.kernel_id else None
+        handle = {"slug": str(ref), "gpu": gpu, "url": self._web(ref), "kernel_id": identity}
+        submitted = Submitted(version, submission.parameters, handle, RunStatus("queued", "QUEUED"),
+                              identity) if version else None
         if problem:
             message = f"Kaggle rejected the push of {ref}: {problem}"
             if submitted:  # it runs anyway: record it so that it can be watched and stopped
@@ -83,6 +85,55 @@ class KaggleBackend(Backend):
         except BackendError as exc:
             raise PushedWithProblem(exc.message, submitted) from None
         return submitted
+
+    def find_submission(self, kernel: str, token: str) -> Submitted | None:
+        """The version whose notebook carries the push's token: the latest few are looked at."""
+        import json
+
+        from kjob.backends.kaggle_api import KernelRef
+        from kjob.recipe import load_recipe
+
+        ref = KernelRef(self.ws.owner(), load_recipe(self.ws, kernel).slug)
+        try:
+            latest = self.api.kernel(ref)
+        except NotFoundError:
+            return None
+        meta = latest.metadata
+        current = meta.current_version_number if meta is not None else None
+        if not current:
+            return None
+        for version in range(current, max(current - 5, 0), -1):
+            answer = latest if version == current else self.api.kernel(ref, version)
+            try:
+                notebook = json.loads(answer.blob.source or "")
+            except (AttributeError, TypeError, ValueError):
+                continue
+            info = notebook.get("metadata", {}).get("kjob", {}) if isinstance(notebook, dict) else {}
+            if info.get("submission") == token:
+                identity = str(meta.id) if meta.id else None
+                gpu = bool(meta.enable_gpu) or (meta.machine_shape or "").startswith(("Nvidia", "Gpu"))
+                handle = {"slug": str(ref), "gpu": gpu, "url": self._web(ref), "kernel_id": identity}
+                return Submitted(version, info.get("parameters", {}), handle, RunStatus("queued", "QUEUED"), identity)
+        return None
+
+    def _kernel_now(self, run: Run):
+        """The run's kernel as Kaggle has it now; RunGone when it is deleted or another kernel."""
+        ref = self._ref(run)
+        if str(ref) in self._deleted:
+            raise RunGone(f"the Kaggle kernel {ref} of {run.ref} was deleted (kjob cancel --delete-kernel)")
+        try:
+            meta = self.api.kernel(ref).metadata
+        except NotFoundError as exc:
+            raise RunGone(f"the Kaggle kernel {ref} of {run.ref} no longer exists: its outputs and log are gone") from exc
+        if meta is None:
+            raise BackendError(f"Kaggle answered for kernel {ref} without its metadata")
+        known = run.identity or run.handle.get("kernel_id")
+        current = meta.current_version_number
+        if (known and meta.id and str(meta.id) != str(known)) or (current is not None and current < run.version):
+            raise RunGone(f"the Kaggle kernel {ref} of {run.ref} was deleted and re-created (now kernel {meta.id}, "
+                          f"at v{current}): the outputs and log of {run.ref} are gone")
+        self._verified.add(run.id)
+        return meta
 
     def _web(self, ref) -> str:
         return f"{self.api.transport.endpoints.web}/code/{ref}"
@@ -99,9 +150,13 @@ class KaggleBackend(Backend):
 
     def status(self, run: Run) -> RunStatus:
         ref = self._ref(run)
-        if str(ref) in self._deleted:
-            return RunStatus("cancelled", "kernel deleted")
-        answer = self.api.session_status(ref, run.version)
+        if run.id not in self._verified or str(ref) in self._deleted:
+            self._kernel_now(run)  # once per process: the same name may now be another kernel
+        try:
+            answer = self.api.session_status(ref, run.version)
+        except NotFoundError:
+            self._kernel_now(run)  # gone, or re-created: RunGone says which
+            raise
         raw = answer.status.name if answer.status is not None else "QUEUED"
         status = _STATUS.get(raw)
         if status is None:
@@ -113,7 +168,7 @@ class KaggleBackend(Backend):
 
     def _require_current(self, run: Run) -> None:
         ref = self._ref(run)
-        current = self.api.current_version(ref)
+        current = self._kernel_now(run).current_version_number
         if current is None:
             raise BackendError(f"Kaggle did not say which version of {ref} is the latest, so kjob cannot tell "
                                f"whether what it serves belongs to v{run.version}")

@@ -44,9 +44,12 @@ class KernelsApi:
     def save(self, request: "api.ApiSaveKernelRequest", what: str) -> "api.ApiSaveKernelResponse":
         return self.transport.call(lambda: self.client.save_kernel(request), what, idempotent=False)
 
-    def kernel(self, ref: KernelRef) -> "api.ApiGetKernelResponse":
+    def kernel(self, ref: KernelRef, version: int | None = None) -> "api.ApiGetKernelResponse":
+        """The kernel's metadata (its id, current version) and the source of `version` (default: the latest)."""
         request = api.ApiGetKernelRequest()
         request.user_name, request.kernel_slug = ref.owner, ref.slug
+        if version is not None:
+            request.version_label = f"v{version}"
         return self.transport.call(lambda: self.client.get_kernel(request), f"kernel {ref}")
 
     def current_version(self, ref: KernelRef) -> int | None:

@@ -88,15 +88,17 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def unfinished_gpu_runs(backend) -> list:
-    """The ledger's Kaggle GPU runs that are still queued or running, asked afresh."""
+def unfinished_gpu_runs(backend, exclude_token: str | None = None) -> list:
+    """The ledger's Kaggle GPU runs that are still submitting, queued or running, asked afresh
+    (an interrupted push's row counts until it is reconciled)."""
     from kjob.ledger import Ledger
     from kjob.watch import refresh
 
     still = []
     with Ledger(backend.ws.paths.ledger) as ledger:
         for run in ledger.runs(unfinished_only=True):
-            if run.backend != backend.name or not run.handle.get("gpu"):
+            gpu = run.handle.get("gpu") or run.handle.get("accelerator") == "gpu"
+            if run.backend != backend.name or not gpu or (exclude_token and run.token == exclude_token):
                 continue
             try:
                 run = refresh(ledger, backend, run)
@@ -108,7 +110,7 @@ def unfinished_gpu_runs(backend) -> list:
 
 
 def check_gpu_room(backend, submission) -> None:
-    busy = unfinished_gpu_runs(backend)
+    busy = unfinished_gpu_runs(backend, submission.token)
     if len(busy) >= GPU_SESSION_LIMIT:
         names = ", ".join(run.ref for run in sorted(busy, key=lambda r: (r.kernel, r.version)))
         raise BackendError(f"{len(busy)} Kaggle GPU runs have not finished ({names}) and Kaggle runs at most "

@@ -17,11 +17,8 @@ def demo(budget):
 
     Example: kjob demo
     """
-    from kjob.backends import get_backend
-    from kjob.cli.runs import print_fetch, wait_for_run
+    from kjob.cli.runs import follow_and_fetch
     from kjob.errors import ConfigError
-    from kjob.fetch import fetch_run
-    from kjob.ledger import Ledger
     from kjob.push import push_kernel
     from kjob.recipe import load_recipe, parse_overrides
 
@@ -36,17 +33,14 @@ def demo(budget):
     overrides = parse_overrides(recipe, items)
     click.echo(f"demo: building {recipe.name} and running it on the local backend ({recipe.description})")
     outcome = push_kernel(ws, recipe.name, "local", overrides, timeout=config.get("timeout"))
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
     run = outcome.run
     click.echo(f"demo: pushed {run.ref}; following it (Ctrl-C stops watching, not the run)")
-    with Ledger(ws.paths.ledger) as ledger:
-        backend = get_backend(ws, run.backend)
-        run = wait_for_run(ledger, backend, run)
-        if run.state.status != "complete":
-            click.echo(f"{run.ref}: {status_text(run)}")
-            sys.exit(EXIT_FOR_STATUS[run.state.status])
-        report = fetch_run(ws, ledger, backend, run, outputs=True)
-    print_fetch(ws, report)
-    run = report.run
+    run = follow_and_fetch(ws, run)
+    if run.state.status != "complete":
+        click.echo(f"{run.ref}: {status_text(run)}")
+        sys.exit(EXIT_FOR_STATUS[run.state.status])
     click.echo(f"demo: {run.ref} complete; best validation loss {number(run.metrics.get('best_val_loss'))} "
                f"(epoch {number(run.metrics.get('best_epoch'))})")
     evaluate_demo_run(ws, recipe, run)

@@ -3,7 +3,7 @@
 from kjob.runs import Run
 
 # Exit codes for a run's status (documented in README).
-EXIT_FOR_STATUS = {"complete": 0, "error": 1, "cancelled": 5, "queued": 6, "running": 6}
+EXIT_FOR_STATUS = {"complete": 0, "error": 1, "cancelled": 5, "submitting": 6, "queued": 6, "running": 6}
 EXIT_INTERRUPTED = 130
 
 
@@ -33,6 +33,8 @@ def status_text(run: Run) -> str:
     text = run.state.status
     if run.state.status == "error":
         text += f": {run.state.describe_failure()}"
+    if run.gone:
+        text += " (kernel gone)"
     return text
 
 

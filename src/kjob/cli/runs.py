@@ -57,17 +57,30 @@ def wait_for_run(ledger, backend, run):
 
 
 def print_fetch(ws, report):
+    from kjob.errors import BackendError, LocalFileError
+
     run = report.run
     click.echo(f"fetched {run.ref} into {ws.paths.relative(report.folder)}: {run.state.status}, "
                f"{report.listed} output file(s) listed, {len(report.downloaded)} downloaded, "
                f"{len(report.unchanged)} unchanged")
+    if report.waiting:
+        click.echo(f"note: {run.ref} has not ended ({run.state.status}): its outputs are listed, not downloaded "
+                   "(they may be half-written); fetch again when it ends", err=True)
+    elif run.state.final and report.listed == 0:
+        click.echo(f"note: {run.ref} wrote no output files", err=True)
     for name in report.gone_remotely:
         click.echo(f"warning: {name} no longer exists remotely (the local copy is stale)", err=True)
+    for problem in report.problems:
+        click.echo(f"warning: output file {problem}; not downloaded", err=True)
+    if report.conflicts:
+        names = ", ".join(report.conflicts)
+        raise LocalFileError(f"{len(report.conflicts)} local file(s) differ from what kjob downloaded (edited?) and "
+                             f"were left as they are: {names}; fetch with --force to replace them")
     if report.refused:
-        from kjob.errors import BackendError
-
         names = ", ".join(repr(n) for n in report.refused)
         raise BackendError(f"refused output file name(s) that would escape the version folder: {names}")
+    if report.problems:
+        raise BackendError(f"{len(report.problems)} output file(s) could not be stored (see the warnings above)")
 
 
 @click.command()
@@ -82,29 +95,39 @@ def push(name, backend_name, params, timeout, wait, force):
 
     Example: kjob push r3-dpt --backend local --wait
     """
-    from kjob.backends import get_backend
-    from kjob.fetch import fetch_run
-    from kjob.ledger import Ledger
     from kjob.push import push_kernel
     from kjob.recipe import load_recipe, parse_overrides
 
     ws = workspace()
     overrides = parse_overrides(load_recipe(ws, name), list(params))
     outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force)
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if outcome.rebuilt:
         click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
     run = outcome.run
     click.echo(run.ref)
     if not wait:
         return
+    run = follow_and_fetch(ws, run)
+    click.echo(f"{run.ref}: {status_text(run)}")
+    sys.exit(EXIT_FOR_STATUS[run.state.status])
+
+
+def follow_and_fetch(ws, run):
+    """Watch a pushed run to its end, then fetch it: status and log whatever the ending (Kaggle
+    keeps only the latest version's), the output files when it completed. Shared by
+    `push --wait` and `kjob demo`."""
+    from kjob.backends import get_backend
+    from kjob.fetch import fetch_run
+    from kjob.ledger import Ledger
+
     with Ledger(ws.paths.ledger) as ledger:
         backend = get_backend(ws, run.backend)
         run = wait_for_run(ledger, backend, run)
-        # Status and log whatever the ending (Kaggle keeps only the latest version's), the
-        # output files when it completed.
-        print_fetch(ws, fetch_run(ws, ledger, backend, run, outputs=run.state.status == "complete"))
-    click.echo(f"{run.ref}: {status_text(run)}")
-    sys.exit(EXIT_FOR_STATUS[run.state.status])
+        report = fetch_run(ws, ledger, backend, run, outputs=run.state.status == "complete")
+    print_fetch(ws, report)
+    return report.run
 
 
 @click.command()
@@ -132,7 +155,7 @@ def status(name, version, backend, watch, as_json):
             runs = []
             for run in ledger.runs(limit=20):
                 backend_obj = get_backend(ws, run.backend)
-                if run.state.final or not backend_obj.status_is_cheap:
+                if run.state.final or not (backend_obj.status_is_cheap or run.state.status == "submitting"):
                     runs.append(run)  # remote ones as last seen: the table stays instant offline
                     if not run.state.final:
                         stale.append(f"note: {run.ref} is shown as last seen; `kjob status {run.kernel} "
@@ -193,7 +216,8 @@ def logs(name, version, backend, follow):
 @backend_option
 @click.option("--output", "outputs", is_flag=True, help="Also download the output files.")
 @click.option("--pattern", default=None, metavar="REGEX", help="Only output files whose name matches.")
-def fetch(name, version, backend, outputs, pattern):
+@click.option("--force", is_flag=True, help="Replace local files that differ from what kjob downloaded (edited ones).")
+def fetch(name, version, backend, outputs, pattern, force):
     """Store a run's status, log and output listing (with --output, its files) in downloads/NAME/vN/.
 
     Example: kjob fetch r3-dpt --version 3 --output --pattern '\\.pt$'
@@ -202,7 +226,7 @@ def fetch(name, version, backend, outputs, pattern):
 
     ws, ledger, backend_obj, run = _open(name, version, backend)
     with ledger:
-        report = fetch_run(ws, ledger, backend_obj, run, outputs=outputs, pattern=pattern)
+        report = fetch_run(ws, ledger, backend_obj, run, outputs=outputs, pattern=pattern, force=force)
     print_fetch(ws, report)
 
 

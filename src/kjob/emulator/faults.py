@@ -15,6 +15,17 @@ with a JSON object of the same names). Counted faults are used up one request at
                                      over HTTP starts them; from Python: store.mark_released())
     gpu_used_hours  float            GPU quota already used this week (of gpu_total_hours)
     max_gpu_sessions int             unfinished GPU sessions per account before a push is refused
+
+Broken answers, each entry used once by the next request it names: an API method
+("GetKernel") or "download" (a GET of an output file). The store still handles a mangled
+or badly encoded request (a mangled push still makes its version); only the bytes on the
+wire change.
+
+    mangle_next     [{"method": M, "answer": VALUE}]   answer M with this JSON value instead
+                    [{"method": M, "body": TEXT, "content_type": C}]   or with raw text (HTTP 200)
+    bad_gzip_next   [M | "download"]  the answer says Content-Encoding: gzip, but its body is not gzip
+    redirect_loop_next [M | "download"]  the request is answered 302 to itself (before credentials
+                                     are checked), and so is every request that follows the redirect
 """
 
 import threading
@@ -37,6 +48,9 @@ class Faults:
     gpu_used_hours: float = 0.0
     gpu_total_hours: float = 30.0
     max_gpu_sessions: int = 2
+    mangle_next: list[dict] = field(default_factory=list)
+    bad_gzip_next: list[str] = field(default_factory=list)
+    redirect_loop_next: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -46,6 +60,10 @@ class Faults:
         unknown = set(changes) - set(known)
         if unknown:
             raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+        for entry in changes.get("mangle_next", []):
+            if not (isinstance(entry, dict) and isinstance(entry.get("method"), str)
+                    and ("answer" in entry or isinstance(entry.get("body"), str))):
+                raise ValueError('each mangle_next entry needs a "method" and an "answer" (JSON) or a "body" (text)')
         with self._lock:
             for name, value in changes.items():
                 setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
@@ -83,3 +101,13 @@ class Faults:
         with self._lock:
             message, self.reject_push = self.reject_push, None
             return message
+
+    def take_for(self, name: str, target: str):
+        """The first entry of the list fault `name` meant for `target` (a method or "download"),
+        removed from the list; None when there is none."""
+        with self._lock:
+            entries = getattr(self, name)
+            for index, entry in enumerate(entries):
+                if (entry.get("method") if isinstance(entry, dict) else entry) == target:
+                    return entries.pop(index)
+            return None

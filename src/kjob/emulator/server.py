@@ -8,6 +8,8 @@
     GET  /_emulator/requests                           what clients sent (bodies, no headers)
 
 API calls without the expected credentials get 401; credentials are never logged or kept.
+Broken answers (mangled bodies, bad gzip, redirect loops) are made here, on the wire, from
+the switches in faults.py; the store answers as usual underneath.
 """
 
 import base64
@@ -28,6 +30,7 @@ from kjob.emulator.store import ApiError, Store
 _API = re.compile(r"^/api/v1/kernels\.KernelsApiService/([A-Za-z]+)$")
 _STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_LOOP = "redirect-loop"  # the query mark of a request that followed a looping redirect
 _HTML = "<!DOCTYPE html><html><head><title>{code}</title></head><body><h1>{code} {reason}</h1></body></html>"
 
 
@@ -69,6 +72,8 @@ class _Server(ThreadingHTTPServer):
         self.stopping = threading.Event()
         # Per file request: (token, its Range header, whether it carried credentials).
         self.downloads: list[tuple[str, str | None, bool]] = []
+        # Every request but the test controls: (verb, path), to prove that none was sent.
+        self.seen: list[tuple[str, str]] = []
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -91,9 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answers ------------------------------------------------------------------------
 
-    def _send(self, code: int, body: bytes, kind: str) -> None:
+    def _send(self, code: int, body: bytes, kind: str, encoding: str | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", kind)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -104,6 +111,32 @@ class _Handler(BaseHTTPRequestHandler):
     def _html_error(self, code: int) -> None:
         reason = self.responses.get(code, ("Error",))[0]
         self._send(code, _HTML.format(code=code, reason=reason).encode(), "text/html; charset=utf-8")
+
+    def _answer(self, method: str, code: int, data) -> None:
+        """An API answer, as the faults for `method` leave it."""
+        faults = self.server.store.faults
+        mangled = faults.take_for("mangle_next", method)
+        if mangled is None:
+            body, kind = json.dumps(data).encode(), "application/json"
+        elif "body" in mangled:
+            code, body = 200, mangled["body"].encode()
+            kind = mangled.get("content_type") or "text/plain; charset=utf-8"
+        else:
+            code, body, kind = 200, json.dumps(mangled["answer"]).encode(), "application/json"
+        # Plain bytes labelled gzip: the client's decoder fails on them.
+        self._send(code, body, kind, "gzip" if faults.take_for("bad_gzip_next", method) else None)
+
+    def _redirect_loop(self, path: str, target: str | None) -> bool:
+        """Answers 302 to the same path when `target` has a redirect loop due, or when this
+        request followed such a redirect (so the loop never ends)."""
+        followed = _LOOP in self.path.partition("?")[2].split("&")
+        if not followed and not (target and self.server.store.faults.take_for("redirect_loop_next", target)):
+            return False
+        self.send_response(302)
+        self.send_header("Location", f"{path}?{_LOOP}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
 
     def _body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -134,21 +167,30 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body()
         except (ValueError, UnicodeDecodeError) as exc:
             return self._json(400, {"code": 400, "message": f"bad request body: {exc}"})
-        if self.path.startswith("/_emulator/"):
-            return self._control(self.path.split("?")[0], body)
-        match = _API.match(self.path.split("?")[0])
+        path = self.path.split("?")[0]
+        if path.startswith("/_emulator/"):
+            return self._control(path, body)
+        self.server.seen.append(("POST", path))
+        match = _API.match(path)
+        if self._redirect_loop(path, match and match.group(1)):
+            return
         if not match:
             return self._json(404, {"code": 404, "message": f"no such endpoint {self.path}"})
         ok, user = self._gate()
         if not ok:
             return
         try:
-            self._json(200, self.server.store.handle(match.group(1), body, user))
+            code, answer = 200, self.server.store.handle(match.group(1), body, user)
         except ApiError as exc:
-            self._json(exc.code, {"code": exc.code, "message": exc.message})
+            code, answer = exc.code, {"code": exc.code, "message": exc.message}
+        self._answer(match.group(1), code, answer)
 
     def do_GET(self):
         path = self.path.split("?")[0]
+        if not path.startswith("/_emulator/"):
+            self.server.seen.append(("GET", path))
+        if self._redirect_loop(path, "download" if path.startswith("/outputs/") else None):
+            return
         if path.startswith("/outputs/"):
             return self._file(path[len("/outputs/"):])
         if path == "/_emulator/requests":
@@ -209,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = max(0, end - start + 1)
         self.send_response(206 if match else 200)
         self.send_header("Content-Type", "application/octet-stream")
+        if self.server.store.faults.take_for("bad_gzip_next", "download"):
+            self.send_header("Content-Encoding", "gzip")  # over bytes that are not gzip
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(length))
         if match:
@@ -286,6 +330,11 @@ class Emulator:
     @property
     def downloads(self) -> list[tuple[str, str | None, bool]]:
         return list(self._server.downloads)
+
+    @property
+    def http_requests(self) -> list[tuple[str, str]]:
+        """(verb, path) of every request that reached the server, the test controls aside."""
+        return list(self._server.seen)
 
     def requests(self, method: str) -> list[dict]:
         with self.store.lock:

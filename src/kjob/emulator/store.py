@@ -141,7 +141,8 @@ class Store:
             kernel = self.kernels[request.slug.lower()] = Kernel(next(self._ids), owner, slug, request.new_title or slug)
         kernel.title = request.new_title or kernel.title
         number = len(kernel.versions) + 1
-        session = Session(self.root / owner / slug / f"v{number}", request.text or "", mounts,
+        # One folder per kernel id: a deleted kernel's slug can be pushed again (a new id, from v1).
+        session = Session(self.root / owner / slug / f"kernel-{kernel.id}" / f"v{number}", request.text or "", mounts,
                           request.session_timeout_seconds or DEFAULT_TIMEOUT, bool(request.enable_gpu))
         kernel.versions.append(Version(number, body, attached, session))
         if not self.faults.hold:
