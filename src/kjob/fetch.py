@@ -144,9 +144,13 @@ def _fetch_file(backend, run, paths: DownloadPaths, file: RemoteFile, name: str,
                 force: bool) -> None:
     target = paths.output_dir / name
     known = (read_json(paths.fetch_record, {}) or {}).get(name)
-    if known and (known.get("size"), known.get("stamp")) == (file.size, file.stamp) and target.is_file() \
-            and (file.size is None or target.stat().st_size == file.size):
-        report.unchanged.append(file.name)  # an edited copy of an unchanged file is left as it is
+    same_remote = bool(known) and (known.get("size"), known.get("stamp")) == (file.size, file.stamp)
+    local = _local_digest(target, known)  # None: not there; "": what kjob wrote; else the edited content's
+    if same_remote and local == "":
+        report.unchanged.append(file.name)
+        return
+    if same_remote and local and not force:  # edited, and the remote copy is the one it came from
+        report.conflicts.append(name)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
@@ -155,7 +159,7 @@ def _fetch_file(backend, run, paths: DownloadPaths, file: RemoteFile, name: str,
         size = partial.stat().st_size
         if file.size is not None and size != file.size:
             raise BackendError(f"{file.name}: got {size} bytes, expected {file.size}")
-        if target.exists() and not force and _edited(target, known, digest):
+        if local and local != digest and not force:
             report.conflicts.append(name)
             return
         os.replace(partial, target)
@@ -169,16 +173,18 @@ def _fetch_file(backend, run, paths: DownloadPaths, file: RemoteFile, name: str,
     report.downloaded.append(file.name)
 
 
-def _edited(target: Path, known: dict | None, new_digest: str) -> bool:
-    """Whether replacing `target` would lose something: it is neither what kjob wrote there
-    nor what it is about to write."""
+def _local_digest(target: Path, known: dict | None) -> str | None:
+    """None when `target` does not exist, "" when it is what kjob wrote there, else the SHA-256
+    of what is there now (edited, or put there by someone else)."""
+    if not target.exists():
+        return None
     if not target.is_file():
-        return True  # a folder or something else of the user's
+        return "not a file"
     stat = target.stat()
     if known and known.get("local") == [stat.st_size, stat.st_mtime_ns]:
-        return False
+        return ""  # untouched since kjob renamed it into place: no need to read it
     digest = _sha256_file(target)
-    return digest != new_digest and (not known or digest != known.get("sha256"))
+    return "" if known and digest == known.get("sha256") else digest
 
 
 def _sha256_file(path: Path) -> str:

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 
+_HEX32 = r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])"  # a legacy Kaggle key; not part of a longer hash
 # (what it looks like, pattern). Each pattern's group "secret" is the part to hide.
 _PATTERNS = [
     ("a Kaggle API token", r"(?P<secret>KGAT_[0-9a-fA-F]{16,})"),
@@ -10,6 +11,17 @@ _PATTERNS = [
     (
         "a Kaggle key",
         r"""KAGGLE_(?:KEY|API_TOKEN)["']?\s*(?:\]\s*)?[=:,]\s*["'](?P<secret>[^"'\s]{8,})["']""",
+    ),
+    # Unquoted, as in `%env KAGGLE_KEY=...` or a shell line.
+    ("a Kaggle key", rf"KAGGLE_(?:KEY|API_TOKEN)\s*=\s*(?P<secret>{_HEX32})"),
+    # A name ending in key or token (kaggle_key, api_key, key, token; also as a keyword
+    # argument or a dict key) given 32 hex digits. Hashes are named md5, checksum, sha256 ...
+    ("a Kaggle key", rf"""(?i:\b\w*(?:key|token))["']?\s*\]?\s*[=:]\s*["'](?P<secret>{_HEX32})["']"""),
+    # ("user", "<32 hex>"): the pair `auth=` takes. A user name has no dots or slashes, which
+    # keeps out (file name or URL, md5) pairs of dataset download tables.
+    (
+        "a user name and Kaggle key",
+        rf"""["'](?![0-9a-fA-F]{{32}}["'])[A-Za-z0-9_-]{{1,64}}["']\s*,\s*["'](?P<secret>{_HEX32})["']""",
     ),
     ("an AWS access key", r"(?P<secret>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"),
     ("a GitHub token", r"(?P<secret>\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}))"),
@@ -22,6 +34,12 @@ _PATTERNS = [
         "a hard-coded secret",
         r"""(?i:\b\w*(?:api_?key|secret|passwd|password|access_?token|auth_?token)\w*)\s*"""
         r"""[=:]\s*["'](?P<secret>[A-Za-z0-9+/_\-.]{16,})["']""",
+    ),
+    # `token = "..."`: only names that end in token (not tokenizer_name), and only values
+    # mixing letters and digits (not "bert-base-uncased").
+    (
+        "a hard-coded token",
+        r"""(?i:\b\w*token)["']?\s*\]?\s*[=:]\s*["'](?P<secret>(?=[^"']*\d)(?=[^"']*[A-Za-z])[A-Za-z0-9+/_\-.]{16,})["']""",
     ),
 ]
 _COMPILED = [(what, re.compile(pattern)) for what, pattern in _PATTERNS]

@@ -24,35 +24,10 @@ class KernelPaths:
 
 
 @dataclass(frozen=True)
-class SmokePaths:
-    """.kjob/smoke/<name>/: the last smoke run of a kernel, kept for inspection."""
-
-    folder: Path
-
-    @property
-    def executed_notebook(self) -> Path:
-        return self.folder / "executed.ipynb"
-
-    @property
-    def kernel_log(self) -> Path:
-        return self.folder / "kernel.log"
-
-    @property
-    def input_dir(self) -> Path:
-        return self.folder / "input"
-
-    @property
-    def working_dir(self) -> Path:
-        return self.folder / "working"
-
-    @property
-    def temp_dir(self) -> Path:
-        return self.folder / "temp"
-
-
-@dataclass(frozen=True)
 class LocalRunPaths:
-    """.kjob/local/<kernel>/v<N>/: one run of the local backend (its Kaggle-like sandbox)."""
+    """.kjob/local/<kernel>/v<N>/: one run of the local backend (its Kaggle-like sandbox).
+
+    Every run sandbox (`kjob.sandbox`) has this layout: the emulator's sessions and smoke runs too."""
 
     folder: Path
 
@@ -66,13 +41,18 @@ class LocalRunPaths:
 
     @property
     def spec(self) -> Path:
-        """What the runner needs: environment, time limit, dataset mounts."""
+        """What the runner needs: time limit, run type, extra environment; and the push's token."""
         return self.folder / "run.json"
 
     @property
     def state(self) -> Path:
-        """Written by the runner process: status, pids, failure."""
+        """The run's progress, written by whoever starts it and then by the runner: status, pids."""
         return self.folder / "state.json"
+
+    @property
+    def final(self) -> Path:
+        """The final status (complete, error, cancelled) and its failure: created once, never rewritten."""
+        return self.folder / "final.json"
 
     @property
     def log(self) -> Path:
@@ -81,7 +61,7 @@ class LocalRunPaths:
 
     @property
     def runner_pid(self) -> Path:
-        """The runner process's pid and start time, written by the backend when it spawns it."""
+        """The pid and start time of the process that leads the run's process group (the keeper)."""
         return self.folder / "pid.json"
 
     @property
@@ -105,6 +85,20 @@ class LocalRunPaths:
     @property
     def temp_dir(self) -> Path:
         return self.folder / "temp"
+
+    @property
+    def home_dir(self) -> Path:
+        """The kernel's HOME: nothing of the user's own home (credentials, caches) is visible."""
+        return self.folder / "home"
+
+
+@dataclass(frozen=True)
+class SmokePaths(LocalRunPaths):
+    """.kjob/smoke/<name>/: the last smoke run of a kernel, kept for inspection (a run sandbox)."""
+
+    @property
+    def kernel_log(self) -> Path:
+        return self.runner_log
 
 
 # What a training run conventionally leaves in its working folder and kjob reads back:

@@ -1,20 +1,74 @@
-"""Process identity that survives pid reuse: a pid plus its start time (Linux /proc)."""
+"""Process identity that survives pid reuse (a pid plus its start time), and stopping process groups.
+
+Linux reads /proc; other POSIX systems ask `ps`; Windows asks kernel32. Where none of them
+answers, a process counts as gone. Detached processes get their own session on POSIX
+(`start_new_session`) and their own process group on Windows (`CREATE_NEW_PROCESS_GROUP`).
+"""
 
 import os
 import signal
+import subprocess
 import time
+
+_WINDOWS = os.name == "nt"
 
 
 def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None when it is gone or a zombie."""
+    """The process's start time (an opaque integer), or None when it is gone or a zombie."""
+    if not pid:
+        return None
+    if _WINDOWS:
+        return _windows_start_time(pid)
+    if os.path.isdir("/proc/self"):
+        return _proc_start_time(pid)
+    return _ps_start_time(pid)
+
+
+def _proc_start_time(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
+    except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError, OSError):
         return None
     if fields[0] in ("Z", "X"):  # exited, waiting to be reaped
         return None
-    return int(fields[19])
+    return int(fields[19])  # clock ticks since boot
+
+
+def _ps_start_time(pid: int) -> int | None:
+    """macOS and the BSDs: `ps` gives the state and the start time (to the second)."""
+    try:
+        done = subprocess.run(["ps", "-o", "stat=,lstart=", "-p", str(pid)], capture_output=True, text=True,
+                              timeout=10, env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/bin:/usr/bin")})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    parts = done.stdout.split(None, 1)
+    if done.returncode != 0 or len(parts) != 2 or parts[0].startswith("Z"):
+        return None
+    try:
+        return int(time.mktime(time.strptime(parts[1].strip(), "%a %b %d %H:%M:%S %Y")))
+    except ValueError:
+        return None
+
+
+def _windows_start_time(pid: int) -> int | None:
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        code = wintypes.DWORD()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value != 259:  # STILL_ACTIVE
+            return None
+        times = [wintypes.FILETIME() for _ in range(4)]
+        if not kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
+            return None
+        return (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def alive(pid: int | None, started: int | None) -> bool:
@@ -24,10 +78,43 @@ def alive(pid: int | None, started: int | None) -> bool:
     return now is not None and (started is None or now == started)
 
 
-def kill_group(pid: int | None, sig: int = signal.SIGKILL) -> None:
-    """Signal the process group led by `pid` (and `pid` itself if it leads none)."""
+def detached() -> dict:
+    """Popen options for a process that leads its own group and outlives its parent's terminal."""
+    if _WINDOWS:
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def terminate_group(pid: int | None) -> None:
+    """Ask the process group led by `pid` to stop (SIGTERM; CTRL_BREAK on Windows)."""
     if not pid:
         return
+    if _WINDOWS:
+        try:
+            os.kill(pid, signal.CTRL_BREAK_EVENT)
+        except OSError:
+            pass
+        return
+    _signal_group(pid, signal.SIGTERM)
+
+
+def kill_group(pid: int | None, sig: int | None = None) -> None:
+    """Signal the process group led by `pid` (and `pid` itself if it leads none); by default kill it."""
+    if not pid:
+        return
+    if _WINDOWS:
+        if sig is None:
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, check=False)
+        else:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        return
+    _signal_group(pid, signal.SIGKILL if sig is None else sig)
+
+
+def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -42,5 +129,6 @@ def wait_gone(pid: int | None, started: int | None, seconds: float) -> bool:
     while time.monotonic() < deadline:
         if not alive(pid, started):
             return True
-        time.sleep(0.1)
+        time.sleep(0.05)
     return not alive(pid, started)
+

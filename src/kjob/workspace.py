@@ -5,12 +5,15 @@ Configuration comes from `[tool.kjob]` in pyproject.toml, then `kjob.toml` besid
 """
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kjob.backends import BACKENDS
 from kjob.errors import ConfigError
 from kjob.paths import WorkspacePaths
+from kjob.recipe_schema import Where, is_identifier, shown
 
 # Modules importable on Kaggle's Python image besides the standard library. A workspace
 # adds its own with `target_modules = [...]` in its configuration.
@@ -31,10 +34,15 @@ class WorkspaceConfig:
     target_modules: frozenset[str] = frozenset()
     # Local stand-ins for Kaggle data sources: "owner/slug" -> folder (relative to the root).
     datasets: dict[str, str] = field(default_factory=dict)
-    # Parameters every local run gets (this machine is not Kaggle's: e.g. device = "cpu").
-    local_parameters: dict = field(default_factory=dict)
+    # Parameters every run on a backend gets, by backend name, from
+    # `[tool.kjob.<backend>.parameters]` (e.g. local: device = "cpu", this machine is not Kaggle's).
+    backend_parameters: dict[str, dict] = field(default_factory=dict)
     # `kjob demo`: which recipe, with which parameters.
     demo: dict = field(default_factory=dict)
+
+    @property
+    def local_parameters(self) -> dict:
+        return self.backend_parameters.get("local", {})
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,29 @@ class Workspace:
         return KAGGLE_IMAGE_MODULES | self.config.target_modules
 
 
+# Kaggle user names: letters, digits, '-' and '_' (no spaces, no '/': it is the id's first half).
+OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+DATASET_KEY_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_OWNER_EXPECTED = "expected a Kaggle user name (letters, digits, '-' and '_')"
+
+
+def read_utf8(path: Path, name: str, error: type = ConfigError) -> str:
+    """The text of `path`; if it is not UTF-8, one `error` line naming `name` and the first bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, "
+                    f"line {line}); save it as UTF-8") from exc
+
+
 def _is_workspace(folder: Path) -> bool:
     if (folder / "kjob.toml").is_file():
         return True
     pyproject = folder / "pyproject.toml"
-    return pyproject.is_file() and "[tool.kjob" in pyproject.read_text(encoding="utf-8")
+    # Bytes, not text: a pyproject.toml that is not UTF-8 is reported by load_config, by name.
+    return pyproject.is_file() and b"[tool.kjob" in pyproject.read_bytes()
 
 
 def find_workspace(start: Path | None = None) -> Workspace:
@@ -80,35 +106,82 @@ def find_workspace(start: Path | None = None) -> Workspace:
 
 def _read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_utf8(path, path.name))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from None
+        raise ConfigError(f"{path.name}: {exc}") from exc
+
+
+def _layers(root: Path) -> list[tuple[Where, dict]]:
+    """Each configuration table with where it came from, lowest precedence first."""
+    layers = []
+    if (root / "pyproject.toml").is_file():
+        tool = _read_toml(root / "pyproject.toml").get("tool", {})
+        table = tool.get("kjob", {}) if isinstance(tool, dict) else {}
+        if not isinstance(table, dict):
+            raise Where("pyproject.toml", "tool").fail("kjob", "expected a table", table)
+        layers.append((Where("pyproject.toml", "tool.kjob"), table))
+    if (root / "kjob.toml").is_file():
+        layers.append((Where("kjob.toml"), _read_toml(root / "kjob.toml")))
+    return layers
 
 
 def load_config(root: Path) -> WorkspaceConfig:
     table: dict = {}
-    if (root / "pyproject.toml").is_file():
-        table.update(_read_toml(root / "pyproject.toml").get("tool", {}).get("kjob", {}))
-    if (root / "kjob.toml").is_file():
-        table.update(_read_toml(root / "kjob.toml"))
-    unknown = set(table) - {"owner", "target_modules", "datasets", "local", "demo"}
-    if unknown:
-        raise ConfigError(f"unknown kjob configuration keys: {', '.join(sorted(unknown))}")
+    where: dict[str, Where] = {}  # each key's file, so that an error names the file it is in
+    for w, layer in _layers(root):
+        w.refuse_unknown(layer, {"owner", "target_modules", "datasets", "demo", *BACKENDS})
+        table.update(layer)
+        where.update(dict.fromkeys(layer, w))
+    if "owner" in table and not (isinstance(table["owner"], str) and OWNER_RE.fullmatch(table["owner"])):
+        raise where["owner"].fail("owner", _OWNER_EXPECTED, table["owner"])
     owner = os.environ.get("KJOB_OWNER") or table.get("owner")
+    if owner and not OWNER_RE.fullmatch(owner):
+        raise ConfigError(f"KJOB_OWNER (environment): {_OWNER_EXPECTED}, not {shown(owner)}")
     modules = table.get("target_modules", [])
-    datasets = table.get("datasets", {})
-    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-        raise ConfigError("kjob configuration: target_modules must be a list of module names")
-    if not isinstance(datasets, dict):
-        raise ConfigError("kjob configuration: datasets must be a table of 'owner/slug' = folder")
-    local = table.get("local", {})
-    demo = table.get("demo", {})
-    if not isinstance(local, dict) or set(local) - {"parameters"}:
-        raise ConfigError("kjob configuration: [tool.kjob.local] takes only a parameters table")
+    if not isinstance(modules, list):
+        raise where["target_modules"].fail("target_modules", "expected a list of module names", modules)
+    for module in modules:
+        if not is_identifier(module):
+            raise where["target_modules"].fail("target_modules", "expected top-level module names", module)
     return WorkspaceConfig(
         owner=owner,
         target_modules=frozenset(modules),
-        datasets=dict(datasets),
-        local_parameters=dict(local.get("parameters", {})),
-        demo=dict(demo),
+        datasets=_datasets(where.get("datasets"), table),
+        backend_parameters={name: _backend_parameters(where[name], table, name)
+                            for name in BACKENDS if name in table},
+        demo=_demo(where.get("demo"), table),
     )
+
+
+def _datasets(w: Where | None, table: dict) -> dict[str, str]:
+    if w is None:
+        return {}
+    datasets = w.table_of(table, "datasets")
+    inner = w.at("datasets")
+    for key, folder in datasets.items():
+        if not DATASET_KEY_RE.fullmatch(key):
+            raise inner.fail(key, "expected a key 'owner/slug' naming a Kaggle dataset", key)
+        if not isinstance(folder, str) or not folder.strip():
+            raise inner.fail(key, "expected a folder path (string)", folder)
+    return dict(datasets)
+
+
+def _backend_parameters(w: Where, table: dict, backend: str) -> dict:
+    section = w.table_of(table, backend)
+    w.at(backend).refuse_unknown(section, {"parameters"})
+    return w.at(backend).parameters(section)
+
+
+def _demo(w: Where | None, table: dict) -> dict:
+    if w is None:
+        return {}
+    demo, inner = w.table_of(table, "demo"), w.at("demo")
+    inner.refuse_unknown(demo, {"recipe", "timeout", "parameters"})
+    if "recipe" in demo and not (isinstance(demo["recipe"], str) and demo["recipe"]):
+        raise inner.fail("recipe", "expected a recipe name (string)", demo["recipe"])
+    timeout = demo.get("timeout")
+    if "timeout" in demo and (type(timeout) is not int or timeout < 1):
+        raise inner.fail("timeout", "expected a whole number of seconds of at least 1", timeout)
+    if "parameters" in demo:
+        inner.parameters(demo)
+    return dict(demo)

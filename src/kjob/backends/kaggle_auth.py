@@ -6,7 +6,10 @@ In order: `KAGGLE_API_TOKEN` (a token, or the path of a file holding one), then
 `Authorization: Bearer`, a username and key as HTTP Basic.
 
 Errors name where a credential came from, never its value; a file that other users can read
-is refused, because a leaked key lets anyone use the account's GPU quota.
+is refused, because a leaked key lets anyone use the account's GPU quota. Each credential is
+checked before anything is sent: Kaggle issues printable ASCII without spaces, and anything
+else (a pasted line break, a non-Latin-1 letter) would otherwise fail inside the HTTP library
+with the value quoted in its message.
 """
 
 import json
@@ -36,13 +39,15 @@ def load_credentials(environ: dict | None = None) -> Credentials:
     env = os.environ if environ is None else environ
     token = env.get("KAGGLE_API_TOKEN", "").strip()
     if token:
-        path = Path(token).expanduser()
-        if path.is_file():  # as kagglesdk reads it: a value naming a file means the file's content
-            return Credentials(f"{_shown(path)} (named by KAGGLE_API_TOKEN)", None, _read_token(path))
-        return Credentials("KAGGLE_API_TOKEN", None, token)
+        path = _as_path(token)
+        if path is not None:  # as kagglesdk reads it: a value naming a file means the file's content
+            where = f"{_shown(path)} (named by KAGGLE_API_TOKEN)"
+            return Credentials(where, None, _read_token(path, where))
+        return Credentials("KAGGLE_API_TOKEN", None, _checked(token, "token", "KAGGLE_API_TOKEN"))
     username, key = env.get("KAGGLE_USERNAME", "").strip(), env.get("KAGGLE_KEY", "").strip()
     if username and key:
-        return Credentials("KAGGLE_USERNAME/KAGGLE_KEY", username, key)
+        return Credentials("KAGGLE_USERNAME/KAGGLE_KEY", _checked(username, "username", "KAGGLE_USERNAME"),
+                           _checked(key, "key", "KAGGLE_KEY"))
     if username or key:
         missing = "KAGGLE_KEY" if username else "KAGGLE_USERNAME"
         raise BackendError(f"{'KAGGLE_USERNAME' if username else 'KAGGLE_KEY'} is set but {missing} is not; "
@@ -50,18 +55,46 @@ def load_credentials(environ: dict | None = None) -> Credentials:
     folder = Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
     for name in ("access_token", "access_token.txt"):
         if (folder / name).is_file():
-            return Credentials(_shown(folder / name), None, _read_token(folder / name))
+            return Credentials(_shown(folder / name), None, _read_token(folder / name, _shown(folder / name)))
     if (folder / "kaggle.json").is_file():
         return _read_kaggle_json(folder / "kaggle.json")
     raise BackendError(f"no Kaggle credentials (looked for KAGGLE_API_TOKEN, KAGGLE_USERNAME/KAGGLE_KEY and "
                        f"{_shown(folder / 'kaggle.json')}): {HOW_TO_GET_ONE}")
 
 
+def _as_path(value: str) -> Path | None:
+    """The file `value` names, if it names one (a token is seldom a valid path: too long, say)."""
+    try:
+        path = Path(value).expanduser()
+        return path if path.is_file() else None
+    except (OSError, RuntimeError, ValueError):  # a name too long, ~nobody, a NUL
+        return None
+
+
+def _checked(value: str, what: str, where: str) -> str:
+    """`value` if it can go into an HTTP header as Kaggle issues them (printable ASCII, no
+    spaces); otherwise an error naming `where` and the kind of character, never the value."""
+    if not value:
+        problem = "is empty"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problem = "contains a line break or another control character"
+    elif any(c.isspace() for c in value):
+        problem = "has whitespace inside it"
+    elif not value.isascii():
+        problem = "contains a character outside ASCII (Kaggle's names, keys and tokens are plain ASCII)"
+    elif what == "username" and ":" in value:
+        problem = "contains ':', which no Kaggle username has"
+    else:
+        return value
+    raise BackendError(f"{where}: the {what} {problem}; nothing was sent (copy it again from kaggle.com, "
+                       "Settings > API)")
+
+
 def _shown(path: Path) -> str:
     """`path` as shown in messages (with ~ for the home folder)."""
     try:
         return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
-    except (ValueError, RuntimeError):
+    except (ValueError, RuntimeError, OSError):
         return str(path)
 
 
@@ -72,22 +105,38 @@ def _check_private(path: Path) -> None:
                            f"make it private first: chmod 600 {_shown(path)}")
 
 
-def _read_token(path: Path) -> str:
-    _check_private(path)
-    token = path.read_text(encoding="utf-8").strip()
+def _read_text(path: Path, where: str) -> str:
+    """The file's text (a BOM, as some editors write, dropped), after checking it is private."""
+    try:
+        _check_private(path)
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BackendError(f"{where} is not UTF-8 text: {HOW_TO_GET_ONE}") from exc
+    except OSError as exc:
+        raise BackendError(f"could not read {where}: {exc.strerror or type(exc).__name__}") from exc
+
+
+def _read_token(path: Path, where: str) -> str:
+    token = _read_text(path, where).strip()
     if not token:
-        raise BackendError(f"{_shown(path)} is empty: {HOW_TO_GET_ONE}")
-    return token
+        raise BackendError(f"{where} is empty: {HOW_TO_GET_ONE}")
+    return _checked(token, "token", where)
 
 
 def _read_kaggle_json(path: Path) -> Credentials:
-    _check_private(path)
+    where, expected = _shown(path), 'expected {"username": ..., "key": ...}'
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BackendError(f"{_shown(path)} is not valid JSON: expected {{\"username\": ..., \"key\": ...}}") from None
-    username = data.get("username") if isinstance(data, dict) else None
-    key = data.get("key") if isinstance(data, dict) else None
-    if not (isinstance(username, str) and username.strip() and isinstance(key, str) and key.strip()):
-        raise BackendError(f"{_shown(path)} lacks a username or a key: expected {{\"username\": ..., \"key\": ...}}")
-    return Credentials(_shown(path), username.strip(), key.strip())
+        data = json.loads(_read_text(path, where))
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{where} is not valid JSON: {expected}") from exc
+    if not isinstance(data, dict):
+        raise BackendError(f"{where} is not a JSON object: {expected}")
+    values = {}
+    for name in ("username", "key"):
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise BackendError(f"{where} lacks a {name}: {expected}")
+        if not isinstance(value, str):
+            raise BackendError(f"{where}: its {name} is not a string: {expected}")
+        values[name] = _checked(value.strip(), name, where)
+    return Credentials(where, values["username"], values["key"])

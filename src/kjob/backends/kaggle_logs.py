@@ -35,7 +35,7 @@ def _entry(item) -> LogEntry | None:
     stream = item.get("stream_name")
     try:
         at = float(item.get("time") or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         at = 0.0
     return LogEntry("stderr" if stream == "stderr" else "stdout", at, str(item.get("data", "")))
 
@@ -81,17 +81,17 @@ def follow(open_stream: Callable[[], requests.Response], lines: Callable[[reques
     while True:
         replay.reconnect()
         with open_stream() as response:
-            if "json" in (response.headers.get("Content-Type") or ""):  # the session is over: the whole log
-                yield from (e for e in parse_log(response.text) if replay.fresh(e))
-                return
             try:
+                if "json" in (response.headers.get("Content-Type") or ""):  # the session is over: the whole log
+                    yield from (e for e in parse_log(response.text) if replay.fresh(e))
+                    return
                 for data in event_data(lines(response)):
                     if data.strip() == END_OF_LOG:
                         return
                     entries = parse_log(data) if data.lstrip().startswith(("{", "[")) else [LogEntry("stdout", 0.0, data)]
                     yield from (e for e in entries if replay.fresh(e))
             except (requests.RequestException, Urllib3Error, OSError):
-                pass  # the stream broke: open it again below
+                pass  # the stream broke (or its body would not decode): open it again, or read the final log
         if finished():
             replay.reconnect()
             yield from (e for e in final_log() if replay.fresh(e))

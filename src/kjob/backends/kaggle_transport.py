@@ -5,6 +5,8 @@ scheme, its JSON handling); this module wraps it at its lowest seam, the `reques
 to add what the SDK lacks: a socket timeout on every request, retries with exponential
 backoff and jitter on 429, 5xx (HTML bodies included), dropped connections and timeouts,
 giving up after a bounded streak with one clear line, and one-line messages for 401/403/404.
+Every answer is checked against the SDK's types before kjob reads it (kaggle_answers.py);
+a malformed one, a body that does not decode, or a redirect loop is one line naming the call.
 
 Output files are fetched with a plain unauthenticated GET (their URLs are signed and point
 off Kaggle: credentials must never go there), streamed to disk in chunks and resumed with
@@ -17,7 +19,6 @@ KJOB_KAGGLE_TIMEOUT (socket timeout in seconds, default 60). KJOB_KAGGLE_ENDPOIN
 otherwise kagglesdk's KAGGLE_API_ENVIRONMENT decides (TEST: http://localhost:7777).
 """
 
-import json
 import os
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 
 from kjob import __version__
+from kjob.backends.kaggle_answers import AnswerProblem, read_answer
 from kjob.backends.kaggle_auth import Credentials
 from kjob.errors import BackendError, ConfigError, NotFoundError
 from kjob.leakscan import redact
@@ -45,6 +47,8 @@ CHUNK = 256 << 10
 WRITE = 64 << 10
 _RETRIED = {429, 500, 502, 503, 504}
 _NOT_PROCESSED = {429, 503}  # answers that say the request was not acted on: safe to resend a push
+_REDIRECT_LOOP = "redirected in a loop (more than 30 redirects)"
+_NOT_ENCODED = "its body is not in the Content-Encoding it declares"
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class Endpoints:
         try:
             kind = get_env()
         except Exception as exc:  # the SDK raises a bare Exception for an unknown name
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc)) from exc
         if kind == KaggleEnv.PROD:
             return cls("https://api.kaggle.com/v1", "https://www.kaggle.com")
         return cls(f"{get_endpoint(kind)}/api/v1", get_endpoint(kind))
@@ -149,6 +153,17 @@ class _SdkClient(KaggleHttpClient):
     def session(self) -> requests.Session:
         return self._init_session()
 
+    def call(self, service_name, request_name, request, response_type):
+        try:
+            return super().call(service_name, request_name, request, response_type)
+        except requests.exceptions.ContentDecodingError as exc:
+            raise AnswerProblem(request_name, f"could not be decoded: {_NOT_ENCODED}") from exc
+        except requests.TooManyRedirects as exc:
+            raise AnswerProblem(request_name, _REDIRECT_LOOP) from exc
+
+    def _prepare_response(self, response_type, http_response):
+        return read_answer(response_type, http_response)
+
 
 class _Retry(Exception):
     def __init__(self, reason: str, wait: float | None = None):
@@ -179,28 +194,36 @@ class Transport:
     def _attempt(self, fn, what: str, idempotent: bool):
         try:
             return fn()
+        except AnswerProblem as exc:
+            # A 200 that kjob cannot read is a broken answer, not an overloaded server: not retried.
+            acted = "" if idempotent else ("; Kaggle may have acted on it: look at the kernel's page before "
+                                           "sending it again")
+            raise BackendError(f"Kaggle's answer to {exc.method} for {what} {exc.text}{acted}") from exc
         except requests.HTTPError as exc:
             response = exc.response
-            code = response.status_code if response is not None else 0
+            code = getattr(exc, "kaggle_code", None) or (response.status_code if response is not None else 0)
             if code in _RETRIED and (idempotent or code in _NOT_PROCESSED):
-                raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response)) from None
-            raise self._http_error(code, response, what) from None
-        except requests.ConnectTimeout:
-            raise _Retry("connection timed out") from None
-        except requests.Timeout:
+                raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response)) from exc
+            raise self._http_error(code, response, what) from exc
+        except requests.ConnectTimeout as exc:
+            raise _Retry("connection timed out") from exc
+        except requests.Timeout as exc:
             if not idempotent:
-                raise _unsure(what, "no answer in time") from None
-            raise _Retry("no answer in time") from None
+                raise _unsure(what, "no answer in time") from exc
+            raise _Retry("no answer in time") from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             if _never_connected(exc):
-                raise _Retry("connection refused or unreachable") from None
+                raise _Retry("connection refused or unreachable") from exc
             if not idempotent:
-                raise _unsure(what, "connection broken") from None
-            raise _Retry("connection broken") from None
-        except json.JSONDecodeError:
-            raise _Retry("an answer that is not JSON") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BackendError(f"could not read Kaggle's answer to {what}: {type(exc).__name__}") from None
+                raise _unsure(what, "connection broken") from exc
+            raise _Retry("connection broken") from exc
+        except requests.exceptions.ContentDecodingError as exc:  # the live log's stream
+            raise BackendError(f"Kaggle's answer to {what} could not be decoded: {_NOT_ENCODED}") from exc
+        except requests.TooManyRedirects as exc:
+            raise BackendError(f"Kaggle's answer to {what} {_REDIRECT_LOOP}") from exc
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            # Never str(exc): requests quotes a rejected header's value, which may be a credential.
+            raise BackendError(f"could not read Kaggle's answer to {what}: {type(exc).__name__}") from exc
 
     def _retrying(self, attempt: Callable, what: str):
         started, reasons = time.monotonic(), []
@@ -211,7 +234,7 @@ class Transport:
             except _Retry as retry:
                 reasons.append(retry.reason)
                 if len(reasons) >= self.policy.attempts:
-                    raise self._gave_up(what, reasons, started) from None
+                    raise self._gave_up(what, reasons, started) from retry
                 delay = next(delays)
                 if retry.wait is not None:
                     delay = max(delay, min(retry.wait, self.policy.backoff.cap))
@@ -270,7 +293,7 @@ class Transport:
                         reasons, delays = [], self.policy.backoff.delays()
                     reasons.append(retry.reason)
                     if len(reasons) >= self.policy.attempts:
-                        raise self._gave_up(f"downloading {name}", reasons, started) from None
+                        raise self._gave_up(f"downloading {name}", reasons, started) from retry
                     self.sleep(next(delays))
 
     def _download_once(self, url: str, out, state: dict, name: str) -> int:
@@ -301,10 +324,16 @@ class Transport:
                         out.write(view[start:start + WRITE])
                     state["have"] += len(chunk)
                 out.flush()
+        except requests.exceptions.ContentDecodingError as exc:  # before Urllib3Error: it is one too
+            raise BackendError(f"downloading {name}: the server's answer could not be decoded: {_NOT_ENCODED}") from exc
+        except requests.TooManyRedirects as exc:
+            raise BackendError(f"downloading {name}: its URL {_REDIRECT_LOOP}") from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, Urllib3Error) as exc:
-            raise _Retry("timed out" if "timed out" in str(exc).lower() else "connection dropped") from None
-        except requests.Timeout:
-            raise _Retry("timed out") from None
+            raise _Retry("timed out" if "timed out" in str(exc).lower() else "connection dropped") from exc
+        except requests.Timeout as exc:
+            raise _Retry("timed out") from exc
+        except requests.RequestException as exc:  # an unusable URL, say
+            raise BackendError(f"downloading {name}: {type(exc).__name__}") from exc
         if total is not None and state["have"] < total:
             raise _Retry("connection ended early")
         return state["have"]

@@ -1,0 +1,211 @@
+"""The types a recipe's keys (and the workspace's parameter tables) must have.
+
+Every wrong value becomes one ConfigError line naming the file and the key, e.g.
+`builders/x.toml: [smoke] timeout: expected a whole number of seconds above 0, not 'abc'`,
+instead of a TypeError deep inside the build.
+"""
+
+import json
+import keyword
+import math
+import re
+from dataclasses import dataclass
+
+from kjob.errors import ConfigError
+from kjob.leakscan import redact
+
+ParamValue = bool | int | float | str | list
+_SCALARS = (bool, int, float, str)
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ONE_LINE = re.compile(r"[^\n\r]+")
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/\d+)?$")
+COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MACHINE_SHAPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+ACCELERATORS = ("gpu", "tpu", "none")
+DEFAULT_MACHINE_SHAPE = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV38", "none": None}
+KAGGLE_MAX_SESSION_SECONDS = 12 * 3600
+DEFAULT_SMOKE_TIMEOUT = 120
+
+_KEYS = {
+    "title", "slug", "description", "modules", "entry", "parameters", "smoke",
+    "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
+    "accelerator", "machine_shape", "internet", "private", "session_timeout",
+}
+_SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
+
+
+def shown(value) -> str:
+    """A bad value as an error shows it: one line, short, anything credential-like masked."""
+    text = redact(repr(value))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_identifier(name) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _finite(value) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def param_value_problem(value) -> str | None:
+    """What is wrong with `value` as a parameter value, or None.
+
+    A parameters cell holds each value as a Python literal: inf and nan have none, and
+    tables or dates would make the cell depend on imports."""
+    if isinstance(value, _SCALARS):
+        return None if _finite(value) else "expected a finite number (inf and nan have no literal)"
+    if isinstance(value, list):
+        if all(isinstance(item, _SCALARS) and _finite(item) for item in value):
+            return None
+        return "expected a list of booleans, numbers or strings"
+    return "expected a boolean, number, string or a list of those"
+
+
+def kind_of(default: ParamValue) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}[type(default)]
+
+
+def typed_like(value, default: ParamValue):
+    """`value` as the type of `default` (an int is taken for a float), or None if it is not."""
+    if param_value_problem(value) is not None:
+        return None
+    if isinstance(default, float) and type(value) is int:
+        return float(value)
+    return value if type(value) is type(default) else None
+
+
+@dataclass(frozen=True)
+class Where:
+    """A table of a TOML file, to name a key in an error: `pyproject.toml: [tool.kjob] owner`."""
+
+    file: str
+    table: str = ""  # dotted table name; "" for the file's top level
+
+    def at(self, sub: str) -> "Where":
+        return Where(self.file, f"{self.table}.{sub}" if self.table else sub)
+
+    def key(self, key: str) -> str:
+        name = key if _BARE_KEY.match(key) else json.dumps(key)
+        return f"[{self.table}] {name}" if self.table else name
+
+    def fail(self, key: str, expected: str, value) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key(key)}: {expected}, not {shown(value)}")
+
+    def problem(self, text: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {f'[{self.table}] ' if self.table else ''}{text}")
+
+    def table_of(self, data: dict, key: str) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table", value)
+        return value
+
+    def refuse_unknown(self, data: dict, known: set[str]) -> None:
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise self.problem(f"unknown keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+    def parameters(self, data: dict, key: str = "parameters") -> dict[str, ParamValue]:
+        """The parameter table `key` of `data`: identifiers naming literal values."""
+        table, inner = self.table_of(data, key), self.at(key)
+        for name, value in table.items():
+            if not is_identifier(name):
+                raise inner.problem(f"{json.dumps(name)}: a parameter name must be a Python identifier")
+            problem = param_value_problem(value)
+            if problem:
+                raise inner.fail(name, problem, value)
+        return dict(table)
+
+
+def _string(w: Where, data: dict, key: str, default=None, *, pattern=None, expected="expected a string"):
+    value = data.get(key, default)
+    if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
+        raise w.fail(key, expected, value)
+    return value
+
+
+def _seconds(w: Where, data: dict, key: str, default: int, low: int, high: int | None = None) -> int:
+    value = data.get(key, default)
+    if type(value) is not int or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise w.fail(key, f"expected a whole number of seconds {span}", value)
+    return value
+
+
+def _module_path(value) -> bool:
+    parts = value.split("/") if isinstance(value, str) else []
+    return (bool(parts) and value.endswith(".py") and "\\" not in value
+            and all(p not in ("", ".", "..") for p in parts))
+
+
+def recipe_fields(name: str, rel: str, data: dict) -> dict:
+    """The KernelRecipe fields of recipe table `data` (file `rel`), each checked for its type."""
+    w = Where(rel)
+    w.refuse_unknown(data, _KEYS)
+    for key in ("title", "modules", "entry"):
+        if key not in data:
+            raise w.problem(f"missing required key '{key}'")
+    fields = {
+        "title": _string(w, data, "title", pattern=_ONE_LINE, expected="expected a one-line string"),
+        "slug": _string(w, data, "slug", name, pattern=SLUG_RE,
+                        expected="expected lowercase letters, digits and single dashes"),
+        "description": _string(w, data, "description", ""),
+        "entry": data["entry"],
+    }
+    if not is_identifier(fields["entry"]):
+        raise w.fail("entry", "expected a function name", fields["entry"])
+    modules = data["modules"]
+    if not isinstance(modules, list) or not modules:
+        raise w.fail("modules", "expected a non-empty list of .py paths relative to src/", modules)
+    for item in modules:
+        if not _module_path(item):
+            raise w.fail("modules", "expected .py paths relative to src/ (no '..')", item)
+    fields["modules"] = tuple(modules)
+    for key in _SOURCE_KEYS:
+        values = data.get(key, [])
+        pattern, expected = ((COMPETITION_RE, "expected a competition name") if key == "competition_sources"
+                             else (SOURCE_RE, "expected 'owner/slug' or 'owner/slug/version'"))
+        if not isinstance(values, list):
+            raise w.fail(key, "expected a list of strings", values)
+        for value in values:
+            if not isinstance(value, str) or not pattern.match(value):
+                raise w.fail(key, expected, value)
+        fields[key] = tuple(values)
+    accelerator = data.get("accelerator", "gpu")
+    if not isinstance(accelerator, str) or accelerator not in ACCELERATORS:
+        raise w.fail("accelerator", f"expected one of {', '.join(map(repr, ACCELERATORS))}", accelerator)
+    fields["accelerator"] = accelerator
+    fields["machine_shape"] = DEFAULT_MACHINE_SHAPE[accelerator]
+    if "machine_shape" in data:
+        fields["machine_shape"] = _string(w, data, "machine_shape", pattern=MACHINE_SHAPE_RE,
+                                          expected="expected a Kaggle machine shape such as 'NvidiaTeslaT4'")
+    for key, default in (("internet", False), ("private", True)):
+        fields[key] = data.get(key, default)
+        if not isinstance(fields[key], bool):
+            raise w.fail(key, "expected true or false", fields[key])
+    fields["session_timeout"] = _seconds(w, data, "session_timeout", KAGGLE_MAX_SESSION_SECONDS,
+                                         60, KAGGLE_MAX_SESSION_SECONDS)
+    fields["parameters"] = params = w.parameters(data)
+    fields.update(_smoke_fields(w, data, params))
+    return fields
+
+
+def _smoke_fields(w: Where, data: dict, params: dict) -> dict:
+    smoke = w.table_of(data, "smoke")
+    sw = w.at("smoke")
+    sw.refuse_unknown(smoke, {"timeout", "parameters"})
+    timeout = _seconds(sw, smoke, "timeout", DEFAULT_SMOKE_TIMEOUT, 1)
+    values = sw.parameters(smoke)
+    pw = sw.at("parameters")
+    for key, value in values.items():
+        if key not in params:
+            known = ", ".join(params) or "none"
+            raise pw.problem(f"{key}: not a recipe parameter (known: {known})")
+        typed = typed_like(value, params[key])
+        if typed is None:
+            raise pw.fail(key, f"expected {kind_of(params[key])} like the recipe's {shown(params[key])}", value)
+        values[key] = typed
+    return {"smoke_parameters": values, "smoke_timeout": timeout}
