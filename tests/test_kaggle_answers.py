@@ -98,8 +98,9 @@ MALFORMED = [
     ("GetKernelSessionStatus", {"status": ""}, ["status"], "not the string ''"),
     ("GetKernelSessionStatus", {"status": "ERROR", "failureMessage": {"a": 1}}, ["status"],
      "failureMessage should be a string, not a JSON object"),
-    ("ListKernelSessionOutput", {"files": "x"}, ["fetch"], "Kaggle's answer to ListKernelSessionOutput for the "
-                                                           "output of alice/tiny-kernel v1 was malformed: files should be a list"),
+    ("ListKernelSessionOutput", {"files": "x"}, ["fetch"],
+     "Kaggle's answer to ListKernelSessionOutput for the output of alice/tiny-kernel v1 was malformed: files should "
+     "be a list"),
     ("ListKernelSessionOutput", {"files": [5]}, ["fetch"], "files[0] should be a JSON object, not the number 5"),
     ("ListKernelSessionOutput", {"files": [{"url": "http://x/y"}]}, ["fetch"], "files[0] has no fileName"),
     ("ListKernelSessionOutput", {"log": 123}, ["logs"], "log should be a string, not the number 123"),
@@ -247,6 +248,8 @@ CREDENTIALS = {
                        "KAGGLE_USERNAME: the username has whitespace inside it"),
     "username-colon": (_env(KAGGLE_USERNAME=lambda k: "alice:x", KAGGLE_KEY=lambda k: k.key),
                        "KAGGLE_USERNAME: the username contains ':'"),
+    "username-newline": (_env(KAGGLE_USERNAME=lambda k: "ali\nce", KAGGLE_KEY=lambda k: k.key),
+                         "KAGGLE_USERNAME: the username contains a line break or another control character"),
     "username-empty": (_env(KAGGLE_USERNAME=lambda k: "  ", KAGGLE_KEY=lambda k: k.key),
                        "KAGGLE_KEY is set but KAGGLE_USERNAME is not"),
     "token-newline": (_env(KAGGLE_API_TOKEN=lambda k: _split(k, "\n")),

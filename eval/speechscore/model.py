@@ -58,26 +58,31 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
         blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if blocked:
             raise ValidationError(f"{path}: holds an object of type {blocked.group(1)}, which weights-only "
-                                  "loading refuses; save a state_dict or the training checkpoint dict") from None
-        raise ValidationError(f"{path}: not a torch checkpoint (corrupt, or some other kind of file)") from None
-    except EOFError:
-        raise ValidationError(f"{path}: empty or truncated checkpoint file") from None
+                                  "loading refuses; save a state_dict or the training checkpoint dict") from exc
+        raise ValidationError(f"{path}: not a torch checkpoint (corrupt, or some other kind of file)") from exc
+    except EOFError as exc:
+        raise ValidationError(f"{path}: empty or truncated checkpoint file") from exc
     except (RuntimeError, OSError, ValueError, KeyError, AttributeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
-        raise ValidationError(f"{path}: not a readable torch checkpoint ({first[:160]})") from None
+        raise ValidationError(f"{path}: not a readable torch checkpoint ({first[:160]})") from exc
     if not isinstance(obj, dict):
         raise ValidationError(f"{path}: expected a checkpoint dict or a state_dict, found {type(obj).__name__}")
     if "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        saved_name, config, state = obj.get("model_name"), obj.get("model_config") or {}, obj["state_dict"]
+        saved_name, state = obj.get("model_name"), obj["state_dict"]
+        if saved_name is not None and not (isinstance(saved_name, str) and saved_name in MODELS):
+            raise ValidationError(f"{path}: model_name: expected one of {', '.join(sorted(MODELS))}, "
+                                  f"not {_shown(saved_name)}")
         if model_name and saved_name and model_name != saved_name:
             raise UsageError(f"{path} holds a '{saved_name}' model, not '{model_name}' (drop --model)")
-        name = model_name or saved_name
-        epoch, val_loss = obj.get("epoch"), obj.get("val_loss")
+        name, config = model_name or saved_name, obj.get("model_config")
+        epoch = _number(path, "epoch", obj.get("epoch"), integer=True)
+        val_loss = _number(path, "val_loss", obj.get("val_loss"), integer=False)
     else:
         name, config, state, epoch, val_loss = model_name, {}, obj, None, None
     if not name:
         raise UsageError(f"{path} is a plain state_dict: name its architecture with --model "
                          f"({', '.join(sorted(MODELS))})")
+    config = _model_config(path, config, MODELS[name])
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValidationError(f"{path}: the state_dict is empty or holds values that are not tensors")
     state = dict(state)
@@ -85,20 +90,76 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
         consume_prefix_in_state_dict_if_present(state, prefix)
     try:
         model = build_model(name, config)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot rebuild '{name}' from its model_config: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValidationError(f"{path}: cannot rebuild '{name}' from its model_config: {first[:200]}") from exc
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc).splitlines()[0])
-        raise ValidationError(f"{path} does not fit model '{name}': {detail}") from None
+        raise ValidationError(f"{path} does not fit model '{name}': {detail}") from exc
     if result.missing_keys:
         shown = ", ".join(result.missing_keys[:4]) + (" ..." if len(result.missing_keys) > 4 else "")
         raise ValidationError(f"{path} does not fit model '{name}': {len(result.missing_keys)} missing "
                               f"weight(s) ({shown}); {len(result.unexpected_keys)} unexpected")
     model.eval()
     return LoadedModel(model, name, dict(getattr(model, "config", config) or {}), count_parameters(model),
-                       path, epoch, None if val_loss is None else float(val_loss), list(result.unexpected_keys))
+                       path, epoch, val_loss, list(result.unexpected_keys))
+
+
+def _shown(value) -> str:
+    """A bad checkpoint value for a one-line error (a tensor by its shape, not its numbers)."""
+    if hasattr(value, "shape") and hasattr(value, "numel"):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(path: Path, key: str, value, *, integer: bool):
+    """A checkpoint's epoch (an int) or val_loss (a float, NaN included), or None if absent."""
+    if hasattr(value, "numel") and value.numel() == 1:  # a one-element tensor, as training may save it
+        value = value.item()
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        expected = "an integer" if integer else "a number"
+        raise ValidationError(f"{path}: {key}: expected {expected}, not {_shown(value)}")
+    return int(value) if integer else float(value)
+
+
+def _model_config(path: Path, config, model_class) -> dict:
+    """`config` checked against the model's constructor: known settings, each typed like its default."""
+    import inspect
+
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValidationError(f"{path}: model_config: expected a dict of the model's settings, not {_shown(config)}")
+    settings = inspect.signature(model_class).parameters
+    for key, value in config.items():
+        if key not in settings:
+            known = ", ".join(settings)
+            raise ValidationError(f"{path}: model_config: {_shown(key)} is not a setting of the model ({known})")
+        default = settings[key].default
+        if not _typed_like(value, default):
+            raise ValidationError(f"{path}: model_config.{key}: expected a value like {default!r}, not {_shown(value)}")
+    return dict(config)
+
+
+def _typed_like(value, default) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            return False
+        return not default or all(_typed_like(item, default[0]) for item in value)
+    return value is None or isinstance(value, (int, float, str, list, tuple))  # no default to compare with
 
 
 def enhance(model, wave: np.ndarray, chunk_seconds: float = CHUNK_SECONDS,
@@ -149,7 +210,7 @@ def enhance_all(model, waves: list[np.ndarray], names: list[str], threads: int |
                 outputs.append(enhance(model, wave))
             except RuntimeError as exc:
                 first = (str(exc).strip().splitlines() or ["RuntimeError"])[0]
-                raise ValidationError(f"the model failed on {names[i]} ({wave.size} samples): {first[:200]}") from None
+                raise ValidationError(f"the model failed on {names[i]} ({wave.size} samples): {first[:200]}") from exc
             if progress:
                 progress("enhancing", i + 1, len(waves))
         return outputs

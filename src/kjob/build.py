@@ -5,20 +5,20 @@ folder is staged beside the old one and swapped in, so a failed build leaves the
 kernel folder exactly as it was.
 """
 
+import ast
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kjob import __version__, checks
+from kjob import __version__, checks, paramchecks, swap
 from kjob import notebook as nbk
 from kjob.errors import NotFoundError, ValidationError
 from kjob.metadata import kernel_metadata, validate_kernel_metadata
 from kjob.recipe import KernelRecipe, ParamValue, load_recipe
-from kjob.workspace import Workspace
+from kjob.workspace import Workspace, read_utf8
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class BuildPlan:
     notebook_text: str
     metadata: dict
     record: dict  # build.json
+    # Problems that do not stop the build (e.g. a literal /kaggle/working path), one line each.
+    warnings: tuple[str, ...] = ()
 
     @property
     def notebook_sha256(self) -> str:
@@ -45,12 +47,18 @@ class BuildResult:
 
 
 def read_modules(ws: Workspace, recipe: KernelRecipe) -> list[nbk.SourceModule]:
-    modules = []
+    modules, problems = [], []
     for rel in recipe.modules:
         path = ws.paths.src / rel
         if not path.is_file():
             raise NotFoundError(f"{ws.paths.relative(recipe.path)}: module src/{rel} does not exist")
-        modules.append(nbk.SourceModule(ws.paths.relative(path), path.read_text(encoding="utf-8")))
+        shown = ws.paths.relative(path)
+        try:
+            modules.append(nbk.SourceModule(shown, read_utf8(path, shown, ValidationError)))
+        except ValidationError as exc:
+            problems.append(exc.message)
+    if problems:
+        raise ValidationError(f"build of {recipe.name} failed", details=problems)
     return modules
 
 
@@ -88,53 +96,57 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         except ValidationError as exc:
             problems += exc.details
     problems += checks.collision_problems(modules)
-    entry_path = _entry_module(modules, recipe.entry)
-    if entry_path is None:
-        problems.append(f"{ws.paths.relative(recipe.path)}: entry '{recipe.entry}' is not a function defined by any of its modules")
+    recipe_name = ws.paths.relative(recipe.path)
+    problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
+    entry_path, entry_def = _entry_function(modules, recipe.entry)
+    if entry_def is None:
+        problems.append(f"{recipe_name}: entry '{recipe.entry}' is not a function defined by any of its modules")
+    else:
+        problems += paramchecks.entry_signature_problems(entry_path, entry_def, recipe.parameters, recipe_name)
     if problems:
         raise ValidationError(f"build of {name} failed", details=problems)
 
-    recipe_text = recipe.path.read_text(encoding="utf-8")
+    recipe_text = read_utf8(recipe.path, recipe_name)
     provenance = {
         "kjob_version": __version__,
-        "recipe": {"path": ws.paths.relative(recipe.path), "sha256": hashlib.sha256(recipe_text.encode()).hexdigest()},
+        "recipe": {"path": recipe_name, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest()},
         "sources": [{"path": m.path, "sha256": m.sha256} for m in modules],
-        "git": git_state(ws.root, [ws.paths.relative(recipe.path), *(m.path for m in modules)]),
+        "git": git_state(ws.root, [recipe_name, *(m.path for m in modules)]),
         "parameters": recipe.parameters,
         "overrides": overrides,
     }
-    cells = [nbk.markdown_cell("kjob-provenance", _provenance_markdown(recipe, provenance))]
+    cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
     cells.append(nbk.parameters_cell(recipe.parameters))
     cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
-    cells.append(nbk.main_cell(recipe.entry, entry_path or "", list(recipe.parameters)))
+    cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
     notebook = nbk.notebook(cells, provenance)
 
     nb_name = f"kernels/{name}/{name}.ipynb"
     problems = checks.undefined_name_problems(notebook, nb_name)
     problems += checks.import_problems(modules, ws.available_modules(), packages)
     problems += checks.credential_problems(notebook, nb_name)
+    owner = ws.owner()
+    metadata = kernel_metadata(recipe, owner, f"{name}.ipynb")
+    problems += checks.recipe_credential_problems(recipe, owner, metadata, recipe_name)
     if problems:
         raise ValidationError(f"build of {name} failed", details=problems)
 
     text = nbk.dumps(notebook)
-    metadata = kernel_metadata(recipe, ws.owner(), f"{name}.ipynb")
     record = {
         "kernel": name,
         "kjob_version": __version__,
         "notebook": {"path": f"{name}.ipynb", "sha256": hashlib.sha256(text.encode()).hexdigest()},
         **{k: provenance[k] for k in ("recipe", "sources", "git", "parameters", "overrides")},
     }
-    return BuildPlan(recipe, notebook, text, metadata, record)
+    return BuildPlan(recipe, notebook, text, metadata, record, tuple(checks.kaggle_path_warnings(modules)))
 
 
-def _entry_module(modules: list[nbk.SourceModule], entry: str) -> str | None:
-    import ast
-
+def _entry_function(modules: list[nbk.SourceModule], entry: str) -> tuple[str, ast.FunctionDef | None]:
     for module in modules:
         for node in module.tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == entry:
-                return module.path
-    return None
+                return module.path, node
+    return "", None
 
 
 def _provenance_markdown(recipe: KernelRecipe, provenance: dict) -> str:
@@ -153,12 +165,11 @@ def _provenance_markdown(recipe: KernelRecipe, provenance: dict) -> str:
 
 
 def write_kernel(ws: Workspace, plan: BuildPlan, extra_record: dict | None = None) -> tuple[Path, bool]:
-    """Stage the kernel folder beside the old one, then swap it in. Returns (folder, changed)."""
+    """Stage the kernel folder beside the old one, then swap it in. Returns (folder, changed).
+
+    Concurrent builds of one kernel each swap in a complete folder, one after the other."""
     paths = ws.paths.kernel(plan.recipe.name)
-    paths.folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = paths.folder.with_name(f".{paths.folder.name}.staging-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = swap.staging_folder(paths.folder)
     staged = type(paths)(staging)
     try:
         (staging / paths.notebook.name).write_text(plan.notebook_text, encoding="utf-8")
@@ -168,12 +179,10 @@ def write_kernel(ws: Workspace, plan: BuildPlan, extra_record: dict | None = Non
             raise ValidationError(f"kernel-metadata.json of {plan.recipe.name} would be rejected", details=problems)
         record = {**plan.record, **(extra_record or {})}
         staged.build_record.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        old_text = paths.notebook.read_text(encoding="utf-8") if paths.notebook.is_file() else None
-        retired = paths.folder.with_name(f".{paths.folder.name}.old-{os.getpid()}")
-        if paths.folder.exists():
-            paths.folder.rename(retired)
-        staging.rename(paths.folder)
-        shutil.rmtree(retired, ignore_errors=True)
+        with swap.locked(paths.folder):
+            notebook = paths.notebook
+            old_text = notebook.read_text(encoding="utf-8", errors="replace") if notebook.is_file() else None
+            swap.replace(staging, paths.folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths.folder, old_text != plan.notebook_text

@@ -4,7 +4,7 @@ import ast
 import sys
 
 from kjob.leakscan import find_leaks
-from kjob.notebook import SourceModule, locate, program
+from kjob.notebook import PROVENANCE_ID, SourceModule, locate, program
 
 # pyflakes messages that make a notebook fail when it runs; the rest (unused imports,
 # redefinitions of unused names, ...) are left to the author's linter.
@@ -117,7 +117,72 @@ def collision_problems(modules: list[SourceModule]) -> list[str]:
 def credential_problems(nb: dict, notebook_name: str) -> list[str]:
     problems = []
     for index, cell in enumerate(nb["cells"]):
+        if cell["id"] == PROVENANCE_ID:
+            continue  # made of the recipe's fields, which recipe_credential_problems reports by key
         for leak in find_leaks(cell["source"]):
             location = where(nb, index, leak.line, notebook_name)
             problems.append(f"{location}: looks like {leak.what} ({leak.masked}); never put credentials in a notebook")
     return problems
+
+
+def recipe_credential_problems(recipe, owner: str, metadata: dict, recipe_name: str) -> list[str]:
+    """The recipe's fields that reach kernel-metadata.json or the notebook's provenance cell,
+    scanned like code and reported by key (`builders/x.toml: title: looks like ...`)."""
+    fields = [("title", recipe.title), ("slug", recipe.slug), ("description", recipe.description),
+              ("machine_shape", recipe.machine_shape or "")]
+    fields += [("modules", m) for m in recipe.modules]
+    fields += [(key, s) for key in ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
+               for s in getattr(recipe, key)]
+    fields += [("keywords", k) for k in metadata.get("keywords", [])]
+    problems = [f"{recipe_name}: {key}: looks like {leak.what} ({leak.masked}); never put credentials in a recipe"
+                for key, text in fields for leak in find_leaks(text)]
+    problems += [f"the workspace's owner (in kernel-metadata.json id): looks like {leak.what} ({leak.masked})"
+                 for leak in find_leaks(owner)]
+    return problems
+
+
+_KAGGLE_DIRS = {"/kaggle/input": "KAGGLE_INPUT_DIR", "/kaggle/working": "KAGGLE_WORKING_DIR",
+                "/kaggle/temp": "KAGGLE_TEMP_DIR"}
+
+
+def _is_env_lookup(node: ast.AST) -> bool:
+    """os.environ.get(...), os.environ.setdefault(...), os.getenv(...)."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name == "getenv":
+        return True
+    owner = func.value if isinstance(func, ast.Attribute) else None
+    owner_name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+    return name in ("get", "setdefault") and owner_name == "environ"
+
+
+def _env_fallbacks(tree: ast.Module) -> set[int]:
+    """ids of constants that are an environment lookup's fallback: the form to recommend, not warn of."""
+    exempt = set()
+    for node in ast.walk(tree):
+        if _is_env_lookup(node):
+            exempt |= {id(arg) for arg in node.args[1:]} | {id(k.value) for k in node.keywords}
+        elif isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and _is_env_lookup(node.values[0]):
+            exempt |= {id(value) for value in node.values[1:]}
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            exempt.add(id(node.value))  # a docstring names a path; it does not use one
+    return exempt
+
+
+def kaggle_path_warnings(modules: list[SourceModule]) -> list[str]:
+    """Literal /kaggle/... paths: right on Kaggle, but a local run maps them only in a sandbox."""
+    warnings = []
+    for module in modules:
+        exempt = _env_fallbacks(module.tree)
+        found = [node for node in ast.walk(module.tree) if isinstance(node, ast.Constant) and id(node) not in exempt
+                 and isinstance(node.value, str) and (node.value == "/kaggle" or node.value.startswith("/kaggle/"))]
+        for node in sorted(found, key=lambda n: (n.lineno, n.col_offset)):
+            value = node.value
+            root = next((d for d in _KAGGLE_DIRS if value == d or value.startswith(d + "/")), None)
+            prefer = (f'os.environ.get("{_KAGGLE_DIRS[root]}", "{root}")' if root
+                      else "a path under KAGGLE_INPUT_DIR, KAGGLE_WORKING_DIR or KAGGLE_TEMP_DIR")
+            warnings.append(f"{module.path}:{node.lineno}: literal path {value!r}: right on Kaggle; local runs "
+                            f"map it only where bubblewrap is available (prefer {prefer})")
+    return warnings

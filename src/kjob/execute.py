@@ -1,7 +1,7 @@
 """Executing a notebook with nbclient and turning the outcome into something a person can act on.
 
-Used in-process by `kjob build --smoke`; the local backend runs the same function in a
-background process.
+Called by the runner of every run sandbox (`kjob.sandbox`: local runs, the emulator's
+sessions, smoke runs), in the runner's own process.
 """
 
 import json
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kjob.isolation import allowed_environment
 from kjob.notebook import locate
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -43,25 +44,6 @@ class Execution:
         return self.failure is None
 
 
-def kaggle_like_env(input_dir: Path, working_dir: Path, temp_dir: Path, run_type: str) -> dict[str, str]:
-    """Environment that points a kernel at local stand-ins for /kaggle/{input,working,temp}."""
-    return {
-        "KAGGLE_INPUT_DIR": str(input_dir),
-        "KAGGLE_WORKING_DIR": str(working_dir),
-        "KAGGLE_TEMP_DIR": str(temp_dir),
-        "KAGGLE_KERNEL_RUN_TYPE": run_type,
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-# A notebook on Kaggle never sees its owner's credentials; a local run should not either.
-_CREDENTIAL_NAME = re.compile(r"(?i)^KAGGLE_(KEY|USERNAME|API_TOKEN|CONFIG_DIR)$|SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY")
-
-
-def without_credentials(environ) -> dict[str, str]:
-    return {name: value for name, value in environ.items() if not _CREDENTIAL_NAME.search(name)}
-
-
 OutputHook = Callable[[str, str], None]  # (stream name, text)
 StartHook = Callable[[int | None], None]  # the kernel's process id
 
@@ -72,6 +54,8 @@ def execute_notebook(
 ) -> Execution:
     """Run every cell of `nb` in a fresh python3 kernel whose cwd is `working_dir`.
 
+    The kernel's environment is `env` over the allow-listed part of this process's
+    (`kjob.isolation.allowed_environment`): nothing else of it reaches the notebook.
     `timeout` bounds the whole run (each cell gets what is left of it). The kernel process's
     own stdout/stderr (not the cells' output, which lands in the notebook) go to `kernel_log`.
     `on_output` sees the cells' output as it arrives; `on_start` the kernel's pid."""
@@ -96,14 +80,14 @@ def execute_notebook(
                 _forward(msg, on_output)
             return result
 
-    def kernel_started(**_):
-        if on_start is not None:
-            on_start(getattr(manager.provisioner, "pid", None))
+        async def async_start_new_kernel(self, **kwargs):
+            await super().async_start_new_kernel(**kwargs)
+            if on_start is not None:  # as soon as it exists, before it is even ready
+                on_start(getattr(manager.provisioner, "pid", None))
 
     client = StreamingClient(
         node,
         km=manager,
-        on_notebook_start=kernel_started,
         kernel_name="python3",
         timeout=int(timeout),
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
@@ -113,7 +97,7 @@ def execute_notebook(
     failure = None
     log = kernel_log.open("ab")
     try:
-        client.execute(env={**without_credentials(os.environ), **env}, stdout=log, stderr=log)
+        client.execute(env={**allowed_environment(os.environ), **env}, stdout=log, stderr=log)
     except CellTimeoutError:
         index = _running_cell(node)
         failure = Failure("timeout", f"time limit of {timeout:.0f} s exceeded", index, _cell_location(nb, index))

@@ -13,8 +13,10 @@ that, one of two levels, chosen once per process by `choose()`:
   folder itself read-write at its real path, and Kaggle's real paths: /kaggle/input
   (read-only, each mount under it), /kaggle/working and /kaggle/temp bound onto the run
   folder's working/ and temp/. Nothing is created on the host's /: /kaggle exists only in
-  the view. The runner keeps its process group (no --new-session), so signals to the group
-  reach it, and dies with the process that started bwrap (--die-with-parent).
+  the view. The view has its own pid namespace (the notebook cannot read other processes'
+  environments through /proc, and everything in it dies with it); the runner keeps its
+  process group (no --new-session), so signals to the group reach it, and it dies with the
+  process that started bwrap (--die-with-parent).
 - "environment only" (macOS, Windows, containers without user namespaces, no bwrap): the
   kernel finds the run folder's input/, working/ and temp/ through KAGGLE_INPUT_DIR,
   KAGGLE_WORKING_DIR and KAGGLE_TEMP_DIR, and could still read the machine's files. The
@@ -175,7 +177,7 @@ def _view(folder: Path | None, mounts: Mapping[str, Path], hide: Iterable[Path],
         host.append((str(folder), ["--bind", str(folder), str(folder)]))
     host.sort(key=lambda op: op[0].rstrip("/").count("/"))  # stable: same depth keeps its order
 
-    args = ["bwrap", "--die-with-parent"]
+    args = ["bwrap", "--die-with-parent", "--unshare-pid"]
     for _, op in host:
         args += op
     args += ["--dir", KAGGLE_ROOT]

@@ -17,6 +17,7 @@ from kjob.errors import ValidationError
 
 PARAMETERS_TAG = "parameters"
 PARAMETERS_ID = "kjob-parameters"
+PROVENANCE_ID = "kjob-provenance"
 HEADER_LINES = 1  # the "# ---- src/x.py ----" line above each module's text
 _CELL_ID_BAD = re.compile(r"[^A-Za-z0-9-]+")
 
@@ -63,7 +64,7 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -
             problems.append(_problem(module, node.lineno, "import sibling modules as 'from package.module import name'"))
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
             problems.append(_problem(module, node.lineno, "relative imports cannot be inlined; use 'from package.module import name'"))
-        elif _is_main_guard(node):
+        elif is_main_guard(node):
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
     if problems:
         raise ValidationError(f"{module.path}: cannot inline this module", details=problems)
@@ -75,7 +76,8 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -
     return "\n".join(lines)
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
+def is_main_guard(node: ast.stmt) -> bool:
+    """`if __name__ == ...`: commented out in the cell, where __name__ is always "__main__"."""
     return (
         isinstance(node, ast.If)
         and isinstance(node.test, ast.Compare)

@@ -1,16 +1,19 @@
 """`kjob build --smoke`: run the built notebook on this CPU with the recipe's smoke parameters.
 
-The same notebook, re-parameterised (tiny synthetic data, a few steps), in a fresh working
-folder with Kaggle-like input/output locations redirected by environment variables.
+The same notebook, re-parameterised (tiny synthetic data, a few steps), in a fresh run sandbox
+`.kjob/smoke/NAME/` (`kjob.sandbox`, the same isolation as every run: /kaggle/working is its
+working/ folder under bubblewrap), in the foreground, with no GPU (CUDA_VISIBLE_DEVICES="")
+and KAGGLE_KERNEL_RUN_TYPE=Interactive. It keeps executed.ipynb and working/ for inspection.
 """
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob import notebook as nbk
 from kjob.errors import RunFailed
-from kjob.execute import execute_notebook, kaggle_like_env
+from kjob.execute import Failure
+from kjob.sandbox import NO_OUTPUTS, RunSpec, Sandbox
 from kjob.workspace import Workspace
 
 
@@ -18,24 +21,33 @@ from kjob.workspace import Workspace
 class SmokeResult:
     seconds: float
     executed_notebook: Path
-    outputs: list[str]
+    outputs: list[str]  # the files the run wrote to its working folder
+    isolation: str = ""  # kjob.isolation.BUBBLEWRAP or ENVIRONMENT_ONLY
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user
 
 
 def smoke_run(ws: Workspace, plan) -> SmokeResult:
     recipe = plan.recipe
     paths = ws.paths.smoke(recipe.name)
     shutil.rmtree(paths.folder, ignore_errors=True)
-    for folder in (paths.input_dir, paths.working_dir, paths.temp_dir):
-        folder.mkdir(parents=True)
     nb = nbk.parameterize(plan.notebook, recipe.smoke_parameters)
-    env = kaggle_like_env(paths.input_dir, paths.working_dir, paths.temp_dir, "Interactive")
-    env["CUDA_VISIBLE_DEVICES"] = ""  # a smoke run never touches a GPU, even where one exists
-    execution = execute_notebook(nb, paths.working_dir, env, timeout=recipe.smoke_timeout, kernel_log=paths.kernel_log)
-    paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
-    if execution.failure:
+    spec = RunSpec(timeout=recipe.smoke_timeout, run_type="Interactive",
+                   env={"CUDA_VISIBLE_DEVICES": ""},  # a smoke run never touches a GPU, even where one exists
+                   hide=(ws.root,))
+    sandbox = Sandbox.create(paths.folder, nbk.dumps(nb), {}, spec)
+    state = sandbox.run()
+    warnings = [state["isolation_note"]] if state.get("isolation_note") else []
+    seconds = float(state.get("seconds") or (state.get("finished_at", 0) - state.get("launched_at", 0)) or 0)
+    if state.get("status") != "complete":
+        failure = Failure(state.get("failure_kind") or state.get("raw_status") or "error",
+                          state.get("failure_message") or "the run did not complete",
+                          state.get("failure_cell"), state.get("failure_location"))
         shown = ws.paths.relative(paths.executed_notebook)
         raise RunFailed(
-            f"smoke run of {recipe.name} failed ({execution.failure.kind}) after {execution.seconds:.0f} s: "
-            f"{execution.failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}"
+            f"smoke run of {recipe.name} failed ({failure.kind}) after {seconds:.0f} s: "
+            f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}"
         )
-    return SmokeResult(execution.seconds, paths.executed_notebook, execution.outputs)
+    outputs = [name for name, _ in sandbox.outputs()]
+    if not outputs:
+        warnings.append(NO_OUTPUTS)
+    return SmokeResult(seconds, paths.executed_notebook, outputs, state.get("isolation", ""), warnings)

@@ -67,7 +67,7 @@ def read_answer(response_type: type | None, http_response: requests.Response):
     try:
         data = json.loads(http_response.content)
     except ValueError as exc:  # not JSON, or not UTF-8
-        kind = (http_response.headers.get("Content-Type") or "no content type").split(";")[0]
+        kind = (http_response.headers.get("Content-Type") or "no content type").split(";")[0][:60]
         raise AnswerProblem(method, f"was not JSON ({kind}, {len(http_response.content)} bytes)") from exc
     code = data.get("code") if isinstance(data, dict) else None
     if isinstance(code, int) and not isinstance(code, bool) and code >= 400:  # kagglesdk: an error in a 200

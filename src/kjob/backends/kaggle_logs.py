@@ -88,7 +88,8 @@ def follow(open_stream: Callable[[], requests.Response], lines: Callable[[reques
                 for data in event_data(lines(response)):
                     if data.strip() == END_OF_LOG:
                         return
-                    entries = parse_log(data) if data.lstrip().startswith(("{", "[")) else [LogEntry("stdout", 0.0, data)]
+                    structured = data.lstrip().startswith(("{", "["))
+                    entries = parse_log(data) if structured else [LogEntry("stdout", 0.0, data)]
                     yield from (e for e in entries if replay.fresh(e))
             except (requests.RequestException, Urllib3Error, OSError):
                 pass  # the stream broke (or its body would not decode): open it again, or read the final log

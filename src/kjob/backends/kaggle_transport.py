@@ -154,6 +154,8 @@ class _SdkClient(KaggleHttpClient):
         return self._init_session()
 
     def call(self, service_name, request_name, request, response_type):
+        # A body that does not decode, or a redirect loop, fails inside `requests` before any
+        # answer exists: named here, where the method is known.
         try:
             return super().call(service_name, request_name, request, response_type)
         except requests.exceptions.ContentDecodingError as exc:
@@ -162,6 +164,7 @@ class _SdkClient(KaggleHttpClient):
             raise AnswerProblem(request_name, _REDIRECT_LOOP) from exc
 
     def _prepare_response(self, response_type, http_response):
+        # Instead of the SDK's: the same HTTP errors, then the answer checked against its type.
         return read_answer(response_type, http_response)
 
 

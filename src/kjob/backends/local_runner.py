@@ -1,11 +1,15 @@
-"""The background process of a local run: `python -m kjob.backends.local_runner RUN_FOLDER`.
+"""The runner of a run sandbox: `python -m kjob.backends.local_runner RUN_FOLDER [--kaggle-paths]`.
 
-Started in its own session by the local backend, it outlives the kjob command that pushed
-it. It executes the run folder's notebook with nbclient, appends the cells' output to
-log.jsonl as it arrives, and leaves the final status in state.json.
+Started by `kjob.sandbox` (under its keeper, inside bwrap when the isolation is bubblewrap),
+it executes the run folder's notebook with nbclient, appends the cells' output to log.jsonl
+as it arrives, records its progress in state.json and its outcome in final.json. With
+`--kaggle-paths` it runs in bwrap's view, where /kaggle/input, /kaggle/working and /kaggle/temp
+are the run folder's own and the pids it records are those of the view's own pid namespace;
+without, the kernel finds those folders through KAGGLE_*_DIR variables.
 
-To cancel, the backend writes the `cancel` marker file and sends SIGTERM: nbclient's own
-SIGTERM handler shuts the kernel down, and the marker tells this process why it stopped.
+To cancel, the sandbox writes the `cancel` marker and sends SIGTERM: before the kernel starts
+this process records the cancel itself; after, nbclient's own SIGTERM handler shuts the kernel
+down and the marker tells this process why it stopped.
 """
 
 import json
@@ -15,28 +19,47 @@ import sys
 import time
 from pathlib import Path
 
-from kjob import notebook as nbk
-from kjob.execute import execute_notebook, kaggle_like_env
-from kjob.fsutil import atomic_write_json, read_json
 from kjob.paths import LocalRunPaths
+from kjob.procs import start_time
+from kjob.sandbox import record_final, record_progress
+
+KAGGLE = Path("/kaggle")
 
 
-def write_state(paths: LocalRunPaths, **fields) -> None:
-    state = read_json(paths.state, {}) or {}
-    state.update(fields)
-    atomic_write_json(paths.state, state)
-
-
-def run(folder: Path) -> int:
+def run(folder: Path, kaggle_paths: bool = False) -> int:
     paths = LocalRunPaths(folder)
-    spec = read_json(paths.spec)
 
     def on_term(signum, frame):  # before the kernel starts (nbclient handles SIGTERM after)
-        write_state(paths, status="cancelled", raw_status="cancelled before start", finished_at=time.time())
+        record_final(paths, {"status": "cancelled", "raw_status": "cancelled before start", "recorded_by": "runner"})
         os._exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
-    write_state(paths, status="running", raw_status="running", started_at=time.time(), runner_pid=os.getpid())
+    if hasattr(signal, "SIGBREAK"):
+        signal.signal(signal.SIGBREAK, on_term)
+    if paths.cancel_marker.exists():  # a SIGTERM sent before the handler was in place was ignored
+        on_term(signal.SIGTERM, None)
+
+    from kjob import notebook as nbk
+    from kjob.execute import execute_notebook
+    from kjob.fsutil import read_json
+    from kjob.isolation import kaggle_variables
+
+    spec = read_json(paths.spec)
+    pid = os.getpid()
+    record_progress(paths, status="running", raw_status="running", started_at=time.time(),
+                    runner_pid=pid, runner_start=start_time(pid), pid_namespace=kaggle_paths)
+    if kaggle_paths:
+        input_dir, working_dir, temp_dir = KAGGLE / "input", KAGGLE / "working", KAGGLE / "temp"
+    else:
+        input_dir, working_dir, temp_dir = paths.input_dir, paths.working_dir, paths.temp_dir
+    env = {
+        **kaggle_variables(input_dir, working_dir, temp_dir, spec.get("run_type", "Batch")),
+        "HOME": str(paths.home_dir.resolve()),
+        "PYTHONUNBUFFERED": "1",
+        **spec.get("env", {}),
+    }
+    if os.name == "nt":
+        env["USERPROFILE"] = env["HOME"]
     started = time.monotonic()
     with paths.log.open("a", encoding="utf-8") as log:
 
@@ -45,27 +68,39 @@ def run(folder: Path) -> int:
             log.write(json.dumps(entry) + "\n")
             log.flush()
 
-        def on_start(pid: int | None) -> None:
-            write_state(paths, kernel_pid=pid)
+        def on_start(kernel: int | None) -> None:
+            record_progress(paths, kernel_pid=kernel, kernel_start=start_time(kernel) if kernel else None)
 
-        env = kaggle_like_env(paths.input_dir, paths.working_dir, paths.temp_dir, "Batch")
         notebook = json.loads(paths.notebook.read_text(encoding="utf-8"))
-        execution = execute_notebook(
-            notebook, paths.working_dir, {**env, **spec.get("env", {})}, spec["timeout"],
-            paths.runner_log, on_output, on_start,
-        )
+        try:
+            execution = execute_notebook(notebook, working_dir, env, spec["timeout"], paths.runner_log, on_output, on_start)
+        except BaseException as exc:  # e.g. a cancel while the kernel was starting
+            record_final(paths, _broken(paths, exc))
+            raise
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish writing: a cancel now waits for it
     paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
-    final = {"finished_at": time.time(), "seconds": round(execution.seconds, 2)}
-    if paths.cancel_marker.exists():
-        write_state(paths, status="cancelled", raw_status="cancelled", **final)
-    elif execution.failure:
-        failure = execution.failure
-        write_state(paths, status="error", raw_status=failure.kind, failure_kind=failure.kind,
-                    failure_message=failure.message, failure_location=failure.location, **final)
+    outcome = {"seconds": round(execution.seconds, 2), "recorded_by": "runner"}
+    failure = execution.failure
+    if failure is None:
+        outcome.update(status="complete", raw_status="complete")
+    elif paths.cancel_marker.exists():
+        outcome.update(status="cancelled", raw_status="cancelled")
     else:
-        write_state(paths, status="complete", raw_status="complete", **final)
+        outcome.update(status="error", raw_status=failure.kind, failure_kind=failure.kind,
+                       failure_message=failure.message, failure_location=failure.location,
+                       failure_cell=failure.cell_index)
+    record_final(paths, outcome)
     return 0
 
 
+def _broken(paths: LocalRunPaths, exc: BaseException) -> dict:
+    if paths.cancel_marker.exists():
+        return {"status": "cancelled", "raw_status": "cancelled", "recorded_by": "runner"}
+    said = (str(exc).strip().splitlines() or [""])[0]
+    return {"status": "error", "raw_status": "kernel died", "failure_kind": "kernel died",
+            "failure_message": f"the kernel could not run the notebook: {type(exc).__name__}{': ' + said if said else ''}",
+            "recorded_by": "runner"}
+
+
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1])))
+    sys.exit(run(Path(sys.argv[1]), "--kaggle-paths" in sys.argv[2:]))

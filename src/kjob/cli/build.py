@@ -33,6 +33,8 @@ def build(name, params, build_all, smoke):
         if smoke:
             click.echo(f"{each}: checking, then a smoke run on the CPU ...", err=True)
         result = build_kernel(ws, each, overrides, smoke=smoke)
+        for warning in result.plan.warnings:
+            click.echo(f"warning: {warning}", err=True)
         state = "updated" if result.changed else "unchanged"
         click.echo(
             f"built {ws.paths.relative(result.folder)} (notebook {state}, "

@@ -281,7 +281,8 @@ def runs_command(kernel, sort_by, export):
     every_metric = METRIC_COLUMNS + sorted({k for r in runs for k in r.metrics} - set(METRIC_COLUMNS))
     metric_names = [m for m in (every_metric if export else METRIC_COLUMNS) if any(m in r.metrics for r in runs)]
     headers = ["kernel", "version", "backend", "status", "duration", "parameters", *metric_names]
-    rows = [[r.kernel, r.version, r.backend, r.state.status, duration(run_duration(r)),
+    rows = [[r.kernel, number(r.version), r.backend, r.state.status + (" (gone)" if r.gone else ""),
+             duration(run_duration(r)),
              params_text(r.overrides), *(number(r.metrics.get(m)) for m in metric_names)] for r in runs]
     if export == "csv":
         buffer = io.StringIO()

@@ -16,16 +16,17 @@ with a JSON object of the same names). Counted faults are used up one request at
     gpu_used_hours  float            GPU quota already used this week (of gpu_total_hours)
     max_gpu_sessions int             unfinished GPU sessions per account before a push is refused
 
-Broken answers, each entry used once by the next request it names: an API method
-("GetKernel") or "download" (a GET of an output file). The store still handles a mangled
-or badly encoded request (a mangled push still makes its version); only the bytes on the
-wire change.
+Broken answers: each entry is used up by the next request it names, an API method M
+("GetKernel") or, where shown, "download" (a GET of an output file). The store still
+handles a mangled or badly encoded request (a mangled push still makes its version): only
+the bytes on the wire change, as when a proxy or a broken server front mangles them.
 
-    mangle_next     [{"method": M, "answer": VALUE}]   answer M with this JSON value instead
-                    [{"method": M, "body": TEXT, "content_type": C}]   or with raw text (HTTP 200)
-    bad_gzip_next   [M | "download"]  the answer says Content-Encoding: gzip, but its body is not gzip
-    redirect_loop_next [M | "download"]  the request is answered 302 to itself (before credentials
-                                     are checked), and so is every request that follows the redirect
+    mangle_next     [{"method": M, "answer": VALUE}]  M is answered (HTTP 200) with this JSON
+                                     value instead ({} , [], "text", {"versionNumber": "abc"})
+                    [{"method": M, "body": TEXT, "content_type": C}]  or with this raw text
+    bad_gzip_next   [M | "download"] the answer says Content-Encoding: gzip over a body that is not
+    redirect_loop_next [M | "download"]  answered 302 to itself (before credentials are checked),
+                                     and so is every request that follows it: a loop without end
 """
 
 import threading
