@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 # Debian packages the tests use: chromium (opens the evaluator's HTML report), 7zip (.7z test
-# sets) and espeak-ng (regenerates the demo data to prove it deterministic). Skipped, with a
-# note, without root.
+# sets), espeak-ng (regenerates the demo data to prove it deterministic) and bubblewrap (runs
+# see the real /kaggle paths in a private view; without it they are isolated by environment
+# only). Skipped, with a note, without root.
 missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || missing+=(7zip)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)

@@ -6,10 +6,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 
 from kjob.ledger import Ledger
-from kjob.procs import alive
 from kjob.runs import RunStatus
 
 
@@ -64,20 +65,36 @@ def test_an_error_in_a_cell_names_the_src_line(tiny):
     assert not (tiny.root / "downloads/tiny/local-v1/output").exists()  # no output files for a failed run
 
 
+def processes_of(run_folder):
+    """Host pids and command lines of the processes whose HOME is the run's home/ (Linux /proc)."""
+    home = f"HOME={(run_folder / 'home').resolve()}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if home in (entry / "environ").read_bytes().split(b"\0"):
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                pass  # gone, or not ours to read
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 def test_cancel_stops_the_whole_process_tree(tiny):
     assert tiny.kjob("push", "tiny", "-p", "sleep=120").exit_code == 0
     wait_for(tiny, "tiny", 1, {"running"})
     deadline = time.monotonic() + 30
     while "kernel_pid" not in local_state(tiny, "tiny", 1) and time.monotonic() < deadline:
         time.sleep(0.2)
-    kernel_pid = local_state(tiny, "tiny", 1)["kernel_pid"]
+    run_folder = tiny.root / ".kjob/local/tiny/v1"
+    assert any("ipykernel" in command for command in processes_of(run_folder).values())
     result = tiny.kjob("cancel", "tiny")
     assert result.exit_code == 0
     assert "tiny v1 (local): cancelled" in result.stdout
     code, data = status_json(tiny, "tiny", 1)
     assert (code, data["status"]) == (5, "cancelled")
     time.sleep(0.5)
-    assert not alive(kernel_pid, None)
+    assert processes_of(run_folder) == {}  # keeper, runner and kernel: all gone
 
 
 def test_a_run_over_its_time_limit_ends_in_error(tiny):

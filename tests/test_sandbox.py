@@ -17,7 +17,7 @@ import pytest
 
 from kjob import isolation
 from kjob.emulator.sessions import Session
-from kjob.procs import alive
+from kjob.procs import wait_gone
 from kjob.sandbox import NO_OUTPUTS, RunSpec, Sandbox, record_final
 
 BWRAP_PROBLEM = isolation.bwrap_problem()
@@ -117,6 +117,7 @@ def test_with_bubblewrap_the_literal_kaggle_working_is_the_runs_working_folder(t
 
 @needs_bwrap
 def test_kaggle_input_is_read_only_with_both_layouts(tiny, monkeypatch):
+    monkeypatch.delenv("KJOB_SANDBOX", raising=False)
     tiny.write("src/pkg/job.py", '''
         import json
         import os
@@ -277,7 +278,7 @@ def test_racing_processes_leave_exactly_one_final_status(tmp_path):
 
 
 def test_a_cancel_racing_the_end_of_a_run_leaves_one_consistent_status(tmp_path):
-    for n, delay in enumerate((0.0, 0.4, 0.8, 1.2, 1.6, 2.5)):
+    for n, delay in enumerate((0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.5)):
         sandbox = Sandbox.create(tmp_path / f"run{n}", notebook("print('done')"), {}, RunSpec(timeout=60))
         sandbox.start()
         time.sleep(delay)
@@ -285,23 +286,43 @@ def test_a_cancel_racing_the_end_of_a_run_leaves_one_consistent_status(tmp_path)
         final = sandbox.final_record()
         assert final is not None and final["status"] in ("complete", "cancelled"), final
         keeper = json.loads(sandbox.paths.runner_pid.read_text())
-        assert not alive(keeper["pid"], keeper["start"])
+        assert wait_gone(keeper["pid"], keeper["start"], 10)  # a run that had just ended may still be exiting
         time.sleep(0.2)
         assert sandbox.final_record() == final and sandbox.state()["status"] == final["status"]
         assert not list(sandbox.paths.folder.glob(".final.*"))
 
 
+def processes_of(sandbox: Sandbox) -> dict[int, str]:
+    """Host pids and command lines of the processes whose HOME is the run's home/ (Linux /proc)."""
+    home = f"HOME={sandbox.paths.home_dir.resolve()}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if home in (entry / "environ").read_bytes().split(b"\0"):
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                pass  # gone, or not ours to read
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 def test_a_runner_killed_alone_is_recorded_by_its_keeper(tmp_path):
     sandbox = Sandbox.create(tmp_path / "run", notebook("import time; time.sleep(120)"), {}, RunSpec(timeout=300))
     sandbox.start()
     deadline = time.monotonic() + 30
     while "kernel_pid" not in sandbox.state() and time.monotonic() < deadline:
         time.sleep(0.1)
-    progress = sandbox.state()
-    os.kill(progress["runner_pid"], signal.SIGKILL)
+    (runner,) = [pid for pid, command in processes_of(sandbox).items()  # not the keeper, not bwrap
+                 if command.split()[1:3] == ["-m", "kjob.backends.local_runner"]]
+    os.kill(runner, signal.SIGKILL)
     final = wait_final(sandbox, 20)
     assert (final["status"], final["failure_kind"], final["recorded_by"]) == ("error", "kernel died", "keeper")
-    os.killpg(progress["kernel_pid"], signal.SIGKILL)  # orphaned by its runner: ours to clean up here
+    deadline = time.monotonic() + 20
+    while processes_of(sandbox) and time.monotonic() < deadline:  # the kernel notices its parent is gone
+        time.sleep(0.2)
+    for pid in processes_of(sandbox):
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_a_cancel_before_the_start_and_a_held_session(tmp_path):
@@ -373,3 +394,21 @@ def test_submit_uses_the_notebook_as_given_from_first_version_and_can_be_found_b
         result = json.loads((sandbox.paths.working_dir / "result.json").read_text())
         assert result["label"] == "as-submitted"  # never re-parameterised with the workspace's
         assert json.loads(sandbox.paths.spec.read_text())["token"] == "t0ken"
+
+
+def test_a_bwrap_that_fails_here_falls_back_with_its_reason(tmp_path):
+    fake = tmp_path / "bin/bwrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    code = "from kjob.isolation import choose\nfirst, second = choose(), choose()\nprint(first.name); print(first.note); print(second.note)"
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("KJOB_SANDBOX", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    name, note, again = done.stdout.strip().splitlines()
+    assert name == "environment only" and again == "None"
+    assert "bwrap fails here: bwrap: No permissions to create a new namespace" in note
+    forced = subprocess.run([sys.executable, "-c", code], env={**env, "KJOB_SANDBOX": "bwrap"},
+                            capture_output=True, text=True, timeout=60)
+    assert forced.returncode != 0 and "KJOB_SANDBOX=bwrap, but bubblewrap cannot run here" in forced.stderr

@@ -115,7 +115,7 @@ class Sandbox:
             return None
         isolation = isolation or choose()
         spec = self.spec
-        runner = [sys.executable, "-m", RUNNER_MODULE, str(paths.folder)]
+        runner = [sys.executable, "-m", RUNNER_MODULE, str(paths.folder.resolve())]  # as bound in bwrap's view
         if isolation.kaggle_paths:
             mounts = {relative: Path(target) for relative, target in spec.get("mounts", {}).items()}
             runner = bwrap_command([*runner, "--kaggle-paths"], paths.folder, mounts, map(Path, spec.get("hide", [])))

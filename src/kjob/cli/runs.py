@@ -16,15 +16,27 @@ version_option = click.option("--version", "version", type=int, default=None,
                               help="Version number (default: the latest run).")
 
 
-def _open(name, version, backend_name):
-    """(workspace, ledger, backend, run) for a run reference given on the command line."""
+def _open(name, version, backend_name, need_version=True):
+    """(workspace, ledger, backend, run) for a run reference given on the command line.
+
+    A run still `submitting` is reconciled first; commands that need its version (logs,
+    fetch, cancel) refuse one that has none yet."""
     from kjob.backends import get_backend
+    from kjob.errors import UsageError
     from kjob.ledger import Ledger
+    from kjob.watch import refresh
 
     ws = workspace()
     ledger = Ledger(ws.paths.ledger)
     run = ledger.find(name, version, backend_name)
-    return ws, ledger, get_backend(ws, run.backend), run
+    backend = get_backend(ws, run.backend)
+    if need_version and run.version is None:
+        run = refresh(ledger, backend, run)
+        if run.version is None:
+            ledger.close()
+            raise UsageError(f"{run.ref}: {backend.name} has not confirmed this push ({run.state.status}); "
+                             f"see `kjob status {run.kernel}`")
+    return ws, ledger, backend, run
 
 
 def _progress_printer(backend):
@@ -174,7 +186,7 @@ def status(name, version, backend, watch, as_json):
         for line in stale:
             click.echo(line, err=True)
         return
-    ws, ledger, backend_obj, run = _open(name, version, backend)
+    ws, ledger, backend_obj, run = _open(name, version, backend, need_version=False)
     with ledger:
         run = wait_for_run(ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
     if as_json:
