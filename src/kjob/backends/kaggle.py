@@ -15,11 +15,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from kjob.backends import kaggle_sdk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.errors import BackendError, ConfigError, NotFoundError, PushedWithProblem, RunGone
 from kjob.leakscan import redact
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
+
+kaggle_sdk.light()  # before anything imports kagglesdk: its __init__ loads every service
 
 _STATUS = {
     "QUEUED": "queued", "NEW_SCRIPT": "queued", "RUNNING": "running", "CANCEL_REQUESTED": "running",

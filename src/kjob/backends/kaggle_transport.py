@@ -19,6 +19,7 @@ KJOB_KAGGLE_TIMEOUT (socket timeout in seconds, default 60). KJOB_KAGGLE_ENDPOIN
 otherwise kagglesdk's KAGGLE_API_ENVIRONMENT decides (TEST: http://localhost:7777).
 """
 
+import http.client
 import os
 import time
 from collections import Counter
@@ -45,6 +46,7 @@ from kjob.polling import Backoff
 # 64 KiB writes cost the kernel a third of what 256 KiB writes do.
 CHUNK = 256 << 10
 WRITE = 64 << 10
+COPY = 1 << 20  # the buffer of the direct socket-to-file path
 _RETRIED = {429, 500, 502, 503, 504}
 _NOT_PROCESSED = {429, 503}  # answers that say the request was not acted on: safe to resend a push
 _REDIRECT_LOOP = "redirected in a loop (more than 30 redirects)"
@@ -285,7 +287,9 @@ class Transport:
         if not url.startswith(("http://", "https://")):
             raise BackendError(f"{name}: Kaggle gave a download URL that is not http(s)")
         state = {"have": 0}
-        with destination.open("wb") as out:
+        # An empty file made by the caller is written in place, not truncated: on ext4 closing a
+        # truncated file forces its data to disk (auto_da_alloc), a third of a 1 GiB fetch.
+        with destination.open("r+b" if destination.is_file() else "wb") as out:
             started, reasons, delays = time.monotonic(), [], self.policy.backoff.delays()
             while True:
                 before = state["have"]
@@ -319,13 +323,18 @@ class Transport:
                 length = response.headers.get("Content-Length")
                 total = have + int(length) if length and not encoded else None
                 out.seek(have)
-                out.truncate()
+                if os.fstat(out.fileno()).st_size != have:
+                    out.truncate()
                 state["have"] = have
-                for chunk in response.iter_content(CHUNK):
-                    view = memoryview(chunk)
-                    for start in range(0, len(view), WRITE):
-                        out.write(view[start:start + WRITE])
-                    state["have"] += len(chunk)
+                raw = getattr(response.raw, "_fp", None)  # http.client's response
+                if not encoded and hasattr(raw, "readinto"):
+                    _copy_into(raw, out, state)
+                else:
+                    for chunk in response.iter_content(CHUNK):
+                        view = memoryview(chunk)
+                        for start in range(0, len(view), WRITE):
+                            out.write(view[start:start + WRITE])
+                        state["have"] += len(chunk)
                 out.flush()
         except requests.exceptions.ContentDecodingError as exc:  # before Urllib3Error: it is one too
             raise BackendError(f"downloading {name}: the server's answer could not be decoded: {_NOT_ENCODED}") from exc
@@ -340,6 +349,21 @@ class Transport:
         if total is not None and state["have"] < total:
             raise _Retry("connection ended early")
         return state["have"]
+
+
+def _copy_into(raw, out, state: dict) -> None:
+    """Socket to file through one reused buffer: the fastest path Python has (no bytes object
+    per chunk), used when the body is sent as it is (no Content-Encoding to undo)."""
+    buffer = memoryview(bytearray(COPY))
+    while True:
+        try:
+            count = raw.readinto(buffer)
+        except (http.client.HTTPException, OSError) as exc:  # a socket timeout or a cut, not the disk
+            raise _Retry("timed out" if isinstance(exc, TimeoutError) else "connection dropped") from exc
+        if not count:
+            return
+        out.write(buffer[:count])
+        state["have"] += count
 
 
 def _never_connected(exc: Exception) -> bool:

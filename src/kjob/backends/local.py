@@ -115,7 +115,7 @@ class LocalBackend(Backend):
     def download(self, run: Run, file: RemoteFile, destination: Path) -> None:
         source = self._sandbox(run).paths.working_dir / file.name
         try:
-            with source.open("rb") as src, destination.open("wb") as dst:
+            with source.open("rb") as src, destination.open("r+b" if destination.is_file() else "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except FileNotFoundError:
             raise BackendError(f"{file.name} disappeared from {run.ref} while downloading") from None

@@ -22,13 +22,22 @@ def _open(name, version, backend_name, need_version=True):
     A run still `submitting` is reconciled first; commands that need its version (logs,
     fetch, cancel) refuse one that has none yet."""
     from kjob.backends import get_backend
-    from kjob.errors import UsageError
+    from kjob.errors import NotFoundError, UsageError
     from kjob.ledger import Ledger
     from kjob.watch import refresh
 
     ws = workspace()
     ledger = Ledger(ws.paths.ledger)
-    run = ledger.find(name, version, backend_name)
+    try:
+        run = ledger.find(name, version, backend_name)
+    except NotFoundError:
+        # The version may belong to an interrupted push whose row has none yet: reconcile those.
+        pending = [r for r in ledger.runs(name, unfinished_only=True) if r.version is None]
+        for row in pending:
+            refresh(ledger, get_backend(ws, row.backend), row)
+        if not pending:
+            raise
+        run = ledger.find(name, version, backend_name)
     backend = get_backend(ws, run.backend)
     if need_version and run.version is None:
         run = refresh(ledger, backend, run)
