@@ -124,6 +124,9 @@ def push(name, backend_name, params, timeout, wait, force):
     outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force)
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if outcome.run.handle.get("isolation") == "environment only":
+        click.echo("note: bubblewrap is not available here: the run has its own HOME and environment but can "
+                   "read this machine's files, and finds /kaggle/... only through KAGGLE_*_DIR", err=True)
     if outcome.rebuilt:
         click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
     run = outcome.run
