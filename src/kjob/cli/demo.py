@@ -27,10 +27,10 @@ def demo(budget):
     if "recipe" not in config:
         raise ConfigError("no demo configured: add [tool.kjob.demo] with recipe = \"NAME\" to pyproject.toml")
     recipe = load_recipe(ws, config["recipe"])
-    items = [f"{k}={v}" for k, v in config.get("parameters", {}).items()]
+    values = dict(config.get("parameters", {}))
     if budget:
-        items.append(f"time_budget_seconds={budget}")
-    overrides = parse_overrides(recipe, items)
+        values["time_budget_seconds"] = budget  # replaces the configured budget
+    overrides = parse_overrides(recipe, [f"{k}={v}" for k, v in values.items()])
     click.echo(f"demo: building {recipe.name} and running it on the local backend ({recipe.description})")
     outcome = push_kernel(ws, recipe.name, "local", overrides, timeout=config.get("timeout"))
     for warning in outcome.warnings:
