@@ -46,6 +46,8 @@ def build(name, params, build_all, smoke):
                 f"  smoke run passed in {result.smoke.seconds:.1f} s; outputs: {outputs}; "
                 f"executed notebook: {ws.paths.relative(result.smoke.executed_notebook)}"
             )
+            for note in result.smoke.warnings:
+                click.echo(f"note: {note}", err=True)
 
 
 @click.command()
