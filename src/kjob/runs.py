@@ -117,7 +117,8 @@ def sort_runs(runs: list[Run], by: str) -> list[Run]:
     if runs and not present:
         known = sorted({k for r in runs for k in r.metrics} | {"version", "duration"})
         raise UsageError(f"no run has a metric '{by}' (known: {', '.join(known)})")
-    missing = [r for r in runs if r not in present]
+    having = {id(r) for r in present}
+    missing = [r for r in runs if id(r) not in having]
     return sorted(present, key=lambda r: r.metrics[by], reverse=not by.endswith("loss")) + missing
 
 
