@@ -130,3 +130,13 @@ def project(tmp_path, monkeypatch) -> Workspace:
     shutil.copytree(PROJECT / "src" / "enhancer", tmp_path / "src" / "enhancer",
                     ignore=shutil.ignore_patterns("__pycache__"))
     return Workspace(tmp_path, CliRunner())
+
+
+@pytest.fixture
+def kaggle(tiny, tmp_path, monkeypatch):
+    """`tiny` with the Kaggle backend pointed at an emulator of its own (tests/kaggle_fixtures.py)."""
+    from kaggle_fixtures import start_kaggle
+
+    kaggle = start_kaggle(tiny, tmp_path, monkeypatch)
+    yield kaggle
+    kaggle.emulator.stop()

@@ -16,17 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from kaggle_fixtures import start_kaggle
 
 from kjob.emulator.server import Emulator
 from kjob.ledger import Ledger
-
-
-@pytest.fixture
-def kaggle(tiny, tmp_path, monkeypatch):
-    kaggle = start_kaggle(tiny, tmp_path, monkeypatch)
-    yield kaggle
-    kaggle.emulator.stop()
 
 
 def one_error_line(result) -> str:

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from kaggle_fixtures import start_kaggle
 
 from kjob.backends import get_backend
 from kjob.backends.base import Submission
@@ -46,13 +45,6 @@ def main(mib, pause):
             time.sleep(pause)
     print("wrote", mib, "MiB")
 '''
-
-
-@pytest.fixture
-def kaggle(tiny, tmp_path, monkeypatch):
-    kaggle = start_kaggle(tiny, tmp_path, monkeypatch)
-    yield kaggle
-    kaggle.emulator.stop()
 
 
 def one_error_line(result) -> str:
