@@ -1,5 +1,6 @@
 """`kjob demo`: the whole loop on this machine, on the shipped demo data."""
 
+import json
 import sys
 
 import click
@@ -30,7 +31,9 @@ def demo(budget):
     values = dict(config.get("parameters", {}))
     if budget:
         values["time_budget_seconds"] = budget  # replaces the configured budget
-    overrides = parse_overrides(recipe, [f"{k}={v}" for k, v in values.items()])
+    # As if typed with -p: lists as JSON, the way -p reads them.
+    overrides = parse_overrides(recipe, [f"{k}={json.dumps(v) if isinstance(v, list) else v}"
+                                         for k, v in values.items()])
     click.echo(f"demo: building {recipe.name} and running it on the local backend ({recipe.description})")
     outcome = push_kernel(ws, recipe.name, "local", overrides, timeout=config.get("timeout"))
     for warning in outcome.warnings:
