@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from proc_helpers import processes_with_home
 from kjob.ledger import Ledger
 from kjob.runs import RunStatus
 
@@ -66,17 +67,7 @@ def test_an_error_in_a_cell_names_the_src_line(tiny):
 
 
 def processes_of(run_folder):
-    """Host pids and command lines of the processes whose HOME is the run's home/ (Linux /proc)."""
-    home = f"HOME={(run_folder / 'home').resolve()}".encode()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if home in (entry / "environ").read_bytes().split(b"\0"):
-                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                pass  # gone, or not ours to read
-    return found
+    return processes_with_home(run_folder / "home")
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from proc_helpers import processes_with_home
 from kjob import isolation
 from kjob.emulator.sessions import Session
 from kjob.procs import wait_gone
@@ -293,17 +294,7 @@ def test_a_cancel_racing_the_end_of_a_run_leaves_one_consistent_status(tmp_path)
 
 
 def processes_of(sandbox: Sandbox) -> dict[int, str]:
-    """Host pids and command lines of the processes whose HOME is the run's home/ (Linux /proc)."""
-    home = f"HOME={sandbox.paths.home_dir.resolve()}".encode()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if home in (entry / "environ").read_bytes().split(b"\0"):
-                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                pass  # gone, or not ours to read
-    return found
+    return processes_with_home(sandbox.paths.home_dir)
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
