@@ -10,19 +10,11 @@ parameters cell holds, what the ledger records and what `kjob runs` shows.
 from kjob.recipe import KernelRecipe, ParamValue, coerce_value
 
 
-def workspace_parameters(ws, backend: str) -> dict:
-    config = ws.config
-    tables = getattr(config, "backend_parameters", None)
-    if tables is None:
-        tables = {"local": config.local_parameters}
-    return dict(tables.get(backend, {}) or {})
-
-
 def resolve_parameters(ws, recipe: KernelRecipe, backend: str, overrides: dict[str, ParamValue] | None = None) -> dict:
     """`recipe`'s own defaults (not yet overridden) with the workspace's and then `overrides` over them."""
     effective = dict(recipe.parameters)
     where = f"[tool.kjob.{backend}.parameters]"
-    for key, value in workspace_parameters(ws, backend).items():
+    for key, value in ws.config.backend_parameters.get(backend, {}).items():
         if key in recipe.parameters:
             effective[key] = coerce_value(key, value, recipe.parameters[key], where=where)
     effective.update(overrides or {})

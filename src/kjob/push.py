@@ -54,7 +54,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
                            git_dirty=git["dirty"], token=token, handle={"accelerator": plan.recipe.accelerator},
                            submitter={"pid": os.getpid(), "start": start_time(os.getpid())})
         run = _submit(ledger, backend, run, submission)
-        return PushOutcome(run, rebuilt, tuple(getattr(plan, "warnings", ())))
+        return PushOutcome(run, rebuilt, plan.warnings)
 
 
 def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) -> Run:

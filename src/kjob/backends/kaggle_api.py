@@ -52,9 +52,6 @@ class KernelsApi:
             request.version_label = f"v{version}"
         return self.transport.call(lambda: self.client.get_kernel(request), f"kernel {ref}")
 
-    def current_version(self, ref: KernelRef) -> int | None:
-        return self.kernel(ref).metadata.current_version_number
-
     def session_status(self, ref: KernelRef, version: int) -> "api.ApiGetKernelSessionStatusResponse":
         request = api.ApiGetKernelSessionStatusRequest()
         request.user_name, request.kernel_slug, request.version_label = ref.owner, ref.slug, f"v{version}"

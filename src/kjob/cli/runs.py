@@ -245,6 +245,7 @@ def fetch(name, version, backend, outputs, pattern, force):
     """Store a run's status, log and output listing (with --output, its files) in downloads/NAME/vN/.
 
     Example: kjob fetch r3-dpt --version 3 --output --pattern '\\.pt$'
+    (after editing a downloaded file: kjob fetch r3-dpt --output --force)
     """
     from kjob.fetch import fetch_run
 
