@@ -235,7 +235,7 @@ def test_a_half_written_log_line_is_not_read_until_it_is_complete(tmp_path):
         log.write("\n")
     assert [e["data"] for e in sandbox.log_entries()] == ["one\n", "two\n"]
     # The emulator's sessions read the same way.
-    session = Session(tmp_path / "session", notebook("1"), {}, 60, False)
+    session = Session.create(tmp_path / "session", notebook("1"), {}, 60)
     session.paths.log.write_bytes(sandbox.paths.log.read_bytes() + second[:5].encode())
     assert [e["data"] for e in session.log_entries()] == ["one\n", "two\n"]
 
@@ -322,7 +322,7 @@ def test_a_cancel_before_the_start_and_a_held_session(tmp_path):
     assert sandbox.cancel() is True
     assert sandbox.start() is None and not sandbox.paths.runner_pid.exists()
     assert sandbox.status().status == "cancelled"
-    session = Session(tmp_path / "held", notebook("1"), {}, 60, False)
+    session = Session.create(tmp_path / "held", notebook("1"), {}, 60)
     assert session.kaggle_status() == ("QUEUED", None)
     session.cancel()
     session.start()
@@ -339,7 +339,7 @@ def test_an_emulator_session_runs_in_the_sandbox(tmp_path):
         print(open(os.path.join(root, "datasets/someone/some-data/hello.txt")).read().strip())
         _ = open("out.txt", "w").write(os.environ["HOME"])
     """)
-    session = Session(tmp_path / "emulator/v1", text, {"datasets/someone/some-data": data, "some-data": data}, 60, False)
+    session = Session.create(tmp_path / "emulator/v1", text, {"datasets/someone/some-data": data, "some-data": data}, 60)
     session.start()
     deadline = time.monotonic() + 60
     while not session.final and time.monotonic() < deadline:

@@ -21,20 +21,28 @@ def _parse_sources(values) -> dict:
 
 @click.command("emulator")
 @click.option("--port", type=click.IntRange(0, 65535), default=7777, show_default=True,
-              help="Port on 127.0.0.1 (7777 is where KAGGLE_API_ENVIRONMENT=TEST looks).")
+              help="Port on 127.0.0.1; 0 picks a free one (7777 is where KAGGLE_API_ENVIRONMENT=TEST looks, "
+                   "80 where the official CLI's LOCALHOST does).")
 @click.option("--data-source", "data_sources", multiple=True, metavar="OWNER/SLUG=FOLDER",
               help="A local folder standing in for a Kaggle data source; repeatable. Inside a workspace, "
                    "its [tool.kjob.datasets] are used too.")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              help="Where pushed versions run and keep their outputs (default: a temporary folder, removed at exit).")
+              help="Where kernels, versions, outputs and quota are kept; a restart with the same folder "
+                   "carries on (default: a temporary folder, removed at exit).")
+@click.option("--user", "token_user", default=None, metavar="NAME",
+              help="Whom an access token (KAGGLE_API_TOKEN, ~/.kaggle/access_token) signs in as "
+                   "(default: the workspace's owner).")
 @click.option("--verbose", is_flag=True, help="Print each request line.")
-def emulator(port, data_sources, state_dir, verbose):
-    """Serve Kaggle's kernels API on 127.0.0.1: pushes run here with the local runner, and
-    status, logs and outputs come back as from Kaggle. Any credentials are accepted (none
-    are checked or kept), but the user must be the workspace's owner. Stop it with Ctrl-C.
+def emulator(port, data_sources, state_dir, token_user, verbose):
+    """Serve Kaggle's kernels API on 127.0.0.1: pushes run here in the run sandbox, and status,
+    logs, outputs, listings and quota come back as from Kaggle, to kjob and to the official
+    `kaggle` CLI alike. Any username with any key signs in (nothing is checked or kept), and
+    an access token signs in as --user; each caller reaches only its own private kernels.
+    Stop it with Ctrl-C.
 
-    Example: kjob emulator, then in another shell KAGGLE_API_ENVIRONMENT=TEST
-    KAGGLE_USERNAME=<owner> KAGGLE_KEY=anything kjob push r3-dpt --backend kaggle --wait
+    Example: kjob emulator --port 0, then in another shell, with the URL it prints,
+    KJOB_KAGGLE_ENDPOINT=http://127.0.0.1:PORT KAGGLE_USERNAME=<owner> KAGGLE_KEY=anything
+    kjob push r3-dpt --backend kaggle --wait
     """
     import shutil
     import signal
@@ -50,18 +58,22 @@ def emulator(port, data_sources, state_dir, verbose):
 
         ws = find_workspace()
         sources = {key: ws.root / folder for key, folder in ws.config.datasets.items()}
+        token_user = token_user or ws.config.owner
     except ConfigError:
         pass
     sources.update(_parse_sources(data_sources))
     folder = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="kjob-emulator-"))
     try:
-        server = Emulator(folder, sources, port=port, verbose=verbose)
+        server = Emulator(folder, sources, port=port, verbose=verbose, token_user=token_user)
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    how = ("KAGGLE_API_ENVIRONMENT=TEST" if server.port == 7777 else f"KJOB_KAGGLE_ENDPOINT={server.url}")
-    click.echo(f"Kaggle emulator on {server.url} (state in {folder}); data sources: "
-               f"{', '.join(sorted(sources)) or 'none'}")
-    click.echo(f"use it with: {how} kjob push NAME --backend kaggle --wait   (Ctrl-C stops it)")
+    except ValueError as exc:  # a state folder this version cannot read
+        raise UsageError(str(exc)) from None
+    kept = len(server.store.kernels)
+    click.echo(f"Kaggle emulator on {server.url} (state in {folder}{f', {kept} kernels kept' if kept else ''}); "
+               f"data sources: {', '.join(sorted(sources)) or 'none'}")
+    for line in _hints(server, token_user):
+        click.echo(line)
     # Ctrl-C and `kill` both end it cleanly (a shell's background job starts with SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -73,6 +85,16 @@ def emulator(port, data_sources, state_dir, verbose):
         server.stop()
         if not state_dir:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _hints(server, token_user: str | None) -> list[str]:
+    endpoint = "KAGGLE_API_ENVIRONMENT=TEST" if server.port == 7777 else f"KJOB_KAGGLE_ENDPOINT={server.url}"
+    official = ("KAGGLE_API_ENVIRONMENT=LOCALHOST kaggle kernels list --mine" if server.port == 80 else
+                f"KJOB_KAGGLE_ENDPOINT={server.url} python -m kjob.emulator.kaggle_cli kernels list --mine")
+    signed = f"tokens sign in as {token_user}" if token_user else "tokens are refused (no --user)"
+    return [f"kjob:         {endpoint} kjob push NAME --backend kaggle --wait",
+            f"official CLI: {official}",
+            f"credentials:  any username with any key; {signed}.   Ctrl-C stops it"]
 
 
 COMMANDS = [emulator]

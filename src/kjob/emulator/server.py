@@ -1,8 +1,11 @@
 """The emulator's HTTP side: a real server on 127.0.0.1 speaking Kaggle's kernels protocol.
 
     POST /api/v1/kernels.KernelsApiService/<Method>   JSON in, JSON out (kagglesdk's types)
+    POST /api/v1/security.OAuthService/IntrospectToken who a token signs in as (official client)
     GET  /api/v1/kernels/logs/stream/<owner>/<slug>    live log: text/event-stream, END_OF_LOG
-    GET  /outputs/<token>                              an output file (no credentials; Range)
+    GET  /outputs/<token>                              an output file (no credentials; Range,
+                                                       Last-Modified and ETag, as the official
+                                                       client decides from them what to skip)
     GET  /code/<owner>/<slug>                          the kernel's "web page"
     POST /_emulator/faults, /_emulator/cancel          test controls (see faults.py)
     GET  /_emulator/requests                           what clients sent (bodies, no headers)
@@ -12,9 +15,7 @@ Broken answers (mangled bodies, bad gzip, redirect loops) are made here, on the 
 the switches in faults.py; the store answers as usual underneath.
 """
 
-import base64
-import binascii
-import hmac
+import email.utils
 import json
 import re
 import socket
@@ -24,42 +25,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from kjob.emulator.auth import Auth
 from kjob.emulator.faults import Faults
-from kjob.emulator.store import ApiError, Store
+from kjob.emulator.model import ApiError
+from kjob.emulator.store import Store
 
-_API = re.compile(r"^/api/v1/kernels\.KernelsApiService/([A-Za-z]+)$")
+_API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|security\.OAuthService)/([A-Za-z]+)$")
 _STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _LOOP = "redirect-loop"  # the query mark of a request that followed a looping redirect
 _HTML = "<!DOCTYPE html><html><head><title>{code}</title></head><body><h1>{code} {reason}</h1></body></html>"
-
-
-class Auth:
-    """Who may call: `users` {username: key} (HTTP Basic), `tokens` {token: username} (Bearer).
-    With neither, any well-formed credentials are accepted (and nothing is checked or kept)."""
-
-    def __init__(self, users: dict[str, str] | None = None, tokens: dict[str, str] | None = None):
-        self.users, self.tokens = users, tokens
-
-    def check(self, header: str | None) -> tuple[bool, str | None]:
-        scheme, _, value = (header or "").partition(" ")
-        open_door = self.users is None and self.tokens is None
-        if scheme.lower() == "basic":
-            try:
-                user, _, key = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return False, None
-            if open_door:
-                return bool(user and key), user
-            expected = (self.users or {}).get(user)
-            return expected is not None and hmac.compare_digest(expected, key), user
-        if scheme.lower() == "bearer" and value:
-            if open_door:
-                return True, None
-            for token, user in (self.tokens or {}).items():
-                if hmac.compare_digest(token, value):
-                    return True, user
-        return False, None
 
 
 class _Server(ThreadingHTTPServer):
@@ -146,8 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("the body must be a JSON object")
         return data
 
-    def _gate(self) -> tuple[bool, str | None]:
-        """Injected faults first (a rate limiter answers before auth), then the credentials."""
+    def _gate(self, signed_in: bool = True) -> tuple[bool, str | None]:
+        """Injected faults first (a rate limiter answers before auth), then the credentials
+        (unless the method authenticates by its body, as IntrospectToken does)."""
         delay = self.server.store.faults.next_delay()
         if delay:
             time.sleep(delay)
@@ -155,10 +131,12 @@ class _Handler(BaseHTTPRequestHandler):
         if status:
             self._html_error(status)
             return False, None
-        ok, user = self.server.auth.check(self.headers.get("Authorization"))
-        if not ok:
-            self._json(401, {"code": 401, "message": "Unauthenticated: missing or wrong credentials"})
-        return ok, user
+        if not signed_in:
+            return True, None
+        user, why = self.server.auth.check(self.headers.get("Authorization"))
+        if user is None:
+            self._json(401, {"code": 401, "message": f"Unauthenticated: {why}"})
+        return user is not None, user
 
     # -- routes -------------------------------------------------------------------------
 
@@ -172,18 +150,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._control(path, body)
         self.server.seen.append(("POST", path))
         match = _API.match(path)
-        if self._redirect_loop(path, match and match.group(1)):
+        method = match.group(2) if match else None
+        if self._redirect_loop(path, method):
             return
         if not match:
             return self._json(404, {"code": 404, "message": f"no such endpoint {self.path}"})
+        if match.group(1) == "security.OAuthService":
+            return self._oauth(method, body)
         ok, user = self._gate()
         if not ok:
             return
         try:
-            code, answer = 200, self.server.store.handle(match.group(1), body, user)
+            code, answer = 200, self.server.store.handle(method, body, user)
         except ApiError as exc:
             code, answer = exc.code, {"code": exc.code, "message": exc.message}
-        self._answer(match.group(1), code, answer)
+        self._answer(method, code, answer)
+
+    def _oauth(self, method: str, body: dict) -> None:
+        if method != "IntrospectToken":
+            return self._json(404, {"code": 404, "message": f"the emulator does not implement OAuthService/{method}"})
+        ok, _ = self._gate(signed_in=False)
+        if ok:
+            user = self.server.auth.introspect(str(body.get("token") or ""))
+            # An unknown token is inactive, not an error: the official client then tries its other credentials.
+            self._answer(method, 200, {"active": True, "username": user} if user else {"active": False})
 
     def do_GET(self):
         path = self.path.split("?")[0]
@@ -206,7 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
         ok, user = self._gate()
         if ok:
             try:
-                session = self.server.store.session_for_stream(match.group(1), match.group(2), user)
+                with self.server.store.lock:
+                    kernel, _ = self.server.store.find({"userName": match.group(1), "kernelSlug": match.group(2)}, user)
+                    session = kernel.version(None).session
             except ApiError as exc:
                 return self._json(exc.code, {"code": exc.code, "message": exc.message})
             self._stream(session)
@@ -233,11 +225,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True})
 
     def _file(self, token: str) -> None:
-        content = self.server.store.files.get(token)
+        found = self.server.store.output_file(token)
         self.server.downloads.append((token, self.headers.get("Range"), "Authorization" in self.headers))
-        if content is None:
+        if found is None:
             return self._json(404, {"code": 404, "message": "no such file"})
-        size = content.stat().st_size if isinstance(content, Path) else len(content)
+        version, _, content = found
+        if isinstance(content, Path):
+            stat = content.stat()
+            size, modified, tag = stat.st_size, stat.st_mtime, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        else:
+            size, modified = len(content), version.session.state().get("finished_at") or time.time()
+            tag = f'"{size:x}-{int(modified * 1e9):x}"'
         start, end = 0, size - 1
         match = _RANGE.match(self.headers.get("Range") or "")
         if match:
@@ -254,6 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.store.faults.take_for("bad_gzip_next", "download"):
             self.send_header("Content-Encoding", "gzip")  # over bytes that are not gzip
         self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Last-Modified", email.utils.formatdate(modified, usegmt=True))
+        self.send_header("ETag", tag)
         self.send_header("Content-Length", str(length))
         if match:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
@@ -307,17 +307,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Emulator:
-    """A Kaggle-compatible server on 127.0.0.1, its state under `state_dir`.
+    """A Kaggle-compatible server on 127.0.0.1, its state under `state_dir` (what an earlier
+    emulator left there is loaded: kernels, versions, outputs, quota).
 
     `data_sources` maps "owner/slug" (datasets, kernels), "slug" (competitions) or
     "owner/model/framework/variation" (models) to local folders; other sources are invalid.
+    `users`, `tokens` and `token_user`: who may call (auth.py; by default anyone, tokens refused).
     """
 
     def __init__(self, state_dir: Path, data_sources: dict[str, Path] | None = None,
                  users: dict[str, str] | None = None, tokens: dict[str, str] | None = None,
-                 port: int = 0, page_size: int = 50, faults: Faults | None = None, verbose: bool = False):
+                 port: int = 0, page_size: int = 50, faults: Faults | None = None, verbose: bool = False,
+                 token_user: str | None = None):
         self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size)
-        self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens), verbose)
+        self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens, token_user), verbose)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.store.base_url = self.url
@@ -341,12 +344,19 @@ class Emulator:
             return [body for name, body in self.store.requests if name == method]
 
     def start(self) -> "Emulator":
+        self._release_kept()
         self._thread = threading.Thread(target=self._server.serve_forever, name="kaggle-emulator", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
+        self._release_kept()
         self._server.serve_forever()
+
+    def _release_kept(self) -> None:
+        """Sessions kept queued by an earlier emulator's `hold` start now, unless held again."""
+        if not self.store.faults.hold:
+            self.store.mark_released()
 
     def stop(self) -> None:
         """Stop answering and stop every session still running (their processes included)."""

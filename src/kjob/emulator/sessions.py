@@ -10,6 +10,7 @@ emulator reads to answer.
 import time
 from pathlib import Path
 
+from kjob.paths import LocalRunPaths
 from kjob.sandbox import FINAL, RunSpec, Sandbox
 
 _KAGGLE_STATUS = {"queued": "QUEUED", "running": "RUNNING", "complete": "COMPLETE", "error": "ERROR",
@@ -17,12 +18,30 @@ _KAGGLE_STATUS = {"queued": "QUEUED", "running": "RUNNING", "complete": "COMPLET
 
 
 class Session:
-    def __init__(self, folder: Path, notebook_text: str, mounts: dict[str, Path], timeout: int, gpu: bool):
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+        self.paths = sandbox.paths
+
+    @classmethod
+    def create(cls, folder: Path, text: str, mounts: dict[str, Path], timeout: int,
+               kind: str = "notebook") -> "Session":
+        """A new version's session; `kind` is the kernel type ("notebook" or "script")."""
         folder.mkdir(parents=True)  # a version's folder is new, never reused
         # Never started (the emulator's `hold`) means queued, however long it waits.
-        self.sandbox = Sandbox.create(folder, notebook_text, mounts, RunSpec(timeout=timeout, run_type="Batch"))
-        self.paths = self.sandbox.paths
-        self.gpu = gpu
+        return cls(Sandbox.create(folder, text, mounts, RunSpec(timeout=timeout, run_type="Batch", kind=kind)))
+
+    @classmethod
+    def open(cls, folder: Path) -> "Session":
+        """The session kept in `folder` by an earlier run of the emulator."""
+        if not LocalRunPaths(folder).spec.is_file():
+            raise ValueError(f"{folder} holds no session (its run.json is missing)")
+        return cls(Sandbox(folder))
+
+    @property
+    def text(self) -> str:
+        """The pushed notebook or script, as it was received."""
+        path = self.paths.script if self.sandbox.spec.get("kind") == "script" else self.paths.notebook
+        return path.read_text(encoding="utf-8")
 
     def start(self) -> None:
         self.sandbox.start()  # does nothing once started, cancelled or ended
@@ -45,10 +64,11 @@ class Session:
     def final(self) -> bool:
         return self.state().get("status") in FINAL
 
-    def gpu_seconds(self) -> float:
+    def run_interval(self) -> tuple[float, float] | None:
+        """(started, ended or now) once the session has started: what a quota counts."""
         state = self.state()
         started = state.get("started_at")
-        return 0.0 if not (self.gpu and started) else (state.get("finished_at") or time.time()) - started
+        return None if not started else (started, state.get("finished_at") or time.time())
 
     def log_entries(self) -> list[dict]:
         return self.sandbox.log_entries()

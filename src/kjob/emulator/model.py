@@ -1,0 +1,132 @@
+"""The emulator's records: kernels, their versions, and how they are kept in `--state-dir`.
+
+Everything a client can observe survives a restart: kernels (deleted ones too, whose
+sessions still count against the quota), versions with the pushes that made them, each
+version's run folder (outputs, log, status), and the next kernel id. The state is one JSON
+file, rewritten atomically after every change; the run folders are the sessions' own.
+
+    <state-dir>/emulator-state.json              kernels and versions (pushes without their text)
+    <state-dir>/<owner>/<slug>/kernel-<id>/vN/   one version's run sandbox (`kjob.sandbox`)
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kjob.emulator.sessions import Session
+from kjob.fsutil import atomic_write_json, read_json
+
+STATE_FILE = "emulator-state.json"
+STATE_FORMAT = 1
+
+# Machine shapes, as the official client passes them through (kagglesdk has no enum for them):
+# "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaH100", ... are GPUs; "Tpu1VmV38",
+# "TpuV6E8" are TPUs. The emulator assumes, as the official client's `--accelerator` help says,
+# that a shape overrides the enable_gpu / enable_tpu booleans.
+_GPU_PREFIXES, _TPU_PREFIXES = ("nvidia", "gpu"), ("tpu",)
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def accelerator(request: dict) -> str | None:
+    """"gpu", "tpu" or None (CPU) for a SaveKernel body."""
+    shape = str(request.get("machineShape") or "").lower()
+    if shape.startswith(_GPU_PREFIXES):
+        return "gpu"
+    if shape.startswith(_TPU_PREFIXES):
+        return "tpu"
+    if shape in ("none", "cpu"):
+        return None
+    return "gpu" if request.get("enableGpu") else ("tpu" if request.get("enableTpu") else None)
+
+
+@dataclass
+class Version:
+    number: int
+    request: dict  # the SaveKernel body as received, without its text (that is in the run folder)
+    attached: dict[str, list[str]]  # SDK field name -> the sources actually attached
+    session: Session
+    pushed_at: float = field(default_factory=time.time)
+
+    @property
+    def accelerator(self) -> str | None:
+        return accelerator(self.request)
+
+    @property
+    def kernel_type(self) -> str:
+        return self.request.get("kernelType") or "notebook"
+
+
+@dataclass
+class Kernel:
+    id: int
+    owner: str
+    slug: str
+    title: str
+    versions: list[Version] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+    deleted_at: float | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.owner}/{self.slug}"
+
+    @property
+    def private(self) -> bool:
+        # kagglesdk omits a false isPrivate on the wire; the official CLI sends true unless told.
+        return bool(self.versions and self.versions[-1].request.get("isPrivate"))
+
+    def version(self, label: str | None) -> Version:
+        """A version by label ("v3", "3"); the latest without one."""
+        if not self.versions:
+            raise ApiError(404, f"Kernel {self.ref} has no versions")
+        if not label:
+            return self.versions[-1]
+        number = label[1:] if label.lower().startswith("v") else label
+        if number.isdigit() and 1 <= int(number) <= len(self.versions):
+            return self.versions[int(number) - 1]
+        raise ApiError(404, f"Version {label} of {self.ref} not found")
+
+    def last_run_time(self) -> float:
+        latest = self.versions[-1] if self.versions else None
+        if latest is None:
+            return self.created_at
+        return latest.session.state().get("started_at") or latest.pushed_at
+
+
+def save(root: Path, kernels: list[Kernel], next_id: int) -> None:
+    atomic_write_json(root / STATE_FILE, {
+        "format": STATE_FORMAT, "next_id": next_id,
+        "kernels": [{
+            "id": k.id, "owner": k.owner, "slug": k.slug, "title": k.title,
+            "created_at": k.created_at, "deleted_at": k.deleted_at,
+            "versions": [{"number": v.number, "request": v.request, "attached": v.attached,
+                          "pushed_at": v.pushed_at, "folder": v.session.paths.folder.relative_to(root).as_posix()}
+                         for v in k.versions],
+        } for k in kernels],
+    })
+
+
+def load(root: Path) -> tuple[list[Kernel], int]:
+    """The kernels kept in `root` and the next kernel id; nothing when `root` holds no state.
+    A state file that cannot be read is an error: starting empty would lose it at the next write."""
+    path = root / STATE_FILE
+    if not path.exists():
+        return [], 1
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not an emulator state this version can read (move it away to start afresh)")
+    kernels = []
+    for item in data.get("kernels", []):
+        kernel = Kernel(item["id"], item["owner"], item["slug"], item["title"],
+                        created_at=item.get("created_at", 0.0), deleted_at=item.get("deleted_at"))
+        for v in item.get("versions", []):
+            session = Session.open(root / v["folder"])
+            kernel.versions.append(Version(v["number"], v["request"], v["attached"], session, v.get("pushed_at", 0.0)))
+        kernels.append(kernel)
+    return kernels, int(data.get("next_id", 1 + max((k.id for k in kernels), default=0)))

@@ -1,0 +1,183 @@
+"""The methods that change the emulator's state: SaveKernel, DeleteKernel (and CancelKernelSession).
+
+What SaveKernel assumes where Kaggle documents nothing, following the official client and
+kagglesdk:
+- `id` wins over `slug` when both are set (kagglesdk's field comment); an unknown id is the
+  push error "Kernel not found", as Kaggle answered it in kaggle-cli issue 345.
+- A new kernel takes its slug from its title, as Kaggle's site does: a title that does not
+  slugify to the id's slug makes a kernel at the title's slug, and the id's slug stays
+  unreachable (the official client only warns). A title slug already taken by another of the
+  owner's kernels gets "-1", "-2", ... (assumed). An existing kernel keeps its slug whatever
+  the title.
+- A rejected push is HTTP 200 with `error` set; unknown sources still make a version, without
+  them, and are listed in the `invalid...Sources` fields.
+- At most `max_gpu_sessions` unfinished GPU sessions per account (by machineShape or the older
+  enableGpu), and no GPU session once the week's GPU quota is used up.
+"""
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+
+from kagglesdk.kernels.types import kernels_api_service as api
+
+from kjob.emulator import quota
+from kjob.emulator.model import ApiError, Kernel, Version, accelerator
+from kjob.emulator.sessions import Session
+from kjob.metadata import slugify
+
+DEFAULT_TIMEOUT = 12 * 3600
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SOURCES = (("dataset", "invalid_dataset_sources"), ("kernel", "invalid_kernel_sources"),
+            ("competition", "invalid_competition_sources"), ("model", "invalid_model_sources"))
+
+
+def save_kernel(store, body: dict, user: str | None) -> dict:
+    request = api.ApiSaveKernelRequest.from_dict(body)
+    response = api.ApiSaveKernelResponse()
+    kernel, owner, slug = _target(store, request, user)
+    if kernel is None and owner is None:
+        response.error = "Kernel not found"
+        return response.to_dict()
+    response.error = (store.faults.take_push_rejection() or _text_problem(request)
+                      or _accelerator_problem(store, owner, body))
+    if response.error:
+        return response.to_dict()
+    attached, mounts = {}, {}
+    for kind, invalid_field in _SOURCES:
+        wanted = getattr(request, f"{kind}_data_sources")
+        known = [s for s in wanted if store_source(store, kind, s) is not None]
+        setattr(response, invalid_field, [s for s in wanted if s not in known])
+        unattached = {s.lower() for s in store.faults.unattached}
+        attached[f"{kind}_data_sources"] = [s for s in known if s.lower() not in unattached]
+        for source in attached[f"{kind}_data_sources"]:
+            for relative in layouts(kind, source):
+                mounts[relative] = store_source(store, kind, source)
+    if kernel is None:
+        kernel = Kernel(store.new_kernel_id(), owner, slug, request.new_title or slug)
+        store.kernels[kernel.ref.lower()] = kernel
+    kernel.title = request.new_title or kernel.title
+    number = len(kernel.versions) + 1
+    # One folder per kernel id: a deleted kernel's slug can be pushed again (a new id, from v1).
+    folder = store.root / kernel.owner / kernel.slug / f"kernel-{kernel.id}" / f"v{number}"
+    session = Session.create(folder, request.text or "", mounts, request.session_timeout_seconds or DEFAULT_TIMEOUT,
+                             request.kernel_type or "notebook")
+    kept = {key: value for key, value in body.items() if key != "text"}
+    kernel.versions.append(Version(number, kept, attached, session))
+    store.save()
+    if not store.faults.hold:
+        session.start()
+    response.ref, response.url = f"/code/{kernel.ref}", f"{store.base_url}/code/{kernel.ref}"
+    response.version_number, response.kernel_id = number, kernel.id
+    return response.to_dict()
+
+
+def _target(store, request, user: str | None) -> tuple[Kernel | None, str | None, str | None]:
+    """(the existing kernel, or None, its owner and slug for a new one); (None, None, None) for an
+    id Kaggle would not find."""
+    if request.id:
+        kernel = store.by_id(request.id)
+        if kernel is None:
+            return None, None, None
+        store.may_write(kernel.owner, user)
+        return kernel, kernel.owner, kernel.slug
+    owner, _, slug = (request.slug or "").partition("/")
+    if not (_NAME.match(owner) and _NAME.match(slug)):
+        raise ApiError(400, "slug must be 'owner/kernel-slug'")
+    store.may_write(owner, user)
+    existing = store.kernels.get(f"{owner}/{slug}".lower())
+    if existing is not None:
+        return existing, existing.owner, existing.slug
+    wanted = slugify(request.new_title or "") or slug
+    taken = {k.slug.lower() for k in store.kernels.values() if k.owner.lower() == owner.lower()}
+    candidate, n = wanted, 0
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{wanted}-{n}"
+    return None, owner, candidate
+
+
+def _text_problem(request) -> str | None:
+    if (request.language or "python") != "python":
+        return f"Unsupported language {request.language}"
+    kind = request.kernel_type or "notebook"
+    if kind == "script":
+        return None if (request.text or "").strip() else "The script is empty"
+    if kind != "notebook":
+        return f"Unsupported kernel type {kind}"
+    try:
+        notebook = json.loads(request.text or "")
+        cells = notebook["cells"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "Notebook text is not a valid notebook (JSON with cells)"
+    if any(not isinstance(cell.get("source"), str) for cell in cells):
+        return "Each cell's source must be one string"
+    return None
+
+
+def _accelerator_problem(store, owner: str, body: dict) -> str | None:
+    if accelerator(body) != "gpu":
+        return None
+    limit = store.faults.max_gpu_sessions
+    busy = sum(1 for k in store.every_kernel() if k.owner.lower() == owner.lower()
+               for v in k.versions if v.accelerator == "gpu" and not v.session.final)
+    if busy >= limit:
+        return f"Maximum batch GPU session count of {limit} reached"
+    now = datetime.now(timezone.utc)
+    used = used_hours(store, owner, "gpu", now)
+    if used >= store.faults.gpu_total_hours:
+        return (f"GPU quota exhausted: {used:.1f} of {store.faults.gpu_total_hours:g} hours used this week "
+                f"(refreshes {quota.timestamp(quota.refresh_time(now))})")
+    return None
+
+
+def used_hours(store, owner: str, kind: str, now: datetime) -> float:
+    intervals = [v.session.run_interval() for k in store.every_kernel() if k.owner.lower() == owner.lower()
+                 for v in k.versions if v.accelerator == kind]
+    seconds = quota.used_seconds([i for i in intervals if i], now)
+    return seconds / 3600 + (store.faults.gpu_used_hours if kind == "gpu" else 0.0)
+
+
+def delete_kernel(store, body: dict, user: str | None) -> dict:
+    kernel = store.kernel(str(body.get("userName", "")), str(body.get("kernelSlug", "")))
+    store.may_write(kernel.owner, user)
+    for version in kernel.versions:
+        version.session.cancel(wait=5)
+    del store.kernels[kernel.ref.lower()]
+    kernel.deleted_at = time.time()
+    store.deleted.append(kernel)
+    store.save()
+    return api.ApiDeleteKernelResponse().to_dict()
+
+
+def cancel_kernel_session(store, body: dict, user: str | None) -> dict:
+    # The public API never tells a client a kernelSessionId (kaggle-cli PR 1170): nothing to find.
+    response = api.ApiCancelKernelSessionResponse()
+    response.error_message = f"Kernel session {body.get('kernelSessionId', 0)} not found"
+    return response.to_dict()
+
+
+def store_source(store, kind: str, source: str):
+    """The local folder standing in for a data source, or None when it is unknown."""
+    parts = source.lower().split("/")
+    if kind == "kernel" and "/".join(parts[:2]) in store.kernels:
+        versions = store.kernels["/".join(parts[:2])].versions
+        return versions[-1].session.paths.working_dir if versions else None
+    key = {"dataset": "/".join(parts[:2]), "kernel": "/".join(parts[:2]), "competition": parts[0]}.get(kind)
+    return store.data_sources.get(key or "/".join(parts[:4]))
+
+
+def layouts(kind: str, source: str) -> list[str]:
+    """Where Kaggle mounts a source under /kaggle/input (the 2026 layout and the older one)."""
+    parts = source.split("/")
+    if kind == "dataset":
+        return [f"datasets/{parts[0]}/{parts[1]}", parts[1]]
+    if kind == "kernel":
+        return [f"notebooks/{parts[0]}/{parts[1]}", parts[1]]
+    if kind == "competition":
+        return [f"competitions/{parts[0]}", parts[0]]
+    return ["models/" + "/".join(parts[:4] + (parts[4:5] or ["1"]))]
+
+
+METHODS = {"SaveKernel": save_kernel, "DeleteKernel": delete_kernel, "CancelKernelSession": cancel_kernel_session}
