@@ -36,6 +36,11 @@ class LocalRunPaths:
         return self.folder / "notebook.ipynb"
 
     @property
+    def script(self) -> Path:
+        """What a script run executes (`kernel_type: script`), in place of the notebook."""
+        return self.folder / "script.py"
+
+    @property
     def executed_notebook(self) -> Path:
         return self.folder / "executed.ipynb"
 
@@ -56,7 +61,7 @@ class LocalRunPaths:
 
     @property
     def log(self) -> Path:
-        """The cells' output as JSON lines {stream_name, time, data}, as Kaggle logs it."""
+        """The cells' (or the script's) output as JSON lines {stream_name, time, data}, as Kaggle logs it."""
         return self.folder / "log.jsonl"
 
     @property
@@ -143,6 +148,15 @@ class DownloadPaths:
     def best_checkpoint(self) -> Path:
         return self.output_file(BEST_CHECKPOINT)
 
+    @property
+    def archive(self) -> Path:
+        """The whole folder packed into one file beside it (`kjob runs archive`), e.g.
+        downloads/<kernel>/local-v3.tar.gz; the folder itself is gone while it exists."""
+        return self.folder.with_name(f"{self.folder.name}{ARCHIVE_SUFFIX}")
+
+
+ARCHIVE_SUFFIX = ".tar.gz"
+
 
 def version_label(backend: str, version: int, incarnation: int = 1) -> str:
     """`v3` for Kaggle versions; other backends number their own runs (`local-v3`).
@@ -181,6 +195,14 @@ class WorkspacePaths:
     @property
     def ledger(self) -> Path:
         return self.state / "ledger.sqlite3"
+
+    @property
+    def notebooks(self) -> Path:
+        """Every notebook kjob pushed, named by its SHA-256 (the ledger's notebook hash)."""
+        return self.state / "notebooks"
+
+    def pushed_notebook(self, sha256: str) -> Path:
+        return self.notebooks / f"{sha256}.ipynb"
 
     def local_runs(self, kernel: str) -> Path:
         return self.state / "local" / kernel

@@ -1,19 +1,22 @@
-"""One run sandbox: a folder laid out like Kaggle's, the processes that execute its notebook, what they leave.
+"""One run sandbox: a folder laid out like Kaggle's, the processes that execute its kernel, what they leave.
 
-Every backend that runs notebooks on this machine uses it (the local backend, the Kaggle
+Every backend that runs kernels on this machine uses it (the local backend, the Kaggle
 emulator's sessions, `kjob build --smoke`); nothing here knows which backend asks.
 
     sandbox = Sandbox.create(folder, notebook_text, mounts, RunSpec(timeout=600))
+    sandbox = Sandbox.create(folder, script_text, mounts, RunSpec(timeout=600, kind="script"))
     sandbox.start()      # in the background: returns at once; the run outlives the caller
     sandbox.run()        # or in the foreground: returns the final state
     sandbox.state()      # progress merged with the final record; notices a run that died
     sandbox.log_entries(), sandbox.outputs(), sandbox.cancel()
 
-The folder (every name in `kjob.paths.LocalRunPaths`): notebook.ipynb; run.json (the spec:
-time limit, run type, extra variables, mounts, the push's token); input/ with each mount (a
-path relative to Kaggle's /kaggle/input) linked to its host folder; working/ (the outputs);
-temp/; home/ (the kernel's HOME). The run then adds state.json (progress), log.jsonl (the
-cells' output), runner.log, executed.ipynb, pid.json, final.json and, once asked, `cancel`.
+The folder (every name in `kjob.paths.LocalRunPaths`): notebook.ipynb, or script.py for a
+script kernel (`kernel_type: script`, run as `python script.py`, its stdout and stderr logged
+as a notebook's streams are); run.json (the spec: kind, time limit, run type, extra variables,
+mounts, the push's token); input/ with each mount (a path relative to Kaggle's /kaggle/input)
+linked to its host folder; working/ (the outputs); temp/; home/ (the kernel's HOME). The run
+then adds state.json (progress), log.jsonl (the output), runner.log, executed.ipynb (notebooks
+only), pid.json, final.json and, once asked, `cancel`.
 
 Processes: a keeper (`python -m kjob.sandbox FOLDER -- COMMAND`) leads the run's process group
 in a session of its own and waits for the runner (`python -m kjob.backends.local_runner`),
@@ -21,8 +24,9 @@ wrapped by bwrap when the isolation is bubblewrap (`kjob.isolation`; KJOB_SANDBO
 the environment-only fallback). The keeper ignores SIGTERM, so SIGTERM to the group reaches
 the runner alone, which stops its kernel and records why; SIGKILL to the group ends them all
 (under bubblewrap the view's pid namespace takes the kernel with it; otherwise the kernel's
-own group is killed after it). A runner that ends without a final status gets
-one from its keeper, and a run whose processes are all gone gets one from whoever looks.
+own group, which a script leads as well, is killed after it). A runner that ends without a
+final status gets one from its keeper (which kills what the runner left), and a run whose
+processes are all gone gets one from whoever looks.
 
 Final statuses (complete, error, cancelled) are written once: final.json appears atomically
 (a hard link to a complete temporary file, which fails when one exists), so the runner, a
@@ -49,6 +53,7 @@ from kjob.procs import alive, detached, kill_group, start_time, terminate_group,
 from kjob.runs import RunStatus
 
 FINAL = ("complete", "error", "cancelled")
+KINDS = ("notebook", "script")  # what a run executes: notebook.ipynb with nbclient, or `python script.py`
 RUNNER_MODULE = "kjob.backends.local_runner"
 # pid.json is written right after the keeper is spawned; a launch without one this long after is dead.
 _LAUNCH_GRACE_SECONDS = 30
@@ -57,7 +62,7 @@ NO_OUTPUTS = "the run wrote no files to its working folder (/kaggle/working)"
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What a run is given besides its notebook and mounts."""
+    """What a run is given besides its notebook (or script) and mounts."""
 
     timeout: float  # seconds for the whole run
     run_type: str = "Batch"  # KAGGLE_KERNEL_RUN_TYPE: "Batch" as pushed, "Interactive" as in the editor
@@ -65,6 +70,7 @@ class RunSpec:
     token: str | None = None  # the push that made the run (`Backend.find_submission`)
     hide: tuple[Path, ...] = ()  # host folders the run must not see (the workspace)
     meta: Mapping = field(default_factory=dict)  # the backend's own notes about the run
+    kind: str = "notebook"  # one of KINDS: the text given to `Sandbox.create` is a notebook or a script
 
 
 class Sandbox:
@@ -78,9 +84,13 @@ class Sandbox:
     # -- making one ---------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: Path, notebook_text: str, mounts: Mapping[str, Path], spec: RunSpec,
+    def create(cls, folder: Path, text: str, mounts: Mapping[str, Path], spec: RunSpec,
                start_grace: float | None = None) -> "Sandbox":
-        """Lay out a run in `folder` (made if missing; an empty one claimed by the caller is fine)."""
+        """Lay out a run in `folder` (made if missing; an empty one claimed by the caller is fine).
+
+        `text` is the notebook's JSON, or the script's source when `spec.kind` is "script"."""
+        if spec.kind not in KINDS:
+            raise ValueError(f"a run's kind must be one of {', '.join(KINDS)}, not {spec.kind!r}")
         sandbox = cls(folder, start_grace)
         paths = sandbox.paths
         paths.folder.mkdir(parents=True, exist_ok=True)
@@ -94,10 +104,10 @@ class Sandbox:
             target = Path(target).resolve()
             layout[safe.as_posix()] = str(target)
             _link(paths.input_dir / safe, target)
-        paths.notebook.write_text(notebook_text, encoding="utf-8")
+        (paths.script if spec.kind == "script" else paths.notebook).write_text(text, encoding="utf-8")
         atomic_write_json(paths.spec, {
-            "timeout": spec.timeout, "run_type": spec.run_type, "env": dict(spec.env), "token": spec.token,
-            "mounts": layout, "hide": [str(Path(p).resolve()) for p in spec.hide], "meta": dict(spec.meta),
+            "kind": spec.kind, "timeout": spec.timeout, "run_type": spec.run_type, "env": dict(spec.env),
+            "token": spec.token, "mounts": layout, "hide": [str(Path(p).resolve()) for p in spec.hide], "meta": dict(spec.meta),
         })
         atomic_write_json(paths.state, {"status": "queued", "raw_status": "queued", "queued_at": time.time()})
         return sandbox
@@ -199,7 +209,7 @@ class Sandbox:
         return time.time() - progress.get("queued_at", self.paths.folder.stat().st_mtime) < self.start_grace
 
     def log_entries(self) -> list[dict]:
-        """The cells' output so far, as {stream_name, time, data}; a last line still being written is left for later."""
+        """The cells' (or the script's) output so far, as {stream_name, time, data}; a last line still being written is left for later."""
         try:
             data = self.paths.log.read_bytes()
         except FileNotFoundError:
@@ -238,11 +248,7 @@ class Sandbox:
                 kill_group(pid)
                 self._wait_gone(pid, started, 5)
         progress = read_json(paths.state, {}) or {}
-        if not progress.get("pid_namespace"):  # in bwrap's own pid namespace, all died with the keeper
-            for leader, leader_start in ((progress.get("runner_pid"), progress.get("runner_start")),
-                                         (progress.get("kernel_pid"), progress.get("kernel_start"))):
-                if alive(leader, leader_start):  # the runner could not stop it, or was killed first
-                    kill_group(leader)
+        _kill_leftovers(progress)  # the runner could not stop its kernel, or was killed first
         raw = "cancelled" if progress.get("started_at") else "cancelled before start"
         record_final(paths, {"status": "cancelled", "raw_status": raw, "recorded_by": "cancel"})
         return True
@@ -293,6 +299,18 @@ def _create_exclusive(path: Path, text: str) -> bool:
         return True
     except FileExistsError:
         return False
+
+
+def _kill_leftovers(progress: dict) -> None:
+    """Kill the runner's and the kernel's (or script's) groups where they outlived the keeper's.
+
+    In bwrap's own pid namespace they all died with it (and their pids mean nothing here)."""
+    if progress.get("pid_namespace"):
+        return
+    for leader, leader_start in ((progress.get("runner_pid"), progress.get("runner_start")),
+                                 (progress.get("kernel_pid"), progress.get("kernel_start"))):
+        if alive(leader, leader_start):
+            kill_group(leader)
 
 
 def died_record(paths: LocalRunPaths, progress: dict, exit_code: int | None = None, by: str = "keeper") -> dict:
@@ -350,7 +368,9 @@ def _keep(folder: Path, command: list[str]) -> int:
         print(f"kjob sandbox: cannot start the runner: {exc}", file=sys.stderr, flush=True)
         code = 127
     if read_json(paths.final) is None:
-        record_final(paths, died_record(paths, read_json(paths.state, {}) or {}, code))
+        progress = read_json(paths.state, {}) or {}
+        _kill_leftovers(progress)  # a runner killed alone leaves its kernel or script running
+        record_final(paths, died_record(paths, progress, code))
     return code
 
 

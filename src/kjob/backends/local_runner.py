@@ -1,15 +1,17 @@
 """The runner of a run sandbox: `python -m kjob.backends.local_runner RUN_FOLDER [--kaggle-paths]`.
 
 Started by `kjob.sandbox` (under its keeper, inside bwrap when the isolation is bubblewrap),
-it executes the run folder's notebook with nbclient, appends the cells' output to log.jsonl
-as it arrives, records its progress in state.json and its outcome in final.json. With
+it executes the run folder's notebook with nbclient (or, for a script run, its script with
+`kjob.execute_script`), appends the output to log.jsonl as it arrives, records its progress in
+state.json and its outcome in final.json. With
 `--kaggle-paths` it runs in bwrap's view, where /kaggle/input, /kaggle/working and /kaggle/temp
 are the run folder's own and the pids it records are those of the view's own pid namespace;
 without, the kernel finds those folders through KAGGLE_*_DIR variables.
 
 To cancel, the sandbox writes the `cancel` marker and sends SIGTERM: before the kernel starts
 this process records the cancel itself; after, nbclient's own SIGTERM handler shuts the kernel
-down and the marker tells this process why it stopped.
+down (for a script, `execute_script`'s handler stops the script) and the marker tells this
+process why it stopped.
 """
 
 import json
@@ -41,6 +43,7 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
 
     from kjob import notebook as nbk
     from kjob.execute import execute_notebook
+    from kjob.execute_script import execute_script
     from kjob.fsutil import read_json
     from kjob.isolation import kaggle_variables
 
@@ -71,15 +74,23 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
         def on_start(kernel: int | None) -> None:
             record_progress(paths, kernel_pid=kernel, kernel_start=start_time(kernel) if kernel else None)
 
-        notebook = json.loads(paths.notebook.read_text(encoding="utf-8"))
+        script = spec.get("kind") == "script"
+        notebook = None if script else json.loads(paths.notebook.read_text(encoding="utf-8"))
         try:
-            execution = execute_notebook(notebook, working_dir, env, spec["timeout"], paths.runner_log, on_output, on_start)
+            if script:
+                execution = execute_script(paths.script, working_dir, env, spec["timeout"], on_output, on_start)
+            else:
+                execution = execute_notebook(notebook, working_dir, env, spec["timeout"], paths.runner_log,
+                                             on_output, on_start)
         except BaseException as exc:  # e.g. a cancel while the kernel was starting
-            record_final(paths, _broken(paths, exc))
+            record_final(paths, _broken(paths, exc, "script" if script else "notebook"))
             raise
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish writing: a cancel now waits for it
-    paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
     outcome = {"seconds": round(execution.seconds, 2), "recorded_by": "runner"}
+    if script:
+        outcome["exit_code"] = execution.exit_code
+    else:
+        paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
     failure = execution.failure
     if failure is None:
         outcome.update(status="complete", raw_status="complete")
@@ -93,12 +104,12 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
     return 0
 
 
-def _broken(paths: LocalRunPaths, exc: BaseException) -> dict:
+def _broken(paths: LocalRunPaths, exc: BaseException, what: str) -> dict:
     if paths.cancel_marker.exists():
         return {"status": "cancelled", "raw_status": "cancelled", "recorded_by": "runner"}
     said = (str(exc).strip().splitlines() or [""])[0]
     return {"status": "error", "raw_status": "kernel died", "failure_kind": "kernel died",
-            "failure_message": f"the kernel could not run the notebook: {type(exc).__name__}{': ' + said if said else ''}",
+            "failure_message": f"the kernel could not run the {what}: {type(exc).__name__}{': ' + said if said else ''}",
             "recorded_by": "runner"}
 
 
