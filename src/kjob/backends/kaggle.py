@@ -83,6 +83,12 @@ class KaggleBackend(Backend):
             raise BackendError(message)
         if not version:
             raise BackendError(f"Kaggle accepted the push of {ref} but gave no version number; look at {self._web(ref)}")
+        made = "/".join((response.ref or "").strip("/").split("/")[-2:])
+        if made and made.lower() != str(ref).lower():  # a new kernel takes its title's slug, not the id's
+            handle.update(slug=made, url=self._web(KernelRef.parse(made)))  # where it really runs
+            raise PushedWithProblem(f"Kaggle made the kernel at {made}, not at {ref} (the title's slug wins for a new "
+                                    f"kernel): make the recipe's title slugify to '{ref.slug}', then delete {made}",
+                                    submitted)
         try:
             check_attached(self.api.kernel(ref).metadata, meta, ref, version)
         except BackendError as exc:
