@@ -127,3 +127,14 @@ def test_the_quota_week_starts_on_saturday_at_midnight_utc():
     # Only the part of a session inside this week counts.
     start = datetime(2026, 12, 4, 23, 0, tzinfo=utc).timestamp()
     assert quota.used_seconds([(start, start + 7200)], datetime(2026, 12, 5, 2, 0, tzinfo=utc)) == 3600
+
+
+def test_two_emulators_never_serve_one_state_folder(tmp_path):
+    with Emulator(tmp_path / "shared"):
+        try:
+            Emulator(tmp_path / "shared")
+        except ValueError as exc:
+            assert "another emulator is serving" in str(exc)
+        else:
+            raise AssertionError("a second emulator took the same state folder")
+    Emulator(tmp_path / "shared").stop()  # free again once the first has stopped

@@ -6,9 +6,11 @@ version's run folder (outputs, log, status), and the next kernel id. The state i
 file, rewritten atomically after every change; the run folders are the sessions' own.
 
     <state-dir>/emulator-state.json              kernels and versions (pushes without their text)
+    <state-dir>/emulator.lock                    held by the emulator serving the folder
     <state-dir>/<owner>/<slug>/kernel-<id>/vN/   one version's run sandbox (`kjob.sandbox`)
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from kjob.emulator.sessions import Session
 from kjob.fsutil import atomic_write_json, read_json
 
 STATE_FILE = "emulator-state.json"
+LOCK_FILE = "emulator.lock"  # held while an emulator serves the folder: two would overwrite each other's state
 STATE_FORMAT = 1
 
 # Machine shapes, as the official client passes them through (kagglesdk has no enum for them):
@@ -130,3 +133,26 @@ def load(root: Path) -> tuple[list[Kernel], int]:
             kernel.versions.append(Version(v["number"], v["request"], v["attached"], session, v.get("pushed_at", 0.0)))
         kernels.append(kernel)
     return kernels, int(data.get("next_id", 1 + max((k.id for k in kernels), default=0)))
+
+
+def claim(root: Path):
+    """Hold `root` for this emulator (an open file, closed by `release`); ValueError when another holds it."""
+    handle = open(root / LOCK_FILE, "a+")
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ValueError(f"another emulator is serving {root}: stop it, or use another --state-dir") from None
+    return handle
+
+
+def release(handle) -> None:
+    handle.close()  # closing the file drops the lock, on every system

@@ -320,7 +320,11 @@ class Emulator:
                  port: int = 0, page_size: int = 50, faults: Faults | None = None, verbose: bool = False,
                  token_user: str | None = None):
         self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size)
-        self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens, token_user), verbose)
+        try:
+            self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens, token_user), verbose)
+        except BaseException:
+            self.store.close()
+            raise
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.store.base_url = self.url
@@ -367,6 +371,7 @@ class Emulator:
         self._server.server_close()
         for session in self.store.all_sessions():
             session.cancel(wait=3)
+        self.store.close()
 
     def __enter__(self) -> "Emulator":
         return self.start()

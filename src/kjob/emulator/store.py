@@ -37,9 +37,20 @@ class Store:
         self.files: dict[str, tuple[Version, str, Path | bytes]] = {}  # download token -> what it serves
         self.lock = threading.RLock()
         root.mkdir(parents=True, exist_ok=True)
-        every, self.next_id = model.load(root)
+        self._claim = model.claim(root)
+        try:
+            every, self.next_id = model.load(root)
+        except BaseException:
+            self.close()
+            raise
         self.kernels: dict[str, Kernel] = {k.ref.lower(): k for k in every if k.deleted_at is None}
         self.deleted: list[Kernel] = [k for k in every if k.deleted_at is not None]
+
+    def close(self) -> None:
+        """Let another emulator serve this folder."""
+        if self._claim is not None:
+            model.release(self._claim)
+            self._claim = None
 
     # -- lookup -------------------------------------------------------------------------
 
