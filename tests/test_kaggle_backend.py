@@ -88,11 +88,18 @@ def test_a_rejected_push_and_invalid_sources_fail_with_the_servers_message(kaggl
     assert rejected.exit_code == 7
     assert one_error_line(rejected) == ("error: Kaggle rejected the push of alice/tiny-kernel: "
                                         "Notebook text exceeds the size limit")
-    invalid = kaggle.push("lost")
+    missing = kaggle.push("lost")  # a dataset Kaggle does not have: refused before the push
+    assert missing.exit_code == 7
+    assert "dataset source missing on Kaggle: nobody/nothing (not found)" in one_error_line(missing)
+    assert len(kaggle.emulator.requests("SaveKernel")) == 1 and ledger_runs(kaggle.ws) == []
+    # A source Kaggle lists as invalid all the same (it went away meanwhile, say).
+    answer = {"versionNumber": 1, "invalidDatasetSources": ["someone/some-data"]}
+    kaggle.emulator.faults.set(mangle_next=[{"method": "SaveKernel", "answer": answer}])
+    invalid = kaggle.push("tiny")
     assert invalid.exit_code == 7
-    assert "Kaggle rejected the push of alice/lost-kernel: invalid dataset source: nobody/nothing" in one_error_line(invalid)
-    # Kaggle made a version of "lost" anyway (without the source): recorded; the refused push is not.
-    assert [(r.kernel, r.version) for r in ledger_runs(kaggle.ws)] == [("lost", 1)]
+    assert "Kaggle rejected the push of alice/tiny-kernel: invalid dataset source: someone/some-data" in one_error_line(invalid)
+    # Kaggle made a version anyway (without the source): recorded; the refused pushes are not.
+    assert [(r.kernel, r.version) for r in ledger_runs(kaggle.ws)] == [("tiny", 1)]
 
 
 def test_a_source_that_silently_fails_to_attach_is_caught(kaggle):

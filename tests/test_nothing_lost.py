@@ -126,7 +126,7 @@ def test_a_folder_of_another_kernel_is_never_written_into(kaggle):
 
 
 def test_a_push_killed_before_kaggle_answered_is_found_again(kaggle, tiny):
-    kaggle.emulator.faults.set(delay=3.0, delay_count=1)  # SaveKernel answers late
+    kaggle.emulator.faults.set(delay=3.0, delay_count=1, delay_method="SaveKernel")  # it answers late
     env = {**os.environ, "KJOB_WORKSPACE": str(tiny.root)}
     push = subprocess.Popen([str(KJOB), "push", "tiny", "--backend", "kaggle"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from kjob.fetch import summarize_metrics
 from kjob.metadata import validate_kernel_metadata
 
 OUTPUTS = {"best.pt", "last.pt", "metrics.jsonl", "metadata.json"}
@@ -24,6 +25,11 @@ def test_both_recipes_build_and_smoke_run_on_the_cpu(project):
         assert rows and {"epoch", "train_loss", "val_loss", "lr", "seconds"} <= set(rows[0])
         metadata = json.loads((working / "metadata.json").read_text())
         assert metadata["parameters"] > 0 and metadata["torch_version"].startswith("2.")
+        # What `kjob runs` reads of these outputs: the keys the training code really writes.
+        found = summarize_metrics(working)
+        assert {"best_val_loss", "best_epoch", "epochs_run"} <= set(found["metadata"])
+        assert found["history"]["val_loss.best_epoch"] == found["metadata"]["best_epoch"]
+        assert found["history"]["val_loss.best"] == found["metadata"]["best_val_loss"]
         record = json.loads((project.root / f"kernels/{name}/build.json").read_text())
         assert record["smoke"]["passed"] is True
 

@@ -25,6 +25,8 @@ from speechscore.scoring import cpu_count, score_tasks
 
 
 ENHANCED_DIR = "enhanced"
+# What a runs table shows of an evaluation by default (summary.json `run_metrics.columns`).
+TABLE_COLUMNS = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_wb_delta", "si_sdr_delta")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
         jobs=_jobs(request),
         warnings=_warnings(unmatched, model, data["resampled_from"]),
     )
+    result["run_metrics"] = run_metrics(result)
     mark = time.perf_counter()
     _write(out, request, result, rows, pairs, enhanced, metrics)
     timing["write_s"] = time.perf_counter() - mark
@@ -214,10 +217,14 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "utterance"
 
 
-def ledger_metrics(summary: dict) -> dict:
-    """The enhanced means and their improvements, as `kjob runs` shows them."""
-    found = {}
+def run_metrics(summary: dict) -> dict:
+    """What this evaluation says about the run it scored, in the form any tool reading
+    summary.json can record without knowing speech (`kjob runs` does): the enhanced means
+    and their improvements, which of them a table shows, and which way each is better."""
+    values = {}
     for m in summary["metrics"]:
-        found[m] = summary["means"]["enhanced"][m]
-        found[f"{m}_delta"] = summary["improvements"][m]
-    return {k: round(v, 6) for k, v in found.items() if v is not None}
+        values[m] = summary["means"]["enhanced"][m]
+        values[f"{m}_delta"] = summary["improvements"][m]
+    values = {k: round(v, 6) for k, v in values.items() if v is not None}
+    return {"metrics": values, "columns": list(TABLE_COLUMNS),
+            "modes": {name: "max" for name in values}}  # every score and improvement: higher is better

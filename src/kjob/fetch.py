@@ -13,7 +13,6 @@ downloads/<kernel>/<version>/, never touching another version's folder.
 """
 
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -26,7 +25,8 @@ from kjob.backends.base import Backend, LogEntry, RemoteFile
 from kjob.errors import BackendError, LocalFileError, UsageError
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.ledger import Ledger
-from kjob.paths import RUN_METADATA, RUN_METRICS, DownloadPaths
+from kjob.metrics import ModeBook, read_run_metrics, recipe_spec
+from kjob.paths import DownloadPaths
 from kjob.runs import Run, run_record
 from kjob.watch import refresh
 from kjob.workspace import Workspace
@@ -68,6 +68,9 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
     if run.version is None:
         raise UsageError(f"{run.ref} was never confirmed by {run.backend}: there is nothing to fetch")
     paths = ws.paths.download(run.kernel, run.backend, run.version, run.incarnation)
+    if run.archived:
+        raise UsageError(f"{run.ref} is archived in {ws.paths.relative(paths.archive)}: restore it first "
+                         f"(kjob runs archive {run.kernel} --version {run.version} --backend {run.backend} --restore)")
     _check_same_kernel(ws, paths, run)
     report = FetchReport(run, paths.folder)
     listing = backend.list_outputs(run)
@@ -79,9 +82,8 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
         report.waiting = True
     elif outputs:
         _download_outputs(backend, run, paths, listing, wanted, report, force)
-        metrics = summarize_metrics(paths.output_dir)
-        if metrics:
-            report.run = ledger.set_metrics(run, {**run.metrics, **metrics})
+        for source, values in summarize_metrics(paths.output_dir, ModeBook([recipe_spec(ws, run.kernel)])).items():
+            report.run = ledger.set_metrics(report.run, values, source)
     return report
 
 
@@ -238,27 +240,9 @@ class _TailHasher(threading.Thread):
         self.join()
 
 
-def summarize_metrics(output_dir: Path) -> dict:
-    """Best validation loss (and its epoch) from a run's metadata.json / metrics.jsonl."""
-    summary: dict = {}
-    metadata = read_json(output_dir / RUN_METADATA, {}) or {}
-    final = metadata.get("final_metrics") or metadata.get("final") or {} if isinstance(metadata, dict) else {}
-    if isinstance(final, dict):
-        for key in ("best_val_loss", "best_epoch", "epochs"):
-            if isinstance(final.get(key), (int, float)):
-                summary[key] = final[key]
-    metrics_file = output_dir / RUN_METRICS
-    if "best_val_loss" not in summary and metrics_file.is_file():
-        rows = []
-        for line in metrics_file.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        scored = [r for r in rows if isinstance(r.get("val_loss"), (int, float))]
-        if scored:
-            best = min(scored, key=lambda r: r["val_loss"])
-            summary.update(best_val_loss=best["val_loss"], best_epoch=best.get("epoch"), epochs=len(rows))
-    return summary
+def summarize_metrics(output_dir: Path, modes: ModeBook | None = None) -> dict[str, dict]:
+    """What a fetched run's outputs say, by source: every number of metadata.json's
+    `metrics` and `final` tables (nested keys joined with dots) and, for each column of
+    metrics.jsonl, its last and best value with the best's epoch (`kjob.metrics`). A file
+    the run did not write leaves its source out, so earlier values stay recorded."""
+    return read_run_metrics(output_dir, modes or ModeBook([]))

@@ -15,46 +15,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+from kjob import metrics as mx
 from kjob.errors import ConfigError, NotFoundError, UsageError
-from kjob.runs import UNFINISHED, Run, RunStatus, can_move
-
-SCHEMA_VERSION = 2
-_COLUMNS = """
-    id INTEGER PRIMARY KEY,
-    kernel TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    version INTEGER,
-    status TEXT NOT NULL,
-    raw_status TEXT,
-    failure_kind TEXT,
-    failure_message TEXT,
-    failure_location TEXT,
-    notebook_sha256 TEXT NOT NULL,
-    parameters TEXT NOT NULL,
-    overrides TEXT NOT NULL DEFAULT '{}',
-    git_commit TEXT,
-    git_dirty INTEGER,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    handle TEXT NOT NULL DEFAULT '{}',
-    metrics TEXT NOT NULL DEFAULT '{}',
-    token TEXT,
-    identity TEXT,
-    incarnation INTEGER NOT NULL DEFAULT 1,
-    gone_at REAL,
-    submitter TEXT NOT NULL DEFAULT '{}'
-"""
-_INDEXES = """
-CREATE UNIQUE INDEX IF NOT EXISTS runs_identity ON runs (kernel, backend, incarnation, version);
-CREATE INDEX IF NOT EXISTS runs_by_kernel ON runs (kernel, version);
-CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
-CREATE INDEX IF NOT EXISTS runs_by_token ON runs (token);
-"""
-# Columns of the first schema (version NOT NULL, UNIQUE (kernel, backend, version)).
-_V1_COLUMNS = ("id, kernel, backend, version, status, raw_status, failure_kind, failure_message, failure_location,"
-               " notebook_sha256, parameters, overrides, git_commit, git_dirty, created_at, started_at,"
-               " finished_at, handle, metrics")
+from kjob.ledger_schema import SCHEMA_VERSION, migrate  # noqa: F401  (SCHEMA_VERSION: the ledger's vocabulary)
+from kjob.runs import UNFINISHED, Run, RunNotes, RunStatus, can_move
 
 
 class Ledger:
@@ -69,32 +33,10 @@ class Ledger:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            migrate(self._db)  # the table and its schema versions: kjob.ledger_schema
         except (sqlite3.DatabaseError, OSError) as exc:
             raise ConfigError(f"cannot open the run ledger {path.name} ({exc}): nothing was submitted; move "
                               f"{path} aside to start a new one") from exc
-
-    def _migrate(self) -> None:
-        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
-                if exists:  # a first-schema ledger: copy its rows into the new table
-                    self._db.execute(f"CREATE TABLE runs_v2 ({_COLUMNS})")
-                    self._db.execute(f"INSERT INTO runs_v2 ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM runs")
-                    self._db.execute("DROP TABLE runs")
-                    self._db.execute("ALTER TABLE runs_v2 RENAME TO runs")
-                else:
-                    self._db.execute(f"CREATE TABLE runs ({_COLUMNS})")
-                for statement in filter(str.strip, _INDEXES.split(";")):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._db.close()
@@ -109,17 +51,18 @@ class Ledger:
 
     def begin(self, *, kernel: str, backend: str, notebook_sha256: str, parameters: dict,
               git_commit: str | None, git_dirty: bool | None, token: str, overrides: dict | None = None,
-              submitter: dict | None = None, handle: dict | None = None) -> Run:
+              submitter: dict | None = None, handle: dict | None = None, notes: RunNotes | None = None) -> Run:
         """The row of a push about to be sent: status `submitting`, no version yet; `handle`
         says what the push asks for (e.g. its accelerator) until the backend's replaces it."""
+        notes = notes or RunNotes()
         cursor = self._db.execute(
             "INSERT INTO runs (kernel, backend, version, status, raw_status, notebook_sha256, parameters,"
-            " overrides, git_commit, git_dirty, created_at, token, submitter, handle)"
-            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " overrides, git_commit, git_dirty, created_at, token, submitter, handle, message, tags)"
+            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (kernel, backend, notebook_sha256, json.dumps(parameters, sort_keys=True),
              json.dumps(overrides or {}, sort_keys=True), git_commit,
              None if git_dirty is None else int(git_dirty), time.time(), token, json.dumps(submitter or {}),
-             json.dumps(handle or {})),
+             json.dumps(handle or {}), notes.message, json.dumps(list(dict.fromkeys(notes.tags)))),
         )
         return self.get(cursor.lastrowid)
 
@@ -222,8 +165,43 @@ class Ledger:
         self._db.execute("UPDATE runs SET gone_at=? WHERE id=? AND gone_at IS NULL", (time.time(), run.id))
         return self.get(run.id)
 
-    def set_metrics(self, run: Run, metrics: dict) -> Run:
-        self._db.execute("UPDATE runs SET metrics=? WHERE id=?", (json.dumps(metrics, sort_keys=True), run.id))
+    def set_metrics(self, run: Run, metrics: dict, source: str = "metadata", spec: mx.MetricSpec | None = None) -> Run:
+        """Replace what one source (`kjob.metrics.SOURCES`) says about the run; the other
+        sources' metrics stay as they are. `spec`: what that source declares about them."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._row(run.id)
+            sources, specs = json.loads(row["metrics"]), json.loads(row["metric_spec"])
+            sources[source] = dict(metrics)
+            if spec is not None:
+                specs[source] = spec.as_dict()
+            self._db.execute("UPDATE runs SET metrics=?, metric_spec=? WHERE id=?",
+                             (json.dumps(sources, sort_keys=True), json.dumps(specs, sort_keys=True), run.id))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.get(run.id)
+
+    def set_note(self, run: Run, note: str | None) -> Run:
+        self._db.execute("UPDATE runs SET note=? WHERE id=?", (note or None, run.id))
+        return self.get(run.id)
+
+    def change_tags(self, run: Run, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> Run:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            tags = [t for t in json.loads(self._row(run.id)["tags"]) if t not in remove]
+            tags = list(dict.fromkeys([*tags, *add]))
+            self._db.execute("UPDATE runs SET tags=? WHERE id=?", (json.dumps(tags), run.id))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.get(run.id)
+
+    def set_archived(self, run: Run, archived: bool) -> Run:
+        """Mark the run's download folder as packed into its archive (or unpacked again)."""
+        self._db.execute("UPDATE runs SET archived_at=? WHERE id=?", (time.time() if archived else None, run.id))
         return self.get(run.id)
 
     # -- reading ------------------------------------------------------------------------------
@@ -271,6 +249,7 @@ class Ledger:
 
     @staticmethod
     def _from_row(row: sqlite3.Row) -> Run:
+        sources = json.loads(row["metrics"])
         return Run(
             id=row["id"],
             kernel=row["kernel"],
@@ -287,10 +266,15 @@ class Ledger:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             handle=json.loads(row["handle"]),
-            metrics=json.loads(row["metrics"]),
+            metrics=mx.merged(sources),
+            metric_sources=sources,
+            metric_specs={k: mx.MetricSpec.from_dict(v) for k, v in json.loads(row["metric_spec"]).items()},
             token=row["token"],
             identity=row["identity"],
             incarnation=row["incarnation"],
             gone_at=row["gone_at"],
             submitter=json.loads(row["submitter"]),
+            notes=RunNotes(row["message"], tuple(json.loads(row["tags"]))),
+            note=row["note"],
+            archived_at=row["archived_at"],
         )

@@ -106,6 +106,48 @@ class SmokePaths(LocalRunPaths):
         return self.runner_log
 
 
+@dataclass(frozen=True)
+class RayRunPaths(LocalRunPaths):
+    """<storage>/<kernel>/v<N>/: one Ray run, on storage that this machine and the cluster share.
+
+    The client claims the folder (an atomic mkdir takes the version number) and writes `claim`;
+    the job on the cluster lays it out as a run sandbox (every LocalRunPaths name) and runs it."""
+
+    @property
+    def claim(self) -> Path:
+        """The client's record of the submission: the job's token, id and cluster (checked by both sides)."""
+        return self.folder / "submitted.json"
+
+
+def ray_runs(storage: Path, kernel: str) -> Path:
+    return storage / kernel
+
+
+def ray_run(storage: Path, kernel: str, version: int) -> RayRunPaths:
+    return RayRunPaths(ray_runs(storage, kernel) / f"v{version}")
+
+
+@dataclass(frozen=True)
+class RayPackagePaths:
+    """What travels to the cluster in a Ray job's runtime_env working_dir (the job's cwd there)."""
+
+    folder: Path
+
+    @property
+    def notebook(self) -> Path:
+        return self.folder / "notebook.ipynb"
+
+    @property
+    def spec(self) -> Path:
+        """Where the run goes on storage, its mounts and its RunSpec: read by `kjob.backends.ray_job`."""
+        return self.folder / "kjob-job.json"
+
+    @property
+    def package(self) -> Path:
+        """A copy of this kjob package: the cluster runs the same sandbox and runner as the client."""
+        return self.folder / "kjob"
+
+
 # What a training run conventionally leaves in its working folder and kjob reads back:
 # the best checkpoint (evaluated by `eval-local --run`) and its summaries (shown by `kjob runs`).
 BEST_CHECKPOINT = "best.pt"
@@ -159,7 +201,7 @@ ARCHIVE_SUFFIX = ".tar.gz"
 
 
 def version_label(backend: str, version: int, incarnation: int = 1) -> str:
-    """`v3` for Kaggle versions; other backends number their own runs (`local-v3`).
+    """`v3` for Kaggle versions; other backends number their own runs (`local-v3`, `ray-v3`).
 
     A kernel deleted and re-created under the same name numbers its versions from 1 again:
     its runs get `k2-v1`, `k3-v1`, ... so that they never land in the first kernel's folders."""

@@ -18,7 +18,8 @@ from kjob.ledger import Ledger
 from kjob.params import resolve_parameters
 from kjob.procs import alive, start_time
 from kjob.recipe import ParamValue
-from kjob.runs import Run, RunStatus
+from kjob.provenance import keep_notebook
+from kjob.runs import Run, RunNotes, RunStatus
 from kjob.workspace import Workspace
 
 
@@ -30,7 +31,7 @@ class PushOutcome:
 
 
 def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,
-                timeout: int | None = None, force: bool = False) -> PushOutcome:
+                timeout: int | None = None, force: bool = False, notes: RunNotes | None = None) -> PushOutcome:
     with Ledger(ws.paths.ledger) as ledger:  # a ledger that cannot be opened stops the push here
         backend = get_backend(ws, backend_name)
         plan = plan_build(ws, name, overrides)
@@ -49,10 +50,12 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
             first_version=ledger.next_version(name, backend.name), force=force,
         )
         git = plan.record["git"]
+        # Kept by its hash (the ledger's), so that `kjob runs diff` can compare two runs' sources.
+        keep_notebook(ws, plan.notebook_sha256, plan.notebook_text)
         run = ledger.begin(kernel=name, backend=backend.name, notebook_sha256=plan.notebook_sha256,
                            parameters=parameters, overrides=overrides or {}, git_commit=git["commit"],
                            git_dirty=git["dirty"], token=token, handle={"accelerator": plan.recipe.accelerator},
-                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())})
+                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes)
         run = _submit(ledger, backend, run, submission)
         return PushOutcome(run, rebuilt, plan.warnings)
 

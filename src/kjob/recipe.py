@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.errors import ConfigError, NotFoundError, UsageError
+from kjob.metrics import MetricSpec
 from kjob.recipe_schema import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ACCELERATORS, DEFAULT_MACHINE_SHAPE, DEFAULT_SMOKE_TIMEOUT, KAGGLE_MAX_SESSION_SECONDS, SLUG_RE,
     SOURCE_RE, ParamValue, param_value_problem, recipe_fields,
@@ -41,6 +42,7 @@ class KernelRecipe:
     internet: bool = False
     private: bool = True
     session_timeout: int = KAGGLE_MAX_SESSION_SECONDS
+    metrics: MetricSpec = field(default_factory=MetricSpec)  # [metrics]: how `kjob runs` ranks its runs
 
     def with_parameters(self, overrides: dict[str, ParamValue]) -> "KernelRecipe":
         from dataclasses import replace

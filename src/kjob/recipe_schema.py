@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kjob.errors import ConfigError
 from kjob.leakscan import redact
+from kjob.metrics import MODES, MetricSpec
 
 ParamValue = bool | int | float | str | list
 _SCALARS = (bool, int, float, str)
@@ -31,7 +32,7 @@ DEFAULT_SMOKE_TIMEOUT = 120
 _KEYS = {
     "title", "slug", "description", "modules", "entry", "parameters", "smoke",
     "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
-    "accelerator", "machine_shape", "internet", "private", "session_timeout",
+    "accelerator", "machine_shape", "internet", "private", "session_timeout", "metrics",
 }
 _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
 
@@ -190,7 +191,34 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
                                          60, KAGGLE_MAX_SESSION_SECONDS)
     fields["parameters"] = params = w.parameters(data)
     fields.update(_smoke_fields(w, data, params))
+    fields["metrics"] = _metrics_spec(w, data)
     return fields
+
+
+def _metrics_spec(w: Where, data: dict) -> MetricSpec:
+    """`[metrics]`: primary = "val_acc", mode = "max", columns = [...], [metrics.modes] name = "min"."""
+    table, mw = w.table_of(data, "metrics"), w.at("metrics")
+    mw.refuse_unknown(table, {"primary", "mode", "columns", "modes"})
+    expected_mode = f"expected {' or '.join(map(repr, MODES))}"
+    primary = table.get("primary")
+    if primary is not None and not (isinstance(primary, str) and _ONE_LINE.fullmatch(primary)):
+        raise mw.fail("primary", "expected a metric name", primary)
+    columns = table.get("columns", [])
+    if not isinstance(columns, list) or not all(isinstance(c, str) and _ONE_LINE.fullmatch(c) for c in columns):
+        raise mw.fail("columns", "expected a list of metric names", columns)
+    modes = dict(mw.table_of(table, "modes"))
+    for name, mode in modes.items():
+        if mode not in MODES:
+            raise mw.at("modes").fail(name, expected_mode, mode)
+    if "mode" in table:
+        if table["mode"] not in MODES:
+            raise mw.fail("mode", expected_mode, table["mode"])
+        if primary is None:
+            raise mw.problem("mode applies to the primary metric: set primary too")
+        if modes.get(primary, table["mode"]) != table["mode"]:
+            raise mw.problem(f"mode {table['mode']!r} and modes.{primary} {modes[primary]!r} disagree")
+        modes[primary] = table["mode"]
+    return MetricSpec(primary, tuple(columns), modes)
 
 
 def _smoke_fields(w: Where, data: dict, params: dict) -> dict:

@@ -48,6 +48,23 @@ class RunStatus:
         return f"{self.failure_message or 'failed'}{where}{kind}"
 
 
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+/-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class RunNotes:
+    """What a person says about a push: why it was made (`push -m`) and its tags (`--tag`)."""
+
+    message: str | None = None
+    tags: tuple[str, ...] = ()  # each checked by `check_tag` where a person typed it
+
+
+def check_tag(tag: str) -> str:
+    if not _TAG.match(tag):
+        raise UsageError(f"tag {tag!r}: use up to 64 letters, digits and _ . : + / - (no spaces or commas)")
+    return tag
+
+
 @dataclass(frozen=True)
 class Run:
     """One row of the ledger."""
@@ -66,7 +83,9 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     handle: dict = field(default_factory=dict)  # the backend's own reference to the run
-    metrics: dict = field(default_factory=dict)  # summary read from fetched outputs
+    # Every metric recorded for the run, one flat view (`kjob.metrics`: the run's own keys
+    # first), and the same by source ({"metadata": {...}, "history": {...}, ...}).
+    metrics: dict = field(default_factory=dict)
     token: str | None = None  # the push's random id (finds an interrupted push again)
     # The remote object the version belongs to (Kaggle's kernel id) and how many times kjob
     # has seen the kernel re-created under this name (1 = the first): versions restart then.
@@ -74,6 +93,11 @@ class Run:
     incarnation: int = 1
     gone_at: float | None = None  # when kjob learnt that the remote kernel no longer exists
     submitter: dict = field(default_factory=dict)  # {pid, start} of the pushing process
+    notes: RunNotes = field(default_factory=RunNotes)
+    note: str | None = None  # added later (`kjob runs note`)
+    archived_at: float | None = None  # when its download folder was packed (`kjob runs archive`)
+    metric_sources: dict = field(default_factory=dict)
+    metric_specs: dict = field(default_factory=dict)  # source -> kjob.metrics.MetricSpec it declared
 
     @property
     def ref(self) -> str:
@@ -82,6 +106,10 @@ class Run:
     @property
     def gone(self) -> bool:
         return self.gone_at is not None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 def run_record(run: Run) -> dict:
@@ -95,7 +123,8 @@ def run_record(run: Run) -> dict:
         "duration": run_duration(run), "parameters": run.parameters, "overrides": run.overrides,
         "notebook_sha256": run.notebook_sha256, "git_commit": run.git_commit,
         "git_dirty": run.git_dirty, "metrics": run.metrics, "identity": run.identity,
-        "incarnation": run.incarnation, "gone": run.gone,
+        "incarnation": run.incarnation, "gone": run.gone, "message": run.notes.message, "note": run.note,
+        "tags": list(run.notes.tags), "archived": run.archived,
     }
 
 
@@ -104,22 +133,6 @@ def run_duration(run: Run, now: float | None = None) -> float | None:
     if run.started_at is None:
         return None
     return (run.finished_at or now or time.time()) - run.started_at
-
-
-def sort_runs(runs: list[Run], by: str) -> list[Run]:
-    """Runs ordered by `version`, `duration` or a recorded metric: losses ascending, scores
-    descending, runs without the metric last."""
-    if by == "version":
-        return sorted(runs, key=lambda r: (r.incarnation, r.version or 0))
-    if by == "duration":
-        return sorted(runs, key=lambda r: run_duration(r) or 0)
-    present = [r for r in runs if isinstance(r.metrics.get(by), (int, float))]
-    if runs and not present:
-        known = sorted({k for r in runs for k in r.metrics} | {"version", "duration"})
-        raise UsageError(f"no run has a metric '{by}' (known: {', '.join(known)})")
-    having = {id(r) for r in present}
-    missing = [r for r in runs if id(r) not in having]
-    return sorted(present, key=lambda r: r.metrics[by], reverse=not by.endswith("loss")) + missing
 
 
 def run_label(kernel: str, version: int | None, backend: str, incarnation: int = 1) -> str:

@@ -118,8 +118,12 @@ class Sandbox:
 
     # -- running it ---------------------------------------------------------------------
 
-    def start(self, isolation: Isolation | None = None) -> Isolation | None:
-        """Start the run in the background; None when it was already started, cancelled or ended."""
+    def start(self, isolation: Isolation | None = None, detach: bool = True) -> Isolation | None:
+        """Start the run in the background; None when it was already started, cancelled or ended.
+
+        `detach=False` keeps the keeper in the caller's process group and session, for a caller
+        that is itself managed as a process tree (a Ray job): whoever stops or kills the caller's
+        group (Ray's job supervisor) stops the run with it."""
         paths = self.paths
         if self.process is not None or paths.runner_pid.exists() or paths.cancel_marker.exists() or self.final_record():
             return None
@@ -138,17 +142,17 @@ class Sandbox:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kjob.sandbox", str(paths.folder), "--", *runner],
                 cwd=paths.folder, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self._environment(), close_fds=True, **detached(),
+                env=self._environment(), close_fds=True, **(detached() if detach else {}),
             )
         atomic_write_json(paths.runner_pid, {"pid": self.process.pid, "start": start_time(self.process.pid)})
         return isolation
 
-    def run(self, isolation: Isolation | None = None, grace: float = 120.0) -> dict:
+    def run(self, isolation: Isolation | None = None, grace: float = 120.0, detach: bool = True) -> dict:
         """Run in the foreground: start, wait for the end, return the final state.
 
         The runner enforces the time limit; `grace` seconds past it the run is cancelled. An
         interrupt (Ctrl-C) cancels the run before it propagates."""
-        self.start(isolation)
+        self.start(isolation, detach)
         if self.process is not None:
             try:
                 self.process.wait(float(self.spec.get("timeout", 0)) + grace)
@@ -187,6 +191,14 @@ class Sandbox:
             if final is None:
                 record_final(self.paths, died_record(self.paths, read_json(self.paths.state, {}) or progress, by="status"))
                 final = self.final_record()
+        return {**progress, **final} if final else progress
+
+    def recorded_state(self) -> dict:
+        """What the run's files say (progress, final status over it), without looking for its
+        processes: for a reader on another machine (a Ray client on shared storage), where the
+        recorded pids mean nothing."""
+        progress = read_json(self.paths.state, {}) or {}
+        final = self.final_record()
         return {**progress, **final} if final else progress
 
     def status(self) -> RunStatus:
@@ -261,6 +273,13 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 return False
         return wait_gone(pid, started, seconds)
+
+
+def kaggle_layouts(source: str, folder) -> dict:
+    """The mounts of dataset source `owner/slug`: its folder under both of Kaggle's layouts in
+    /kaggle/input, `<slug>` and `datasets/<owner>/<slug>`."""
+    owner, slug = source.split("/")[:2]
+    return {slug: folder, f"datasets/{owner}/{slug}": folder}
 
 
 # -- records shared with the runner and the keeper -----------------------------------------

@@ -1,9 +1,11 @@
-"""Following a run to its end: poll the backend on its backoff schedule, record each answer."""
+"""Following a run to its end: poll the backend on its backoff schedule, record each answer,
+and hand on every new log line."""
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from kjob.backends.base import Backend
+from kjob.backends.base import Backend, LogEntry
 from kjob.errors import RunGone
 from kjob.ledger import Ledger
 from kjob.runs import Run, RunStatus
@@ -44,3 +46,47 @@ def watch(ledger: Ledger, backend: Backend, run: Run, on_progress: Progress | No
         if run.state.final:
             return run
         sleep(next(delays))
+
+
+# At most this many new lines are handed on per poll; the rest are counted in one marker
+# line, so a flood neither scrolls a terminal for minutes nor goes missing silently.
+LOG_LINES_PER_POLL = 200
+
+
+def log_lines(entries: list[LogEntry], final: bool) -> list[str]:
+    """The log as whole lines in order, stderr ones marked `[stderr]`.
+
+    A line still being written (no newline yet) is held back until it is complete, or the
+    run has ended; of a line rewritten with carriage returns (a progress bar), its last
+    state. Blank lines carry nothing and are left out."""
+    lines, pending = [], {}
+    for entry in entries:
+        text = pending.pop(entry.stream, "") + entry.text
+        *complete, rest = text.split("\n")
+        lines += [(entry.stream, line) for line in complete]
+        if rest:
+            pending[entry.stream] = rest
+    if final:
+        lines += list(pending.items())
+    shown = []
+    for stream, line in lines:
+        line = line.rstrip("\r").rsplit("\r", 1)[-1]
+        if line.strip():
+            shown.append(f"[stderr] {line}" if stream == "stderr" else line)
+    return shown
+
+
+@dataclass
+class LogTail:
+    """The lines of a growing log not yet handed on: `take` returns (number of lines left
+    out, lines to show) since the previous call."""
+
+    limit: int = LOG_LINES_PER_POLL
+    seen: int = 0
+
+    def take(self, entries: list[LogEntry], final: bool) -> tuple[int, list[str]]:
+        lines = log_lines(entries, final)
+        new = lines[self.seen:]
+        self.seen = max(self.seen, len(lines))
+        skipped = max(0, len(new) - self.limit)
+        return skipped, new[skipped:]

@@ -39,10 +39,30 @@ class WorkspaceConfig:
     backend_parameters: dict[str, dict] = field(default_factory=dict)
     # `kjob demo`: which recipe, with which parameters.
     demo: dict = field(default_factory=dict)
+    # A backend's own keys of `[tool.kjob.<backend>]` besides `parameters` (BACKEND_SETTINGS),
+    # by backend name; the backend checks their types when it is used.
+    backend_settings: dict[str, "BackendSettings"] = field(default_factory=dict)
+
+    def settings(self, backend: str) -> "BackendSettings":
+        return self.backend_settings.get(backend) or BackendSettings(Where("pyproject.toml", f"tool.kjob.{backend}"), {})
 
     @property
     def local_parameters(self) -> dict:
         return self.backend_parameters.get("local", {})
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """`[tool.kjob.<backend>]` without its parameters, and where it was written (for errors)."""
+
+    where: Where
+    values: dict
+
+
+# The keys each backend reads from its table besides `parameters`; the table refuses others.
+BACKEND_SETTINGS = {
+    "ray": frozenset({"address", "storage", "cluster_storage", "datasets", "resources", "python"}),
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +170,9 @@ def load_config(root: Path) -> WorkspaceConfig:
         backend_parameters={name: _backend_parameters(where[name], table, name)
                             for name in BACKENDS if name in table},
         demo=_demo(where.get("demo"), table),
+        backend_settings={name: BackendSettings(where[name].at(name),
+                                                {k: v for k, v in table[name].items() if k != "parameters"})
+                          for name in BACKEND_SETTINGS if name in table},
     )
 
 
@@ -168,7 +191,7 @@ def _datasets(w: Where | None, table: dict) -> dict[str, str]:
 
 def _backend_parameters(w: Where, table: dict, backend: str) -> dict:
     section = w.table_of(table, backend)
-    w.at(backend).refuse_unknown(section, {"parameters"})
+    w.at(backend).refuse_unknown(section, {"parameters", *BACKEND_SETTINGS.get(backend, ())})
     return w.at(backend).parameters(section)
 
 

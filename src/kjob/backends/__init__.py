@@ -11,6 +11,7 @@ from kjob.errors import UsageError
 BACKENDS = {
     "local": "kjob.backends.local:LocalBackend",
     "kaggle": "kjob.backends.kaggle:KaggleBackend",
+    "ray": "kjob.backends.ray:RayBackend",
 }
 
 

@@ -2,10 +2,11 @@
 
 A run is one version of a kernel, `owner/slug` vN. Each call names that version, and since
 Kaggle serves the outputs and log of a kernel's latest version only, a run that is no longer
-the latest is refused plainly rather than given another version's files. Before a GPU push,
-the account's remaining GPU quota and its unfinished GPU runs are checked (`--force` skips
-that). The SDK, the network and the credentials are loaded on first use only, so commands
-that do not talk to Kaggle stay fast.
+the latest is refused plainly rather than given another version's files. Before a push, every
+dataset source must exist and be readable by this account; before a GPU push, the account's
+remaining GPU quota and its unfinished GPU runs are checked (`--force` skips that). The SDK,
+the network and the credentials are loaded on first use only, so commands that do not talk
+to Kaggle stay fast.
 
 KJOB_KAGGLE_POLL sets the first wait between status checks (default 5 s, growing to 60 s).
 """
@@ -62,11 +63,14 @@ class KaggleBackend(Backend):
 
     def submit(self, submission: Submission) -> Submitted:
         from kjob.backends.kaggle_api import KernelRef
-        from kjob.backends.kaggle_push import check_attached, check_gpu_room, rejection, save_request
+        from kjob.backends.kaggle_datasets import DatasetsApi
+        from kjob.backends.kaggle_push import (check_attached, check_dataset_sources, check_gpu_room, rejection,
+                                               save_request)
 
         meta = submission.metadata
         ref = KernelRef.parse(meta["id"])
         gpu = bool(meta.get("enable_gpu"))
+        check_dataset_sources(DatasetsApi(self.api.transport), meta)  # before a session is spent on nothing
         if gpu and not submission.force:
             check_gpu_room(self, submission)
         response = self.api.save(save_request(submission), f"the push of {ref}")

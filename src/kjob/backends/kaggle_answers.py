@@ -20,6 +20,10 @@ answer and what it means is decided per call, following the SDK's types:
     ListKernelFiles                no files
     GetAcceleratorQuotaStatistics  no quota known: the quota check has nothing to check
     DeleteKernel                   no error message: deleted
+    GetDataset                     its fields' defaults (kjob reads currentVersionNumber, if given)
+    GetDatasetStatus               no status: NOT_YET_PERSISTED (the default), i.e. not ready yet
+    StartBlobUpload                no token or URL: refused here (there would be nowhere to upload)
+    CreateDataset(Version)         no status: not "ok", so the push says it was refused
 """
 
 import enum
@@ -36,7 +40,9 @@ from kjob.leakscan import redact
 REQUIRED = {
     "GetKernel": [(None, "metadata")],
     "ListKernelSessionOutput": [("files", "fileName"), ("files", "url")],
+    "StartBlobUpload": [(None, "token"), (None, "createUrl")],
 }
+_METHOD_OF = {"ApiDataset": "GetDataset"}  # response types not named after their method
 # Whole numbers kjob uses as version numbers or sizes: the SDK's types say only "int".
 _LEAST = {"versionNumber": 1, "currentVersionNumber": 1, "size": 0}
 _PARSERS = {timedelta: TimeDeltaSerializer(), datetime: DateTimeSerializer()}
@@ -54,7 +60,8 @@ class AnswerProblem(Exception):
 
 def method_name(response_type: type) -> str:
     """The API method a response type answers: ApiGetKernelResponse -> GetKernel."""
-    return response_type.__name__.removeprefix("Api").removesuffix("Response")
+    name = response_type.__name__
+    return _METHOD_OF.get(name) or name.removeprefix("Api").removesuffix("Response")
 
 
 def read_answer(response_type: type | None, http_response: requests.Response):

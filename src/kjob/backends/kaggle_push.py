@@ -1,8 +1,11 @@
 """What a push to Kaggle sends, and the checks around it.
 
-Before a GPU push: Kaggle runs at most two batch GPU sessions per account and stops a run
-when the week's GPU quota runs out, so kjob refuses (unless forced) when the ledger holds two
-unfinished GPU runs or the quota left is below the run's session timeout. After the push:
+Before any push: every dataset source must exist and be readable by this account (one
+GetDataset each, and a pinned "owner/slug/N" must have version N), because Kaggle accepts a
+push with an unknown source and runs a session without it. Before a GPU push: Kaggle runs at
+most two batch GPU sessions per account and stops a run when the week's GPU quota runs out,
+so kjob refuses (unless forced) when the ledger holds two unfinished GPU runs or the quota
+left is below the run's session timeout. After the push:
 a rejection arrives as HTTP 200 with `error` or `invalid*Sources`, and a data source can
 silently fail to attach, so both are turned into errors.
 """
@@ -82,6 +85,31 @@ def check_attached(metadata: api.ApiKernelMetadata, meta: dict, ref, version: in
     if missing:
         raise BackendError(f"Kaggle made {ref} v{version} but did not attach {', '.join(missing)}: that version runs "
                            "without it; check each name and that this account can read it, then push again")
+
+
+def check_dataset_sources(datasets_api, meta: dict) -> None:
+    """BackendError naming every dataset source Kaggle does not have, or will not show this account."""
+    from kjob.backends.kaggle_datasets import DatasetRef
+
+    missing = []
+    for source in meta.get("dataset_sources", []):
+        ref = DatasetRef.parse(source)
+        try:
+            current = datasets_api.get(ref).current_version_number
+        except NotFoundError:
+            missing.append(f"{source} (not found)")
+            continue
+        except BackendError as exc:
+            if getattr(exc, "http_status", None) != 403:
+                raise
+            missing.append(f"{source} (not readable with these credentials)")
+            continue
+        if ref.version and current and ref.version > current:
+            missing.append(f"{source} (it has versions 1 to {current})")
+    if missing:
+        raise BackendError(f"dataset source{'s' if len(missing) > 1 else ''} missing on Kaggle: {', '.join(missing)}; "
+                           "upload your own with `kjob dataset push FOLDER --as OWNER/SLUG`, or fix the recipe's "
+                           "dataset_sources (nothing was pushed)")
 
 
 def _hours(seconds: float) -> str:

@@ -10,7 +10,8 @@ a malformed one, a body that does not decode, or a redirect loop is one line nam
 
 Output files are fetched with a plain unauthenticated GET (their URLs are signed and point
 off Kaggle: credentials must never go there), streamed to disk in chunks and resumed with
-HTTP Range after an interruption.
+HTTP Range after an interruption. Dataset files go up the same way: one unauthenticated,
+streamed PUT per file to the signed URL StartBlobUpload gives, sent again whole on failure.
 
 Tuning, for tests and slow links: KJOB_KAGGLE_RETRIES (attempts in a row, default 7),
 KJOB_KAGGLE_RETRY_DELAY (first wait in seconds, default 2, doubling up to 60),
@@ -209,7 +210,9 @@ class Transport:
             code = getattr(exc, "kaggle_code", None) or (response.status_code if response is not None else 0)
             if code in _RETRIED and (idempotent or code in _NOT_PROCESSED):
                 raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response)) from exc
-            raise self._http_error(code, response, what) from exc
+            error = self._http_error(code, response, what)
+            error.http_status = code  # for a caller telling "denied" (403) from other failures
+            raise error from exc
         except requests.ConnectTimeout as exc:
             raise _Retry("connection timed out") from exc
         except requests.Timeout as exc:
@@ -277,6 +280,34 @@ class Transport:
             return response
 
         return self.call(attempt, what)
+
+    # -- uploads -----------------------------------------------------------------------
+
+    def upload(self, url: str, path: Path, size: int, name: str) -> None:
+        """PUT the file at `path` to the signed URL StartBlobUpload gave, streamed from disk
+        (memory does not grow with the file), without credentials (the URL is signed and may
+        point off Kaggle). A failed attempt is sent again whole: an upload is kept entire or not
+        at all, so resending it is always safe. The URL is never shown: it may carry a signature."""
+        if not url.startswith(("http://", "https://")):
+            raise BackendError(f"uploading {name}: Kaggle gave an upload URL that is not http(s)")
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+
+        def attempt():
+            try:
+                with path.open("rb") as data:
+                    response = self.files.put(url, data=data, headers=headers)
+                    code = response.status_code
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                raise _Retry("connection broken or timed out") from exc
+            except requests.RequestException as exc:
+                raise BackendError(f"uploading {name}: {type(exc).__name__}") from exc
+            if code in _RETRIED:
+                raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response))
+            if code not in (200, 201):
+                message = _server_message(response)
+                raise BackendError(f"uploading {name}: HTTP {code}{f': {message}' if message else ''}")
+
+        self._retrying(attempt, f"uploading {name}")
 
     # -- output files ------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from kjob.fsutil import read_json
 from kjob.paths import LocalRunPaths
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
-from kjob.sandbox import RunSpec, Sandbox
+from kjob.sandbox import RunSpec, Sandbox, kaggle_layouts
 
 # A run folder whose runner was not started this long after it was made never will be.
 _START_GRACE_SECONDS = 30
@@ -51,21 +51,13 @@ class LocalBackend(Backend):
             folder = (self.ws.root / mapped).resolve()
             if not folder.is_dir():
                 raise ConfigError(f"dataset source {key} maps to {mapped}, which is not a folder")
-            owner, slug = key.split("/")
-            mounts[slug] = mounts[f"datasets/{owner}/{slug}"] = folder
+            mounts.update(kaggle_layouts(key, folder))
         return mounts
 
     def _new_run_folder(self, kernel: str, first_version: int) -> tuple[int, LocalRunPaths]:
-        runs = self.ws.paths.local_runs(kernel)
-        runs.mkdir(parents=True, exist_ok=True)
-        version = max(first_version, max(_taken(runs), default=0) + 1)
-        while True:
-            paths = self.ws.paths.local_run(kernel, version)
-            try:
-                paths.folder.mkdir()
-                return version, paths
-            except FileExistsError:
-                version += 1
+        version = claim_version(self.ws.paths.local_runs(kernel), first_version,
+                                lambda number: self.ws.paths.local_run(kernel, number).folder)
+        return version, self.ws.paths.local_run(kernel, version)
 
     def submit(self, submission: Submission) -> Submitted:
         mounts = self._mounts(submission)
@@ -106,19 +98,10 @@ class LocalBackend(Backend):
     # -- outputs ------------------------------------------------------------------------
 
     def list_outputs(self, run: Run) -> list[RemoteFile]:
-        files = []
-        for name, path in self._sandbox(run).outputs():
-            stat = path.stat()
-            files.append(RemoteFile(name, stat.st_size, str(stat.st_mtime_ns)))
-        return files
+        return sandbox_outputs(self._sandbox(run))
 
     def download(self, run: Run, file: RemoteFile, destination: Path) -> None:
-        source = self._sandbox(run).paths.working_dir / file.name
-        try:
-            with source.open("rb") as src, destination.open("r+b" if destination.is_file() else "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except FileNotFoundError:
-            raise BackendError(f"{file.name} disappeared from {run.ref} while downloading") from None
+        copy_output(self._sandbox(run), run, file, destination)
 
     # -- cancel -------------------------------------------------------------------------
 
@@ -134,6 +117,37 @@ class LocalBackend(Backend):
 
     def url(self, run: Run) -> str | None:
         return self.ws.paths.relative(self.ws.paths.local_run(run.kernel, run.version).folder)
+
+
+def claim_version(runs: Path, first_version: int, folder_of) -> int:
+    """The version a new run takes: from `first_version` on, above every `v<N>` in `runs`,
+    claimed by an atomic mkdir of `folder_of(N)`, so that two pushes never share a number."""
+    runs.mkdir(parents=True, exist_ok=True)
+    version = max(first_version, max(_taken(runs), default=0) + 1)
+    while True:
+        try:
+            folder_of(version).mkdir()
+            return version
+        except FileExistsError:
+            version += 1
+
+
+def sandbox_outputs(sandbox: Sandbox) -> list[RemoteFile]:
+    """A run sandbox's output files, stamped by modification time (for backends that read one directly)."""
+    files = []
+    for name, path in sandbox.outputs():
+        stat = path.stat()
+        files.append(RemoteFile(name, stat.st_size, str(stat.st_mtime_ns)))
+    return files
+
+
+def copy_output(sandbox: Sandbox, run: Run, file: RemoteFile, destination: Path) -> None:
+    source = sandbox.paths.working_dir / file.name
+    try:
+        with source.open("rb") as src, destination.open("r+b" if destination.is_file() else "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except FileNotFoundError:
+        raise BackendError(f"{file.name} disappeared from {run.ref} while downloading") from None
 
 
 def _taken(runs: Path) -> list[int]:

@@ -1,4 +1,11 @@
-"""`kjob emulator`: a Kaggle-compatible server on this machine, to rehearse a Kaggle run offline."""
+"""`kjob emulator`: a Kaggle-compatible server on this machine, to rehearse a Kaggle run offline.
+
+Which local folders it serves as data sources: each stands for a dataset that already exists on
+Kaggle. So every --data-source is served, and so is each of the workspace's [tool.kjob.datasets]
+owned by someone else; but one owned by the workspace's own owner is your own dataset, which
+exists on Kaggle only once uploaded: it is served after `kjob dataset push FOLDER --as OWNER/SLUG`
+(from what was pushed), as on Kaggle, so a rehearsal catches the push you forgot.
+"""
 
 import click
 
@@ -24,8 +31,9 @@ def _parse_sources(values) -> dict:
               help="Port on 127.0.0.1; 0 picks a free one (7777 is where KAGGLE_API_ENVIRONMENT=TEST looks, "
                    "80 where the official CLI's LOCALHOST does).")
 @click.option("--data-source", "data_sources", multiple=True, metavar="OWNER/SLUG=FOLDER",
-              help="A local folder standing in for a Kaggle data source; repeatable. Inside a workspace, "
-                   "its [tool.kjob.datasets] are used too.")
+              help="A local folder standing in for a data source that exists on Kaggle; repeatable. Inside a "
+                   "workspace, its [tool.kjob.datasets] are used too, except your own (the workspace owner's), "
+                   "which are served once pushed with `kjob dataset push`.")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Where kernels, versions, outputs and quota are kept; a restart with the same folder "
                    "carries on (default: a temporary folder, removed at exit).")
@@ -34,9 +42,9 @@ def _parse_sources(values) -> dict:
                    "(default: the workspace's owner).")
 @click.option("--verbose", is_flag=True, help="Print each request line.")
 def emulator(port, data_sources, state_dir, token_user, verbose):
-    """Serve Kaggle's kernels API on 127.0.0.1: pushes run here in the run sandbox, and status,
-    logs, outputs, listings and quota come back as from Kaggle, to kjob and to the official
-    `kaggle` CLI alike. Any username with any key signs in (nothing is checked or kept), and
+    """Serve Kaggle's kernels and datasets API on 127.0.0.1: pushes run here in the run sandbox,
+    and status, logs, outputs, listings, quota and pushed datasets come back as from Kaggle, to
+    kjob and to the official `kaggle` CLI alike. Any username with any key signs in (nothing is checked or kept), and
     an access token signs in as --user; each caller reaches only its own private kernels.
     Stop it with Ctrl-C.
 
@@ -52,16 +60,22 @@ def emulator(port, data_sources, state_dir, token_user, verbose):
     from kjob.emulator.server import Emulator
     from kjob.errors import ConfigError, UsageError
 
-    sources = {}
+    sources, own = {}, []
     try:
         from kjob.workspace import find_workspace
 
         ws = find_workspace()
-        sources = {key: ws.root / folder for key, folder in ws.config.datasets.items()}
+        owner = (ws.config.owner or "").lower()
+        for key, mapped in ws.config.datasets.items():
+            if owner and key.split("/")[0].lower() == owner:
+                own.append(key)  # yours: on Kaggle only once pushed
+            else:
+                sources[key] = ws.root / mapped
         token_user = token_user or ws.config.owner
     except ConfigError:
         pass
     sources.update(_parse_sources(data_sources))
+    own = [key for key in own if key not in sources]  # an explicit --data-source is always served
     folder = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="kjob-emulator-"))
     try:
         server = Emulator(folder, sources, port=port, verbose=verbose, token_user=token_user)
@@ -69,11 +83,16 @@ def emulator(port, data_sources, state_dir, token_user, verbose):
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a state folder this version cannot read
         raise UsageError(str(exc)) from None
-    kept = len(server.store.kernels)
-    click.echo(f"Kaggle emulator on {server.url} (state in {folder}{f', {kept} kernels kept' if kept else ''}); "
+    kept = [f"{n} {what} kept" for n, what in ((len(server.store.kernels), "kernels"),
+                                               (len(server.store.datasets), "datasets")) if n]
+    click.echo(f"Kaggle emulator on {server.url} (state in {folder}{''.join(', ' + k for k in kept)}); "
                f"data sources: {', '.join(sorted(sources)) or 'none'}")
     for line in _hints(server, token_user):
         click.echo(line)
+    if own:
+        pushed = {key.lower() for key in server.store.datasets}
+        click.echo("your own datasets, served once pushed (kjob dataset push FOLDER --as OWNER/SLUG): " + ", ".join(
+            f"{key} ({'pushed' if key.lower() in pushed else 'not pushed yet'})" for key in sorted(own)))
     # Ctrl-C and `kill` both end it cleanly (a shell's background job starts with SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from kjob.backends import BACKENDS
 from kjob.cli.common import workspace
 from kjob.cli.format import duration, table
 from kjob.errors import ConfigError, UsageError
@@ -91,7 +92,7 @@ def _num(value, signed: bool = False) -> str:
               help="Test set: a folder (noisy/+clean/, test/+y_test/, nested, .zip/.7z archives) or a CSV with columns noisy,clean.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="A checkpoint file (training dict or plain state_dict).")
 @click.option("--run", "run_spec", metavar="NAME[:vN]", default=None, help="The best.pt of a fetched run (latest version by default).")
-@click.option("--backend", type=click.Choice(["local", "kaggle"]), default=None, help="Which backend's run, for --run.")
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default=None, help="Which backend's run, for --run.")
 @click.option("--enhanced", type=click.Path(path_type=Path), default=None, help="Score already-enhanced files (matched by name) instead of a model.")
 @click.option("--model", "model_name", metavar="NAME", default=None, help="Architecture of a plain state_dict (crn, dpt).")
 @click.option("--save-audio", is_flag=True, help="Also write the enhanced WAVs (float) to OUT/enhanced/.")
@@ -159,13 +160,15 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
 
 
 def record_scores(ws, run, summary: dict) -> None:
-    """Put an evaluation's mean scores next to the run in the ledger (`kjob runs` shows them)."""
+    """Put what an evaluation declares about the run (summary.json's `run_metrics`: its
+    scores, the columns to show, which way each is better) next to it in the ledger, as its
+    `evaluation` metrics; `kjob runs` shows them without knowing what they measure."""
     from kjob.ledger import Ledger
-    from speechscore.runner import ledger_metrics
+    from kjob.metrics import declared
 
+    values, spec = declared(summary.get("run_metrics"))
     with Ledger(ws.paths.ledger) as ledger:
-        current = ledger.get(run.id)
-        ledger.set_metrics(current, {**current.metrics, **ledger_metrics(summary)})
+        ledger.set_metrics(ledger.get(run.id), values, "evaluation", spec)
 
 
 def _compare_text(fmt: str, reports: Path | None = None) -> str:

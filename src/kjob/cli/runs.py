@@ -1,16 +1,16 @@
-"""Commands over runs: push, status, logs, fetch, cancel, runs."""
+"""Commands over runs: push, status, logs, fetch, cancel (`kjob runs` and its subcommands: runs_extra)."""
 
 import sys
 
 import click
 
+from kjob.backends import BACKENDS
 from kjob.cli.common import param_option, workspace
 from kjob.errors import KjobError
 from kjob.runs import run_duration, run_record
-from kjob.cli.format import (EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, number, params_text,
-                             status_text, table)
+from kjob.cli.format import EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, status_text, table
 
-backend_option = click.option("--backend", type=click.Choice(["local", "kaggle"]), default=None,
+backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
                               help="Which backend's run (needed only when both have this version).")
 version_option = click.option("--version", "version", type=int, default=None,
                               help="Version number (default: the latest run).")
@@ -49,20 +49,29 @@ def _open(name, version, backend_name, need_version=True):
 
 
 def _progress_printer(backend):
-    shown = {"status": None, "lines": 0}
+    """Each status change, and every new log line (or, past a poll's limit, how many were
+    left out and where to read them)."""
+    from kjob.watch import LogTail
+
+    shown = {"status": None}
+    tail = LogTail()
 
     def show(run, elapsed):
+        stamp = f"[{duration(elapsed):>6}]"
         if run.state.status != shown["status"]:
             shown["status"] = run.state.status
-            click.echo(f"[{duration(elapsed):>6}] {run.ref}: {status_text(run)}", err=True)
+            click.echo(f"{stamp} {run.ref}: {status_text(run)}", err=True)
         try:
             entries = backend.log(run)
         except KjobError:  # the log is a nicety while watching; the status is what counts
-            entries = []
-        lines = [line for e in entries for line in e.text.splitlines() if line.strip()]
-        for line in lines[max(shown["lines"], len(lines) - 3):]:
-            click.echo(f"[{duration(elapsed):>6}]   | {line}", err=True)
-        shown["lines"] = len(lines)
+            return
+        skipped, lines = tail.take(entries, run.state.final)
+        if skipped:
+            lines_word = "line" if skipped == 1 else "lines"
+            click.echo(f"{stamp}   | ... {skipped} {lines_word} not shown (kjob logs {run.kernel} "
+                       f"--version {run.version})", err=True)
+        for line in lines:
+            click.echo(f"{stamp}   | {line}", err=True)
 
     return show
 
@@ -106,22 +115,26 @@ def print_fetch(ws, report):
 
 @click.command()
 @click.argument("name")
-@click.option("--backend", "backend_name", type=click.Choice(["local", "kaggle"]), default="local", show_default=True)
+@click.option("--backend", "backend_name", type=click.Choice(list(BACKENDS)), default="local", show_default=True)
 @param_option
 @click.option("--timeout", type=click.IntRange(min=1), default=None, help="Whole-run time limit in seconds (default: the recipe's session_timeout).")
 @click.option("--wait", is_flag=True, help="Follow the run to its end, then fetch its outputs.")
 @click.option("--force", is_flag=True, help="Push even when the backend's safety checks (quota, concurrent runs) refuse.")
-def push(name, backend_name, params, timeout, wait, force):
+@click.option("-m", "--message", default=None, help="Why this run: kept with it in the ledger (`kjob runs` shows it).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag the run (repeatable); `kjob runs --tag TAG` lists them.")
+def push(name, backend_name, params, timeout, wait, force, message, tags):
     """Send kernels/NAME to a backend (rebuilding it first if its sources changed) and record the run.
 
-    Example: kjob push r3-dpt --backend local --wait
+    Example: kjob push r3-dpt --backend local -m "lr warm-up 1000 steps" --tag warmup --wait
     """
     from kjob.push import push_kernel
     from kjob.recipe import load_recipe, parse_overrides
+    from kjob.runs import RunNotes, check_tag
 
     ws = workspace()
     overrides = parse_overrides(load_recipe(ws, name), list(params))
-    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force)
+    notes = RunNotes((message or "").strip() or None, tuple(check_tag(t) for t in tags))
+    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force, notes=notes)
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
     if outcome.run.handle.get("isolation") == "environment only":
@@ -275,48 +288,4 @@ def cancel(name, version, backend, delete_kernel):
     click.echo(f"{run.ref}: {status_text(run)}")
 
 
-# The table shows these (when any run has them); --export shows every metric recorded.
-METRIC_COLUMNS = ["best_val_loss", "pesq_wb", "stoi", "estoi", "si_sdr", "pesq_wb_delta", "si_sdr_delta"]
-
-
-@click.command("runs")
-@click.option("--kernel", default=None, help="Only this kernel's runs.")
-@click.option("--sort-by", default=None, metavar="METRIC", help="Sort by a metric (e.g. best_val_loss, pesq_wb) or by version/duration.")
-@click.option("--export", type=click.Choice(["csv", "json"]), default=None, help="Print every column as CSV or JSON.")
-def runs_command(kernel, sort_by, export):
-    """All recorded runs with their parameters and final metrics.
-
-    Example: kjob runs --kernel r3-dpt --sort-by best_val_loss
-    """
-    import csv
-    import io
-    import json
-
-    from kjob.ledger import Ledger
-    from kjob.runs import sort_runs
-
-    ws = workspace()
-    with Ledger(ws.paths.ledger) as ledger:
-        runs = ledger.runs(kernel)
-    if sort_by:
-        runs = sort_runs(runs, sort_by)
-    if export == "json":
-        click.echo(json.dumps([run_record(r) for r in runs], indent=2))
-        return
-    every_metric = METRIC_COLUMNS + sorted({k for r in runs for k in r.metrics} - set(METRIC_COLUMNS))
-    metric_names = [m for m in (every_metric if export else METRIC_COLUMNS) if any(m in r.metrics for r in runs)]
-    headers = ["kernel", "version", "backend", "status", "duration", "parameters", *metric_names]
-    rows = [[r.kernel, number(r.version), r.backend, r.state.status + (" (gone)" if r.gone else ""),
-             duration(run_duration(r)),
-             params_text(r.overrides), *(number(r.metrics.get(m)) for m in metric_names)] for r in runs]
-    if export == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(headers)
-        writer.writerows(rows)
-        click.echo(buffer.getvalue(), nl=False)
-        return
-    click.echo(table([h.upper() for h in headers], rows) if rows else "no runs recorded yet")
-
-
-COMMANDS = [push, status, logs, fetch, cancel, runs_command]
+COMMANDS = [push, status, logs, fetch, cancel]

@@ -6,6 +6,7 @@ with a JSON object of the same names). Counted faults are used up one request at
     fail_next       [429, 503, ...]  the next API requests get these statuses (HTML bodies)
     delay           seconds          the next `delay_count` API requests answer this late
     delay_count     int              (-1: every request)
+    delay_method    str              only requests for this API method are delayed (and counted)
     drop_downloads  int              the next N file downloads break after `drop_fraction` of the bytes
     drop_streams    int              the next N live-log streams break after `drop_stream_after` events
     reject_push     str              the next push is refused with this `error`
@@ -15,6 +16,8 @@ with a JSON object of the same names). Counted faults are used up one request at
                                      over HTTP starts them; from Python: store.mark_released())
     gpu_used_hours  float            GPU quota already used this week (of gpu_total_hours)
     max_gpu_sessions int             unfinished GPU sessions per account before a push is refused
+    fail_uploads    int              the next N blob uploads (PUT /upload/...) answer 503, keeping nothing
+    dataset_pending int              the next N GetDatasetStatus answers say BLOBS_RECEIVED, not READY
 
 Broken answers: each entry is used up by the next request it names, an API method M
 ("GetKernel") or, where shown, "download" (a GET of an output file). The store still
@@ -38,6 +41,7 @@ class Faults:
     fail_next: list[int] = field(default_factory=list)
     delay: float = 0.0
     delay_count: int = 0
+    delay_method: str | None = None
     drop_downloads: int = 0
     drop_fraction: float = 0.5
     drop_streams: int = 0
@@ -49,6 +53,8 @@ class Faults:
     gpu_used_hours: float = 0.0
     gpu_total_hours: float = 30.0
     max_gpu_sessions: int = 2
+    fail_uploads: int = 0
+    dataset_pending: int = 0
     mangle_next: list[dict] = field(default_factory=list)
     bad_gzip_next: list[str] = field(default_factory=list)
     redirect_loop_next: list[str] = field(default_factory=list)
@@ -77,9 +83,9 @@ class Faults:
         with self._lock:
             return self.fail_next.pop(0) if self.fail_next else None
 
-    def next_delay(self) -> float:
+    def next_delay(self, method: str | None = None) -> float:
         with self._lock:
-            if self.delay <= 0 or self.delay_count == 0:
+            if self.delay <= 0 or self.delay_count == 0 or (self.delay_method and method != self.delay_method):
                 return 0.0
             if self.delay_count > 0:
                 self.delay_count -= 1
@@ -97,6 +103,12 @@ class Faults:
 
     def take_stream_drop(self) -> bool:
         return self._take("drop_streams")
+
+    def take_upload_failure(self) -> bool:
+        return self._take("fail_uploads")
+
+    def take_dataset_pending(self) -> bool:
+        return self._take("dataset_pending")
 
     def take_push_rejection(self) -> str | None:
         with self._lock:

@@ -1,13 +1,19 @@
-"""The emulator's records: kernels, their versions, and how they are kept in `--state-dir`.
+"""The emulator's records: kernels, datasets, their versions, and how they are kept in `--state-dir`.
 
 Everything a client can observe survives a restart: kernels (deleted ones too, whose
 sessions still count against the quota), versions with the pushes that made them, each
-version's run folder (outputs, log, status), and the next kernel id. The state is one JSON
-file, rewritten atomically after every change; the run folders are the sessions' own.
+version's run folder (outputs, log, status), the next kernel id, and pushed datasets with
+their versions' files. The state is one JSON file, rewritten atomically after every change;
+the run folders are the sessions' own, the dataset folders are never changed once made.
 
-    <state-dir>/emulator-state.json              kernels and versions (pushes without their text)
+    <state-dir>/emulator-state.json              kernels, datasets and versions (pushes without their text)
     <state-dir>/emulator.lock                    held by the emulator serving the folder
     <state-dir>/<owner>/<slug>/kernel-<id>/vN/   one version's run sandbox (`kjob.sandbox`)
+    <state-dir>/_datasets/<owner>/<slug>/vN/     one dataset version's files (no Kaggle name starts with "_")
+    <state-dir>/_blobs/<token>[.json]            uploads not yet part of a dataset (blobs.py)
+
+Format 2 added the datasets; a format-1 file (kernels only) is read as it is and written as
+format 2 at the next change. An older kjob refuses format 2 rather than dropping the datasets.
 """
 
 import os
@@ -20,7 +26,8 @@ from kjob.fsutil import atomic_write_json, read_json
 
 STATE_FILE = "emulator-state.json"
 LOCK_FILE = "emulator.lock"  # held while an emulator serves the folder: two would overwrite each other's state
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+_READABLE = (1, 2)
 
 # Machine shapes, as the official client passes them through (kagglesdk has no enum for them):
 # "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaH100", ... are GPUs; "Tpu1VmV38",
@@ -102,9 +109,49 @@ class Kernel:
         return latest.session.state().get("started_at") or latest.pushed_at
 
 
-def save(root: Path, kernels: list[Kernel], next_id: int) -> None:
+@dataclass
+class DatasetVersion:
+    number: int
+    folder: Path  # its files, exactly as a kernel sees them under /kaggle/input/datasets/<owner>/<slug>
+    notes: str = ""
+    created_at: float = field(default_factory=time.time)
+
+    def files(self) -> list[tuple[str, Path]]:
+        """("dir/name", path) of every file, in name order."""
+        return sorted((p.relative_to(self.folder).as_posix(), p) for p in self.folder.rglob("*") if p.is_file())
+
+
+@dataclass
+class Dataset:
+    id: int
+    owner: str
+    slug: str
+    title: str
+    private: bool = True
+    license: str = ""
+    versions: list[DatasetVersion] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.owner}/{self.slug}"
+
+    def version(self, number: int | None) -> DatasetVersion | None:
+        """A version by number; the latest without one; None when it does not exist."""
+        if not number:
+            return self.versions[-1] if self.versions else None
+        return self.versions[number - 1] if 1 <= number <= len(self.versions) else None
+
+
+def save(root: Path, kernels: list[Kernel], next_id: int, datasets: list[Dataset] = ()) -> None:
     atomic_write_json(root / STATE_FILE, {
         "format": STATE_FORMAT, "next_id": next_id,
+        "datasets": [{
+            "id": d.id, "owner": d.owner, "slug": d.slug, "title": d.title, "private": d.private,
+            "license": d.license, "created_at": d.created_at,
+            "versions": [{"number": v.number, "notes": v.notes, "created_at": v.created_at,
+                          "folder": v.folder.relative_to(root).as_posix()} for v in d.versions],
+        } for d in datasets],
         "kernels": [{
             "id": k.id, "owner": k.owner, "slug": k.slug, "title": k.title,
             "created_at": k.created_at, "deleted_at": k.deleted_at,
@@ -115,14 +162,14 @@ def save(root: Path, kernels: list[Kernel], next_id: int) -> None:
     })
 
 
-def load(root: Path) -> tuple[list[Kernel], int]:
-    """The kernels kept in `root` and the next kernel id; nothing when `root` holds no state.
-    A state file that cannot be read is an error: starting empty would lose it at the next write."""
+def load(root: Path) -> tuple[list[Kernel], int, list[Dataset]]:
+    """The kernels kept in `root`, the next kernel id and the datasets; nothing when `root` holds
+    no state. A state file that cannot be read is an error: starting empty would lose it at the next write."""
     path = root / STATE_FILE
     if not path.exists():
-        return [], 1
+        return [], 1, []
     data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in _READABLE:
         raise ValueError(f"{path} is not an emulator state this version can read (move it away to start afresh)")
     kernels = []
     for item in data.get("kernels", []):
@@ -132,7 +179,14 @@ def load(root: Path) -> tuple[list[Kernel], int]:
             session = Session.open(root / v["folder"])
             kernel.versions.append(Version(v["number"], v["request"], v["attached"], session, v.get("pushed_at", 0.0)))
         kernels.append(kernel)
-    return kernels, int(data.get("next_id", 1 + max((k.id for k in kernels), default=0)))
+    datasets = []
+    for item in data.get("datasets", []):  # format 1 has none
+        dataset = Dataset(item["id"], item["owner"], item["slug"], item["title"], item.get("private", True),
+                          item.get("license", ""), created_at=item.get("created_at", 0.0))
+        dataset.versions = [DatasetVersion(v["number"], root / v["folder"], v.get("notes", ""),
+                                           v.get("created_at", 0.0)) for v in item.get("versions", [])]
+        datasets.append(dataset)
+    return kernels, int(data.get("next_id", 1 + max((k.id for k in kernels), default=0))), datasets
 
 
 def claim(root: Path):

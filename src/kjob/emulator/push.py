@@ -10,7 +10,9 @@ kagglesdk:
   owner's kernels gets "-1", "-2", ... (assumed). An existing kernel keeps its slug whatever
   the title.
 - A rejected push is HTTP 200 with `error` set; unknown sources still make a version, without
-  them, and are listed in the `invalid...Sources` fields.
+  them, and are listed in the `invalid...Sources` fields. A dataset source is known when it was
+  pushed (datasets.py: its latest version, or owner/slug/N) and readable by the kernel's owner,
+  or when a local folder stands for it.
 - At most `max_gpu_sessions` unfinished GPU sessions per account (by machineShape or the older
   enableGpu), and no GPU session once the week's GPU quota is used up.
 """
@@ -22,7 +24,7 @@ from datetime import datetime, timezone
 
 from kagglesdk.kernels.types import kernels_api_service as api
 
-from kjob.emulator import quota
+from kjob.emulator import datasets, quota
 from kjob.emulator.model import ApiError, Kernel, Version, accelerator
 from kjob.emulator.sessions import Session
 from kjob.metadata import slugify
@@ -47,13 +49,13 @@ def save_kernel(store, body: dict, user: str | None) -> dict:
     attached, mounts = {}, {}
     for kind, invalid_field in _SOURCES:
         wanted = getattr(request, f"{kind}_data_sources")
-        known = [s for s in wanted if store_source(store, kind, s) is not None]
+        known = [s for s in wanted if store_source(store, kind, s, owner) is not None]
         setattr(response, invalid_field, [s for s in wanted if s not in known])
         unattached = {s.lower() for s in store.faults.unattached}
         attached[f"{kind}_data_sources"] = [s for s in known if s.lower() not in unattached]
         for source in attached[f"{kind}_data_sources"]:
             for relative in layouts(kind, source):
-                mounts[relative] = store_source(store, kind, source)
+                mounts[relative] = store_source(store, kind, source, owner)
     if kernel is None:
         kernel = Kernel(store.new_kernel_id(), owner, slug, request.new_title or slug)
         store.kernels[kernel.ref.lower()] = kernel
@@ -158,8 +160,10 @@ def cancel_kernel_session(store, body: dict, user: str | None) -> dict:
     return response.to_dict()
 
 
-def store_source(store, kind: str, source: str):
-    """The local folder standing in for a data source, or None when it is unknown."""
+def store_source(store, kind: str, source: str, user: str | None = None):
+    """The local folder serving a data source to a kernel of `user`, or None when it is unknown."""
+    if kind == "dataset":
+        return datasets.source_folder(store, source, user)
     parts = source.lower().split("/")
     if kind == "kernel" and "/".join(parts[:2]) in store.kernels:
         versions = store.kernels["/".join(parts[:2])].versions

@@ -101,7 +101,7 @@ def get_kernel_session_status(store, body: dict, user: str | None) -> dict:
     return response.to_dict()
 
 
-def _page(store, body: dict, items: list) -> tuple[list, str | None]:
+def paged(store, body: dict, items: list) -> tuple[list, str | None]:
     size = min(int(body.get("pageSize") or 20), store.page_size)
     start = int(body.get("pageToken") or 0)
     end = start + size
@@ -111,7 +111,7 @@ def _page(store, body: dict, items: list) -> tuple[list, str | None]:
 def list_kernel_session_output(store, body: dict, user: str | None) -> dict:
     kernel, _ = store.find(body, user)
     version = kernel.version(None)  # the latest, whatever was asked
-    page, token = _page(store, body, store.outputs(version))
+    page, token = paged(store, body, store.outputs(version))
     response = api.ApiListKernelSessionOutputResponse()
     for name, content in page:
         item = api.ApiKernelSessionOutputFile()
@@ -124,7 +124,7 @@ def list_kernel_session_output(store, body: dict, user: str | None) -> dict:
 
 def list_kernel_files(store, body: dict, user: str | None) -> dict:
     kernel, _ = store.find(body, user)
-    page, token = _page(store, body, store.outputs(kernel.version(None)))
+    page, token = paged(store, body, store.outputs(kernel.version(None)))
     response = api.ApiListKernelFilesResponse()
     for name, content in page:
         item = api.ApiListKernelFilesItem()

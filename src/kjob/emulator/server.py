@@ -1,12 +1,16 @@
 """The emulator's HTTP side: a real server on 127.0.0.1 speaking Kaggle's kernels protocol.
 
     POST /api/v1/kernels.KernelsApiService/<Method>   JSON in, JSON out (kagglesdk's types)
+    POST /api/v1/datasets.DatasetApiService/<Method>  datasets (datasets.py)
+    POST /api/v1/blobs.BlobApiService/StartBlobUpload where a file's bytes go (blobs.py)
+    PUT  /upload/<token>                               a file's bytes (no credentials, as GCS's
+                                                       signed URLs take none)
     POST /api/v1/security.OAuthService/IntrospectToken who a token signs in as (official client)
     GET  /api/v1/kernels/logs/stream/<owner>/<slug>    live log: text/event-stream, END_OF_LOG
     GET  /outputs/<token>                              an output file (no credentials; Range,
                                                        Last-Modified and ETag, as the official
                                                        client decides from them what to skip)
-    GET  /code/<owner>/<slug>                          the kernel's "web page"
+    GET  /code/<owner>/<slug>, /datasets/<owner>/<slug> the kernel's or dataset's "web page"
     POST /_emulator/faults, /_emulator/cancel          test controls (see faults.py)
     GET  /_emulator/requests                           what clients sent (bodies, no headers)
 
@@ -16,6 +20,7 @@ the switches in faults.py; the store answers as usual underneath.
 """
 
 import email.utils
+import html
 import json
 import re
 import socket
@@ -25,12 +30,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from kjob.emulator import blobs
 from kjob.emulator.auth import Auth
 from kjob.emulator.faults import Faults
 from kjob.emulator.model import ApiError
 from kjob.emulator.store import Store
 
-_API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|security\.OAuthService)/([A-Za-z]+)$")
+_API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|datasets\.DatasetApiService|blobs\.BlobApiService"
+                  r"|security\.OAuthService)/([A-Za-z]+)$")
 _STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _LOOP = "redirect-loop"  # the query mark of a request that followed a looping redirect
@@ -49,6 +56,7 @@ class _Server(ThreadingHTTPServer):
         self.downloads: list[tuple[str, str | None, bool]] = []
         # Every request but the test controls: (verb, path), to prove that none was sent.
         self.seen: list[tuple[str, str]] = []
+        self.uploads: list[bool] = []  # per blob upload: whether it carried credentials (it must not)
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -121,10 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("the body must be a JSON object")
         return data
 
-    def _gate(self, signed_in: bool = True) -> tuple[bool, str | None]:
+    def _gate(self, signed_in: bool = True, method: str | None = None) -> tuple[bool, str | None]:
         """Injected faults first (a rate limiter answers before auth), then the credentials
         (unless the method authenticates by its body, as IntrospectToken does)."""
-        delay = self.server.store.faults.next_delay()
+        delay = self.server.store.faults.next_delay(method)
         if delay:
             time.sleep(delay)
         status = self.server.store.faults.next_status()
@@ -157,11 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"code": 404, "message": f"no such endpoint {self.path}"})
         if match.group(1) == "security.OAuthService":
             return self._oauth(method, body)
-        ok, user = self._gate()
+        ok, user = self._gate(method=method)
         if not ok:
             return
         try:
-            code, answer = 200, self.server.store.handle(method, body, user)
+            code, answer = 200, self.server.store.handle(method, body, user, match.group(1))
         except ApiError as exc:
             code, answer = exc.code, {"code": exc.code, "message": exc.message}
         self._answer(method, code, answer)
@@ -169,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _oauth(self, method: str, body: dict) -> None:
         if method != "IntrospectToken":
             return self._json(404, {"code": 404, "message": f"the emulator does not implement OAuthService/{method}"})
-        ok, _ = self._gate(signed_in=False)
+        ok, _ = self._gate(signed_in=False, method=method)
         if ok:
             user = self.server.auth.introspect(str(body.get("token") or ""))
             # An unknown token is inactive, not an error: the official client then tries its other credentials.
@@ -187,8 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, [{"method": m, "body": b} for m, b in list(self.server.store.requests)])
         if path == "/_emulator/faults":
             return self._json(200, self.server.store.faults.snapshot())
-        if path.startswith("/code/"):
-            page = f"<!DOCTYPE html><html><body><h1>{path[6:]}</h1><p>kjob's Kaggle emulator</p></body></html>"
+        if path.startswith(("/code/", "/datasets/")):
+            page = f"<!DOCTYPE html><html><body><h1>{html.escape(path)}</h1><p>kjob's Kaggle emulator</p></body></html>"
             return self._send(200, page.encode(), "text/html; charset=utf-8")
         match = _STREAM.match(path)
         if not match:
@@ -202,6 +210,45 @@ class _Handler(BaseHTTPRequestHandler):
             except ApiError as exc:
                 return self._json(exc.code, {"code": exc.code, "message": exc.message})
             self._stream(session)
+
+    def do_PUT(self):
+        path = self.path.split("?")[0]
+        self.server.seen.append(("PUT", path))
+        if not path.startswith("/upload/"):
+            return self._json(404, {"code": 404, "message": f"no such endpoint {path}"})
+        token, store = path[len("/upload/"):], self.server.store
+        self.server.uploads.append("Authorization" in self.headers)
+        if self.headers.get("Content-Range", "").startswith("bytes */") and not self._declared_length():
+            # GCS's "what did you get?": a blob is kept whole or not at all, so nothing or everything.
+            return self._json(200, {}) if blobs.complete(store, token) else self._json(308, {})
+        if store.faults.take_upload_failure():
+            for _ in self._chunks():
+                pass
+            return self._html_error(503)
+        code, message = blobs.receive(store, token, self._chunks())
+        self._json(code, {"code": code, "message": message} if code != 200 else {})
+
+    def _declared_length(self) -> int:
+        return int(self.headers.get("Content-Length") or 0)
+
+    def _chunks(self):
+        """The request body, piece by piece: by Content-Length, or chunked transfer encoding."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                        pass
+                    return
+                yield self.rfile.read(size)
+                self.rfile.readline()
+        left = self._declared_length()
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
     def _control(self, path: str, body: dict) -> None:
         store = self.server.store
@@ -311,7 +358,9 @@ class Emulator:
     emulator left there is loaded: kernels, versions, outputs, quota).
 
     `data_sources` maps "owner/slug" (datasets, kernels), "slug" (competitions) or
-    "owner/model/framework/variation" (models) to local folders; other sources are invalid.
+    "owner/model/framework/variation" (models) to local folders, which stand for sources that
+    exist on Kaggle (a dataset among them is also answered by GetDataset as a public one);
+    datasets pushed to the emulator are served too; other sources are invalid.
     `users`, `tokens` and `token_user`: who may call (auth.py; by default anyone, tokens refused).
     """
 
@@ -337,6 +386,11 @@ class Emulator:
     @property
     def downloads(self) -> list[tuple[str, str | None, bool]]:
         return list(self._server.downloads)
+
+    @property
+    def uploads(self) -> list[bool]:
+        """Per blob upload (PUT), whether it carried credentials."""
+        return list(self._server.uploads)
 
     @property
     def http_requests(self) -> list[tuple[str, str]]:

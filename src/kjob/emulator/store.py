@@ -1,15 +1,17 @@
-"""The emulator's state and who may see what: kernels by slug and by id, access rules, dispatch.
+"""The emulator's state and who may see what: kernels by slug and by id, datasets, access rules, dispatch.
 
 Requests and responses are kagglesdk's own types, so field names and defaults are the SDK's
 (a QUEUED status, the default, is left out of the answer, as Kaggle does). The methods live
-in push.py (SaveKernel, DeleteKernel) and reads.py (everything that only reads); this module
-holds what they share. Every change is written to `--state-dir` before it is answered
-(model.py), so a restarted emulator answers as the old one would have.
+in push.py (SaveKernel, DeleteKernel), reads.py (the kernel reads), datasets.py (datasets)
+and blobs.py (uploads); this module holds what they share. Every change is written to
+`--state-dir` before it is answered (model.py), so a restarted emulator answers as the old
+one would have.
 
 Access, as the official client's messages describe Kaggle's: a caller reads its own kernels
 and anyone's public ones; another account's private kernel answers 403 ("Permission
 'kernels.get' was denied"); only the owner pushes to or deletes a kernel. A kernel that does
 not exist answers 404 (Kaggle sometimes answers 403 instead, to keep slugs from being probed).
+Datasets follow the same rules (datasets.py).
 """
 
 import hashlib
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from kjob.emulator import model
 from kjob.emulator.faults import Faults
-from kjob.emulator.model import ApiError, Kernel, Version
+from kjob.emulator.model import ApiError, Dataset, Kernel, Version
 from kjob.emulator.sessions import Session
 
 HOSTILE_CONTENT = b"this file's name tries to leave the download folder\n"
@@ -39,12 +41,13 @@ class Store:
         root.mkdir(parents=True, exist_ok=True)
         self._claim = model.claim(root)
         try:
-            every, self.next_id = model.load(root)
+            every, self.next_id, datasets = model.load(root)
         except BaseException:
             self.close()
             raise
         self.kernels: dict[str, Kernel] = {k.ref.lower(): k for k in every if k.deleted_at is None}
         self.deleted: list[Kernel] = [k for k in every if k.deleted_at is not None]
+        self.datasets: dict[str, Dataset] = {d.ref.lower(): d for d in datasets}  # pushed ones; mapped folders aside
 
     def close(self) -> None:
         """Let another emulator serve this folder."""
@@ -76,7 +79,7 @@ class Store:
         return self.next_id - 1
 
     def save(self) -> None:
-        model.save(self.root, self.every_kernel(), self.next_id)
+        model.save(self.root, self.every_kernel(), self.next_id, list(self.datasets.values()))
 
     # -- access -------------------------------------------------------------------------
 
@@ -100,12 +103,14 @@ class Store:
 
     # -- dispatch -----------------------------------------------------------------------
 
-    def handle(self, method: str, body: dict, user: str | None) -> dict:
-        from kjob.emulator import push, reads
+    def handle(self, method: str, body: dict, user: str | None, service: str = "kernels.KernelsApiService") -> dict:
+        from kjob.emulator import blobs, datasets, push, reads
 
-        handler = push.METHODS.get(method) or reads.METHODS.get(method)
+        methods = {"kernels.KernelsApiService": {**push.METHODS, **reads.METHODS},
+                   "datasets.DatasetApiService": datasets.METHODS, "blobs.BlobApiService": blobs.METHODS}
+        handler = methods.get(service, {}).get(method)
         if handler is None:
-            raise ApiError(404, f"Unknown method {method}")
+            raise ApiError(404, f"Unknown method {service}/{method}")
         with self.lock:
             self.requests.append((method, body))
             return handler(self, body, user)

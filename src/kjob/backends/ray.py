@@ -1,0 +1,279 @@
+"""The Ray backend: runs a built kernel as a Ray job, on a cluster the user already has.
+
+A run is one Ray job. Its version comes from the ledger and is claimed on shared storage
+(`<storage>/<kernel>/v<N>/`, an atomic mkdir, as local runs claim theirs); the client writes
+`submitted.json` there (the job's random token, its submission id and the cluster), packs the
+notebook, the job's spec and a copy of this kjob package into the job's runtime_env
+working_dir, and submits `python -m kjob.backends.ray_job` with the recipe's resources
+(`kjob.backends.ray_settings`). On a node, that entrypoint lays the run sandbox out in the
+claimed folder and runs it with kjob's own keeper and runner (`kjob.sandbox`), so state,
+log, final status and outputs land on the storage, where this client reads them: Ray itself
+returns no files.
+
+Status comes from Ray first: PENDING is queued, RUNNING running, STOPPED cancelled whatever
+the runner recorded; once the job ended, the runner's final record (on storage) says
+complete or error, with the failure kind and src line. A job the head does not know (404),
+or one whose metadata carries another token (the head restarted and the id was reused), is
+lost (RunGone): never read as this run. Nothing secret travels in the job (no runtime_env
+variables at all: the thread limits go to the kernel through the spec file).
+"""
+
+import re
+import secrets
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+
+import kjob
+from kjob import notebook as nbk
+from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
+from kjob.backends.local import claim_version, copy_output, sandbox_outputs
+from kjob.errors import BackendError, ConfigError, NotFoundError, RunGone
+from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
+from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
+from kjob.polling import Backoff
+from kjob.runs import FINAL, Run, RunStatus
+from kjob.sandbox import Sandbox, kaggle_layouts
+
+ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
+# Ray answers HTTP 500 and leaves a phantom job for ids with other characters or over ~200.
+_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+MAX_ID_LENGTH = 120
+_CANCEL_WAIT_SECONDS = 15.0
+
+
+def submission_id(kernel: str, version: int, token: str) -> str:
+    """`kjob-<kernel>-v<N>-<token>`, only [A-Za-z0-9_.-], well under Ray's limit; the token
+    part keeps it unique even where a head reuses ids after a restart."""
+    tail = f"-v{version}-{token[:12]}"
+    name = _ID_CHARS.sub("-", kernel).strip("-.") or "kernel"
+    return f"kjob-{name[:MAX_ID_LENGTH - len(tail) - 5]}{tail}"
+
+
+class RayBackend(Backend):
+    name = "ray"
+    poll = Backoff(start=1.0, factor=1.5, cap=30.0)
+    status_is_cheap = False
+
+    def __init__(self, ws):
+        self.ws = ws
+        self._settings = None
+        self._clusters = {}
+        self._unsent: set[str] = set()  # pushes this process refused before asking the cluster to run them
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from kjob.backends.ray_settings import load_settings
+
+            self._settings = load_settings(self.ws)
+        return self._settings
+
+    def _cluster(self, address: str):
+        if address not in self._clusters:
+            from kjob.backends.ray_client import RayJobs
+
+            self._clusters[address] = RayJobs(address)
+        return self._clusters[address]
+
+    # -- submit -------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> Submitted:
+        self._unsent.add(submission.token)
+        settings = self.settings
+        recipe = submission.recipe
+        request = settings.request(recipe.accelerator)
+        mounts = self._mounts(submission, settings)
+        if not settings.storage.is_dir():
+            raise ConfigError(f"the Ray storage {settings.storage} is not a folder here ([tool.kjob.ray] storage)")
+        cluster = self._cluster(settings.address)
+        if not submission.force:
+            self._check_fits(cluster, request, recipe.accelerator)
+        version = claim_version(ray_runs(settings.storage, recipe.name), submission.first_version,
+                                lambda number: ray_run(settings.storage, recipe.name, number).folder)
+        paths = ray_run(settings.storage, recipe.name, version)
+        token = secrets.token_hex(16)
+        job_id = submission_id(recipe.name, version, token)
+        handle = _handle(settings.address, job_id, token, paths.folder)
+        atomic_write_json(paths.claim, {**handle, "version": version, "push": submission.token,
+                                        "parameters": submission.parameters})
+        env = {"OMP_NUM_THREADS": str(request.threads), "MKL_NUM_THREADS": str(request.threads),
+               "OPENBLAS_NUM_THREADS": str(request.threads)}
+        if not request.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU run never takes a GPU it did not reserve
+        job = {"folder": str(PurePosixPath(settings.cluster_storage, recipe.name, f"v{version}")), "token": token,
+               "timeout": submission.session_timeout, "run_type": "Batch", "env": env, "mounts": mounts,
+               "meta": {"parameters": submission.parameters, "push": submission.token, "submission_id": job_id}}
+        metadata = {"kjob_token": token, "kjob_push": submission.token, "kjob_kernel": recipe.name,
+                    "kjob_version": str(version)}
+        with tempfile.TemporaryDirectory(prefix="kjob-ray-") as folder:
+            package = RayPackagePaths(Path(folder))
+            _pack(package, submission.notebook, job)
+            self._unsent.discard(submission.token)
+            cluster.submit(
+                entrypoint=shlex.join([*settings.python, "-m", "kjob.backends.ray_job", package.spec.name]),
+                submission_id=job_id, runtime_env={"working_dir": str(package.folder)}, metadata=metadata,
+                entrypoint_num_cpus=request.cpus, entrypoint_num_gpus=request.gpus or None,
+                entrypoint_memory=request.memory, entrypoint_resources=request.custom or None,
+            )
+        return Submitted(version, dict(submission.parameters), handle, RunStatus("queued", "PENDING"))
+
+    def _mounts(self, submission: Submission, settings) -> dict[str, str]:
+        recipe = submission.recipe
+        unsupported = [*recipe.kernel_sources, *recipe.model_sources, *recipe.competition_sources]
+        if unsupported:
+            raise ConfigError(f"the ray backend can only mount dataset sources, not {', '.join(unsupported)}")
+        mounts = {}
+        for source in recipe.dataset_sources:
+            key = "/".join(source.split("/")[:2])
+            if key not in settings.datasets:
+                raise ConfigError(f"dataset source {key} has no folder on the Ray cluster: map it under "
+                                  f'[tool.kjob.ray.datasets], e.g. "{key}" = "/shared/data/..."')
+            mounts.update(kaggle_layouts(key, settings.datasets[key]))
+        return mounts
+
+    def _check_fits(self, cluster, request, accelerator: str) -> None:
+        """Refuse a request that no node of the cluster could ever meet: Ray would keep it
+        pending for up to 15 minutes with a generic message, and could not stop it promptly."""
+        nodes = cluster.nodes()
+        needs = request.needs()
+        # No answer, or no node yet (a head that has just started lists none): nothing to judge by.
+        if not nodes or any(all(node.get(k, 0) >= v for k, v in needs.items()) for node in nodes):
+            return
+        biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)))
+        raise BackendError(f"no node of the Ray cluster at {cluster.address} can run a '{accelerator}' recipe "
+                           f"asking for {request.describe()} ({len(nodes)} node(s); the largest has "
+                           f"{biggest.get('CPU', 0):g} CPU and {biggest.get('GPU', 0):g} GPU); change "
+                           f"[tool.kjob.ray.resources.{accelerator}], or push --force if an autoscaler adds such nodes")
+
+    def find_submission(self, kernel: str, token: str) -> Submitted | None:
+        if token in self._unsent:  # refused here (unreachable cluster, rejected token, no fitting node)
+            return None
+        settings = self.settings
+        for job in self._cluster(settings.address).jobs():
+            meta = job.metadata
+            if meta.get("kjob_push") == token and meta.get("kjob_kernel") == kernel:
+                version = int(meta["kjob_version"])
+                paths = ray_run(settings.storage, kernel, version)
+                claim = read_json(paths.claim, {}) or {}
+                handle = _handle(settings.address, job.submission_id, meta["kjob_token"], paths.folder)
+                return Submitted(version, dict(claim.get("parameters", {})), handle, _status(job, {}, False))
+        return None
+
+    # -- status and logs ----------------------------------------------------------------
+
+    def _job(self, run: Run):
+        """The run's job as its head knows it now; RunGone when the head lost it."""
+        handle = run.handle
+        cluster = self._cluster(handle["address"])
+        try:
+            job = cluster.info(handle["submission_id"])
+        except NotFoundError as exc:
+            raise RunGone(f"the Ray cluster at {cluster.address} no longer knows job {handle['submission_id']} "
+                          f"(its head restarted, or the job was deleted): {run.ref} is lost") from exc
+        if job.metadata.get("kjob_token") != handle["token"]:
+            raise RunGone(f"job {handle['submission_id']} on the Ray cluster at {cluster.address} is another job "
+                          f"now (the head restarted and its id was reused): {run.ref} is lost")
+        return job
+
+    def _storage(self, run: Run) -> Sandbox:
+        """The run's folder on the shared storage, once it is certain to be this run's."""
+        paths = RayRunPaths(Path(run.handle["folder"]))
+        claim = read_json(paths.claim)
+        if claim is None:
+            raise BackendError(f"the storage folder of {run.ref} ({paths.folder}) is gone or not mounted here")
+        if claim.get("token") != run.handle["token"]:
+            raise BackendError(f"{paths.folder} holds another run than {run.ref}; kjob does not mix them")
+        return Sandbox(paths.folder)
+
+    def status(self, run: Run) -> RunStatus:
+        job = self._job(run)
+        sandbox = self._storage(run)
+        return _status(job, sandbox.recorded_state(), sandbox.paths.cancel_marker.exists())
+
+    def log(self, run: Run) -> list[LogEntry]:
+        return [LogEntry(item.get("stream_name", "stdout"), float(item.get("time", 0)), item.get("data", ""))
+                for item in self._storage(run).log_entries()]
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def list_outputs(self, run: Run) -> list[RemoteFile]:
+        return sandbox_outputs(self._storage(run))
+
+    def download(self, run: Run, file: RemoteFile, destination: Path) -> None:
+        copy_output(self._storage(run), run, file, destination)
+
+    # -- cancel -------------------------------------------------------------------------
+
+    def cancel(self, run: Run, delete_kernel: bool = False) -> str:
+        try:
+            job = self._job(run)
+        except RunGone as exc:
+            return f"{exc.message}; nothing to cancel"
+        if job.status in ENDED:
+            return f"{run.ref} already ended ({job.status}); nothing to cancel"
+        # On storage first: the runner then records "cancelled", and a job Ray keeps pending
+        # after the stop exits as soon as it starts.
+        self._storage(run).paths.cancel_marker.touch()
+        cluster = self._cluster(run.handle["address"])
+        cluster.stop(job.submission_id)
+        if job.status == "PENDING":
+            return (f"cancelled {run.ref} while it waited for resources: Ray may list the job as PENDING for up to "
+                    "15 minutes more, but if it ever starts it exits at once")
+        deadline = time.monotonic() + _CANCEL_WAIT_SECONDS
+        while job.status not in ENDED and time.monotonic() < deadline:
+            time.sleep(0.25)
+            job = cluster.info(job.submission_id)
+        if job.status == "STOPPED":
+            return f"cancelled {run.ref}"
+        if job.status in ENDED:
+            return f"{run.ref} ended ({job.status}) before the cancel reached it"
+        return f"asked Ray to stop {run.ref}; it is still {job.status} after {_CANCEL_WAIT_SECONDS:g} s ({self.url(run)})"
+
+    def url(self, run: Run) -> str | None:
+        handle = run.handle
+        if "address" not in handle:
+            return None
+        return f"{handle['address']}/#/jobs/{handle['submission_id']}"
+
+
+def _handle(address: str, job_id: str, token: str, folder: Path) -> dict:
+    return {"address": address, "submission_id": job_id, "token": token, "folder": str(folder)}
+
+
+def _pack(package: RayPackagePaths, notebook: dict, job: dict) -> None:
+    """The job's working_dir: the notebook, its spec, and the kjob package that will run them."""
+    atomic_write_text(package.notebook, nbk.dumps(notebook))
+    atomic_write_json(package.spec, job)
+    shutil.copytree(Path(kjob.__file__).parent, package.package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "emulator"))
+
+
+def _status(job, recorded: dict, cancel_asked: bool) -> RunStatus:
+    """Ray's status first; the runner's final record (on storage) only once the job has ended."""
+    started = recorded.get("started_at") or job.start_time
+    finished = recorded.get("finished_at") or job.end_time
+    if job.status == "STOPPED":
+        return RunStatus("cancelled", "STOPPED", started_at=started, finished_at=job.end_time or finished)
+    if job.status == "PENDING":
+        if cancel_asked:
+            return RunStatus("cancelled", "PENDING", failure_message="stopped while it waited for resources")
+        return RunStatus("queued", "PENDING")
+    if job.status not in ENDED:
+        return RunStatus("running", job.status, started_at=started)
+    if recorded.get("status") in FINAL:
+        return RunStatus(recorded["status"], job.status, recorded.get("failure_kind"),
+                         recorded.get("failure_message"), recorded.get("failure_location"), started, finished)
+    if job.status == "SUCCEEDED":
+        said = "the job ended without a final status on storage: does the cluster write to the same storage?"
+    else:
+        said = f"the Ray job failed before the notebook ran: {_last_line(job.message)}"
+    return RunStatus("error", job.status, "infrastructure", said, started_at=started, finished_at=finished)
+
+
+def _last_line(message: str) -> str:
+    """What Ray's failure message says last (its log tail ends with the entrypoint's own words)."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"

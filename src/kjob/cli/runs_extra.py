@@ -1,0 +1,247 @@
+"""`kjob runs`: the table of every recorded run, and its subcommands diff, note, tag, archive."""
+
+import click
+
+from kjob.backends import BACKENDS
+from kjob.cli.common import workspace
+from kjob.cli.format import duration, number, table
+
+_NOTE_WIDTH = 40
+
+
+def _recipe_specs(ws, runs) -> dict:
+    from kjob.metrics import recipe_spec
+
+    return {kernel: recipe_spec(ws, kernel) for kernel in dict.fromkeys(r.kernel for r in runs)}
+
+
+def _cell(field, run) -> str:
+    value = field.value(run)
+    if value is None or value == []:
+        return "-"
+    if field.kind == "column":
+        name = field.name
+        if name == "duration":
+            return duration(value)
+        if name in ("created", "started", "finished"):
+            import datetime
+
+            return datetime.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+        if name in ("notebook", "commit"):
+            return value[:12] + ("+dirty" if name == "commit" and run.git_dirty else "")
+        if name == "status":
+            return value + (" (gone)" if run.gone else "") + (" (archived)" if run.archived else "")
+        if name == "tags":
+            return ",".join(value)
+        if name == "archived":
+            return "yes" if value else "-"
+        if name in ("message", "note"):
+            line = next((x for x in str(value).splitlines() if x.strip()), "-")  # the first line says most
+            return line if len(line) <= _NOTE_WIDTH else line[: _NOTE_WIDTH - 3] + "..."
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value)
+    return number(value)
+
+
+@click.group("runs", invoke_without_command=True)
+@click.option("--kernel", default=None, help="Only this kernel's runs.")
+@click.option("--sort-by", default=None, metavar="[+|-]NAME[,...]",
+              help="Rank by a metric, parameter or column: -NAME descending, +NAME ascending, a bare metric best first.")
+@click.option("--where", "conditions", multiple=True, metavar="EXPR",
+              help="Keep runs where NAME OP VALUE holds (OP: < <= > >= = !=), e.g. 'lr<0.01'; repeatable (all must hold).")
+@click.option("--columns", default=None, metavar="NAME,...",
+              help="Show these columns after kernel, version and backend (metrics, parameters, status, duration, "
+                   "created, notebook, commit, message, note, tags, ...).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only runs with this tag (repeatable: all of them).")
+@click.option("--archived", "with_archived", is_flag=True, help="Also list archived runs.")
+@click.option("--export", type=click.Choice(["csv", "json"]), default=None,
+              help="Print every column (one per parameter and per metric) as CSV or JSON.")
+@click.pass_context
+def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, export):
+    """Every recorded run with its parameters and metrics, ranked and filtered by any of them.
+
+    Example: kjob runs --kernel r3-dpt --sort-by best_val_loss --where 'lr<0.01' --columns lr,best_val_loss,best_epoch
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import csv
+    import io
+    import json
+
+    from kjob import runquery as rq
+
+    ws = workspace()
+    selection = rq.select_runs(ws, rq.RunQuery(kernel, sort_by, tuple(conditions), tuple(tags), with_archived))
+    runs = selection.runs
+    names = [n.strip() for n in columns.split(",") if n.strip()] if columns else None
+    if export == "json":
+        click.echo(json.dumps([rq.export_record(r) for r in runs], indent=2))
+        return
+    if export == "csv":
+        header, rows = rq.export_rows(runs, names)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    if runs:
+        fields = selection.fields(names)
+        headers = ["kernel", "version", "backend", *(h for h, _ in fields)]
+        rows = [[r.kernel, number(r.version), r.backend, *(_cell(f, r) for _, f in fields)] for r in runs]
+        click.echo(table([h.upper() for h in headers], rows))
+    else:
+        click.echo("no runs to show" if selection.hidden or conditions or tags else "no runs recorded yet")
+    if selection.hidden:
+        click.echo(f"note: {selection.hidden} archived run(s) not shown (--archived lists them)", err=True)
+
+
+def _version(text: str) -> int:
+    from kjob.errors import UsageError
+
+    digits = text[1:] if text[:1] in "vV" else text
+    if not digits.isdigit():
+        raise UsageError(f"'{text}' is not a version like v3 or 3")
+    return int(digits)
+
+
+backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
+                              help="Which backend's run (needed only when both have this version).")
+
+
+@runs_group.command("diff")
+@click.argument("name")
+@click.argument("first")
+@click.argument("second")
+@backend_option
+@click.option("--patch", is_flag=True, help="Also print the changed src files' lines (unified diff).")
+def diff_command(name, first, second, backend, patch):
+    """What changed between two runs of NAME: parameters, src files (from the notebooks
+    kjob kept when it pushed them) and metrics.
+
+    Example: kjob runs diff r3-dpt v2 v3 --patch
+    """
+    from kjob import runquery as rq
+    from kjob.ledger import Ledger
+    from kjob.provenance import diff_runs
+
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        a = ledger.find(name, _version(first), backend)
+        b = ledger.find(name, _version(second), backend)
+    diff = diff_runs(ws, a, b)
+    modes = rq.mode_book([a, b], _recipe_specs(ws, [a, b]))
+    click.echo(f"{a.ref} -> {b.ref}")
+    same_notebook = a.notebook_sha256 == b.notebook_sha256
+    click.echo(f"notebook: {a.notebook_sha256[:12]} -> {b.notebook_sha256[:12]}" if not same_notebook
+               else f"notebook: {a.notebook_sha256[:12]} (the same)")
+    if a.git_commit != b.git_commit:
+        click.echo(f"git commit: {(a.git_commit or '-')[:12]} -> {(b.git_commit or '-')[:12]}")
+    click.echo("parameters:" if diff.parameters else "parameters: the same")
+    for c in diff.parameters:
+        click.echo(f"  {c.name}: {_shown(c.old)} -> {_shown(c.new)}")
+    if diff.sources is None:
+        click.echo(f"sources: not known (kjob kept no notebook of {', '.join(diff.unkept)}: pushed before it kept them)")
+    else:
+        click.echo("sources:" if diff.sources or diff.recipe_changed else "sources: the same")
+        for s in diff.sources:
+            click.echo(f"  {s.path}: {s.change} (+{s.added} -{s.removed} lines)")
+        if diff.recipe_changed:
+            click.echo(f"  builders/{name}.toml: changed")
+    click.echo("metrics:" if diff.metrics else "metrics: the same")
+    for c in diff.metrics:
+        click.echo(f"  {c.name}: {_shown(c.old)} -> {_shown(c.new)}{_verdict(c, modes)}")
+    if patch and diff.sources:
+        for s in diff.sources:
+            click.echo(s.patch)
+
+
+def _shown(value) -> str:
+    return "(none)" if value is None else number(value)
+
+
+def _verdict(change, modes) -> str:
+    from kjob.metrics import is_number
+
+    if not (is_number(change.old) and is_number(change.new)):
+        return ""
+    delta = change.new - change.old
+    better = delta < 0 if modes.mode(change.name) == "min" else delta > 0
+    return f" ({delta:+.4g}, {'better' if better else 'worse'})"
+
+
+version_option = click.option("--version", "version", type=int, default=None,
+                              help="Version number (default: the latest run).")
+
+
+@runs_group.command("note")
+@click.argument("name")
+@click.argument("text")
+@version_option
+@backend_option
+@click.option("--append", is_flag=True, help="Add TEXT as a new line of the note instead of replacing it.")
+def note_command(name, text, version, backend, append):
+    """Write what a run taught you next to it (an empty TEXT clears the note).
+
+    Example: kjob runs note r3-dpt "lr too high: diverged after epoch 3" --version 4
+    """
+    from kjob.ledger import Ledger
+
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        run = ledger.find(name, version, backend)
+        text = text.strip()
+        if append and run.note:
+            text = f"{run.note}\n{text}" if text else run.note
+        run = ledger.set_note(run, text)
+    click.echo(f"{run.ref}: note {'cleared' if not run.note else 'saved'}")
+
+
+@runs_group.command("tag")
+@click.argument("name")
+@click.argument("tags", nargs=-1, required=True)
+@version_option
+@backend_option
+@click.option("--remove", is_flag=True, help="Remove these tags instead of adding them.")
+def tag_command(name, tags, version, backend, remove):
+    """Add (or --remove) tags of a run; `kjob runs --tag TAG` lists the runs with a tag.
+
+    Example: kjob runs tag r3-dpt baseline --version 2
+    """
+    from kjob.ledger import Ledger
+    from kjob.runs import check_tag
+
+    tags = tuple(check_tag(t) for t in tags)
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        run = ledger.find(name, version, backend)
+        run = ledger.change_tags(run, remove=tags) if remove else ledger.change_tags(run, add=tags)
+    click.echo(f"{run.ref}: tags {', '.join(run.notes.tags) or '(none)'}")
+
+
+@runs_group.command("archive")
+@click.argument("name")
+@click.option("--version", "version", type=int, required=True, help="The run's version number.")
+@backend_option
+@click.option("--restore", is_flag=True, help="Unpack the archive into its download folder again.")
+def archive_command(name, version, backend, restore):
+    """Pack a finished run's download folder into one file (downloads/NAME/<version>.tar.gz)
+    and hide the run from `kjob runs` (`--archived` lists it); --restore unpacks it.
+
+    Example: kjob runs archive r3-dpt --version 2   (later: ... --version 2 --restore)
+    """
+    from kjob.archive import archive_run, restore_run
+    from kjob.ledger import Ledger
+
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        run = ledger.find(name, version, backend)
+        if restore:
+            run, folder = restore_run(ws, ledger, run)
+            click.echo(f"{run.ref}: restored into {ws.paths.relative(folder)}")
+        else:
+            run, archive = archive_run(ws, ledger, run)
+            click.echo(f"{run.ref}: archived into {ws.paths.relative(archive)}")
+
+
+COMMANDS = [runs_group]

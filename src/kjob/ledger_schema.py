@@ -1,0 +1,100 @@
+"""The ledger's table and how older ledgers are brought up to it (every row kept).
+
+    1  the first schema: version NOT NULL, UNIQUE (kernel, backend, version)
+    2  rows before the backend answers (no version yet), push tokens, kernel identities
+    3  notes (push -m, `kjob runs note`), tags, archived runs, and metrics kept by source
+       ({"metadata": {...}, "history": {...}, ...}; what a v2 ledger held becomes "earlier")
+       with what each source declared about them (`metric_spec`)
+
+`PRAGMA user_version` holds the number.
+"""
+
+import json
+import sqlite3
+
+SCHEMA_VERSION = 3
+COLUMNS = """
+    id INTEGER PRIMARY KEY,
+    kernel TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    version INTEGER,
+    status TEXT NOT NULL,
+    raw_status TEXT,
+    failure_kind TEXT,
+    failure_message TEXT,
+    failure_location TEXT,
+    notebook_sha256 TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    overrides TEXT NOT NULL DEFAULT '{}',
+    git_commit TEXT,
+    git_dirty INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    handle TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    token TEXT,
+    identity TEXT,
+    incarnation INTEGER NOT NULL DEFAULT 1,
+    gone_at REAL,
+    submitter TEXT NOT NULL DEFAULT '{}',
+    message TEXT,
+    note TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    archived_at REAL,
+    metric_spec TEXT NOT NULL DEFAULT '{}'
+"""
+# What schema 3 added to schema 2, as ALTER TABLE clauses.
+V3_ADDED = ("message TEXT", "note TEXT", "tags TEXT NOT NULL DEFAULT '[]'", "archived_at REAL",
+            "metric_spec TEXT NOT NULL DEFAULT '{}'")
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS runs_identity ON runs (kernel, backend, incarnation, version);
+CREATE INDEX IF NOT EXISTS runs_by_kernel ON runs (kernel, version);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_by_token ON runs (token);
+"""
+# Columns of the first schema.
+V1_COLUMNS = ("id, kernel, backend, version, status, raw_status, failure_kind, failure_message, failure_location,"
+              " notebook_sha256, parameters, overrides, git_commit, git_dirty, created_at, started_at,"
+              " finished_at, handle, metrics")
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the ledger to SCHEMA_VERSION in one transaction (another process may race us)."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        if current < SCHEMA_VERSION:
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+            if not exists:
+                db.execute(f"CREATE TABLE runs ({COLUMNS})")
+            elif current == 2:
+                for column in V3_ADDED:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+                _metrics_by_source(db)
+            else:  # the first schema: copy its rows into the new table
+                db.execute(f"CREATE TABLE runs_new ({COLUMNS})")
+                db.execute(f"INSERT INTO runs_new ({V1_COLUMNS}) SELECT {V1_COLUMNS} FROM runs")
+                db.execute("DROP TABLE runs")
+                db.execute("ALTER TABLE runs_new RENAME TO runs")
+                _metrics_by_source(db)
+            for statement in filter(str.strip, INDEXES.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _metrics_by_source(db: sqlite3.Connection) -> None:
+    """Flat metrics of an older ledger (fetch's and evaluations' mixed) kept as source "earlier"."""
+    for row_id, text in db.execute("SELECT id, metrics FROM runs").fetchall():
+        try:
+            flat = json.loads(text or "{}")
+        except json.JSONDecodeError:
+            flat = {}
+        by_source = {"earlier": flat} if isinstance(flat, dict) and flat else {}
+        db.execute("UPDATE runs SET metrics=? WHERE id=?", (json.dumps(by_source, sort_keys=True), row_id))
