@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # the speech example's training modules are this workspace's, not installed
 DEMO = ROOT / "data" / "demo"
 KJOB = Path(sys.executable).with_name("kjob")
 

@@ -35,6 +35,26 @@ class LoadedModel:
                 "unexpected_keys": self.unexpected_keys}
 
 
+def _model_code():
+    """The speech example's model definitions (`enhancer.models`), from the workspace's own
+    source folder: they are the project's code, not something kjob installs."""
+    import importlib
+    import sys
+
+    try:
+        models = importlib.import_module("enhancer.models")
+    except ImportError:
+        from kjob.workspace import find_workspace
+
+        source = find_workspace().paths.src  # a ConfigError outside a workspace says so in one line
+        if not (source / "enhancer" / "models.py").is_file():
+            raise NotFoundError(f"the models checkpoints name live in src/enhancer/models.py, which {source} "
+                                "lacks: run eval-local in the speech example's workspace") from None
+        sys.path.insert(0, str(source))
+        models = importlib.import_module("enhancer.models")
+    return models.MODELS, models.build_model, models.count_parameters
+
+
 def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
     """Rebuild the model a checkpoint names (or `model_name` for a plain state_dict).
 
@@ -45,7 +65,7 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
     import torch
     from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-    from enhancer.models import MODELS, build_model, count_parameters
+    MODELS, build_model, count_parameters = _model_code()
 
     path = Path(path)
     if not path.is_file():

@@ -7,9 +7,10 @@ import click
 
 from kjob.cli.common import workspace
 from kjob.cli.format import EXIT_FOR_STATUS, number, status_text
+from kjob.extras import require_speech, speech_installed
 
 
-@click.command()
+@click.command(hidden=not speech_installed())
 @click.option("--budget", type=click.IntRange(min=10), default=None,
               help="CPU training budget in seconds (default: the workspace's demo configuration).")
 def demo(budget):
@@ -18,6 +19,7 @@ def demo(budget):
 
     Example: kjob demo
     """
+    require_speech("demo")
     from kjob.cli.runs import follow_and_fetch
     from kjob.errors import ConfigError
     from kjob.push import push_kernel

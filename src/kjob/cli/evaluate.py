@@ -12,6 +12,7 @@ from kjob.backends import BACKENDS
 from kjob.cli.common import workspace
 from kjob.cli.format import duration, table
 from kjob.errors import ConfigError, UsageError
+from kjob.extras import require_speech, speech_installed
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -87,7 +88,7 @@ def _num(value, signed: bool = False) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-@click.command("eval-local")
+@click.command("eval-local", hidden=not speech_installed())
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Test set: a folder (noisy/+clean/, test/+y_test/, nested, .zip/.7z archives) or a CSV with columns noisy,clean.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="A checkpoint file (training dict or plain state_dict).")
@@ -111,6 +112,7 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
 
     Example: kjob eval-local --data data/demo --run r3-dpt:v3 --report
     """
+    require_speech("eval-local")
     sources = [s for s in (checkpoint, run_spec, enhanced) if s is not None]
     if show_compare and data is None and not sources:
         click.echo(_compare_text("markdown"), nl=False)
@@ -177,7 +179,7 @@ def _compare_text(fmt: str, reports: Path | None = None) -> str:
     return compare(reports or workspace().paths.reports, fmt)
 
 
-@click.command("compare")
+@click.command("compare", hidden=not speech_installed())
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 def compare_command(fmt):
     """Print the comparison of all evaluations in eval/reports, noisy input first.
@@ -187,6 +189,7 @@ def compare_command(fmt):
 
     Example: kjob compare --format csv > review.csv
     """
+    require_speech("compare")
     click.echo(_compare_text(fmt), nl=False)
 
 
