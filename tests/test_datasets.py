@@ -70,24 +70,25 @@ def dataset_push(kaggle, *args: str):
 
 
 def test_a_folder_becomes_a_dataset_then_a_new_version_and_the_latest_is_served(kaggle):
+    kaggle.ws.write("mydata/empty.txt", "")  # an empty file is a file too
     first = dataset_push(kaggle, folder(kaggle.ws), "--as", "alice/my-data")
     assert first.exit_code == 0, first.output
     assert "uploaded sub/b.csv (8 B)" in first.stdout
-    assert "alice/my-data v1 (new dataset): 2 files, 14 B; ready at " in first.stdout
+    assert "alice/my-data v1 (new dataset): 3 files, 14 B; ready at " in first.stdout
     store = kaggle.emulator.store
     dataset = store.datasets["alice/my-data"]
-    assert dataset.private and [name for name, _ in dataset.version(1).files()] == ["hello.txt", "sub/b.csv"]
+    assert dataset.private and [n for n, _ in dataset.version(1).files()] == ["empty.txt", "hello.txt", "sub/b.csv"]
     # Sub-folders travel as the create call's directories, each file its own upload.
     [create] = kaggle.emulator.requests("CreateDataset")
     assert create["isPrivate"] is True and create["directories"][0]["name"] == "sub"
-    assert len(kaggle.emulator.requests("StartBlobUpload")) == 2
-    assert [verb for verb, path in kaggle.emulator.http_requests if path.startswith("/upload/")] == ["PUT", "PUT"]
-    assert kaggle.emulator.uploads == [False, False]  # the signed upload URL never gets the credentials
+    assert len(kaggle.emulator.requests("StartBlobUpload")) == 3
+    assert [verb for verb, path in kaggle.emulator.http_requests if path.startswith("/upload/")] == ["PUT"] * 3
+    assert kaggle.emulator.uploads == [False] * 3  # the signed upload URL never gets the credentials
 
     folder(kaggle.ws, text="3,4\n")
     second = dataset_push(kaggle, "mydata", "--as", "alice/my-data", "-m", "new rows")
     assert second.exit_code == 0, second.output
-    assert "alice/my-data v2 (new version): 2 files" in second.stdout
+    assert "alice/my-data v2 (new version): 3 files" in second.stdout
     assert dataset.version(2).notes == "new rows"
     assert kaggle.emulator.requests("CreateDatasetVersion")[0]["body"]["versionNotes"] == "new rows"
     with store.lock:
@@ -224,7 +225,7 @@ def test_the_emulator_command_serves_your_own_datasets_only_once_pushed(tiny, tm
 
     def stop(process):
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=30) == 0, process.stderr.read()
 
     def status(url, ref):
         owner, slug = ref.split("/")
@@ -233,7 +234,7 @@ def test_the_emulator_command_serves_your_own_datasets_only_once_pushed(tiny, tm
 
     process, url, lines = serve()
     try:
-        assert "data sources: someone/some-data" in lines[0] and "alice/own-data" not in lines[0]
+        assert "data sources: someone/some-data" in lines[0] and "alice/own-data" not in lines[0], lines
         assert lines[4].strip() == ("your own datasets, served once pushed (kjob dataset push FOLDER --as OWNER/SLUG): "
                                     "alice/own-data (not pushed yet)")
         assert (status(url, "alice/own-data"), status(url, "someone/some-data")) == (404, 200)
@@ -247,7 +248,7 @@ def test_the_emulator_command_serves_your_own_datasets_only_once_pushed(tiny, tm
         stop(process)
     process, url, lines = serve()
     try:
-        assert "1 datasets kept" in lines[0] and lines[4].strip().endswith("alice/own-data (pushed)")
+        assert "1 datasets kept" in lines[0] and lines[4].strip().endswith("alice/own-data (pushed)"), lines
         assert status(url, "alice/own-data") == 200
     finally:
         stop(process)

@@ -295,7 +295,8 @@ class Transport:
         def attempt():
             try:
                 with path.open("rb") as data:
-                    response = self.files.put(url, data=data, headers=headers)
+                    # An empty file goes as b"": requests would announce an empty file object as chunked.
+                    response = self.files.put(url, data=data if size else b"", headers=headers)
                     code = response.status_code
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 raise _Retry("connection broken or timed out") from exc

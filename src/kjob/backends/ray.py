@@ -11,8 +11,9 @@ log, final status and outputs land on the storage, where this client reads them:
 returns no files.
 
 Status comes from Ray first: PENDING is queued, RUNNING running, STOPPED cancelled whatever
-the runner recorded; once the job ended, the runner's final record (on storage) says
-complete or error, with the failure kind and src line. A job the head does not know (404),
+the runner recorded; the runner's final record (on storage) says complete or error, with the
+failure kind and src line, once the job ended (or as soon as the notebook completed, raised
+or timed out: nothing a stop could have caused). A job the head does not know (404),
 or one whose metadata carries another token (the head restarted and the id was reused), is
 lost (RunGone): never read as this run. Nothing secret travels in the job (no runtime_env
 variables at all: the thread limits go to the kernel through the spec file).
@@ -88,7 +89,7 @@ class RayBackend(Backend):
         mounts = self._mounts(submission, settings)
         if not settings.storage.is_dir():
             raise ConfigError(f"the Ray storage {settings.storage} is not a folder here ([tool.kjob.ray] storage)")
-        cluster = self._cluster(settings.address)
+        cluster = self._cluster(settings.address).connect()  # Ray installed, cluster reachable, token taken
         if not submission.force:
             self._check_fits(cluster, request, recipe.accelerator)
         version = claim_version(ray_runs(settings.storage, recipe.name), submission.first_version,
@@ -99,12 +100,8 @@ class RayBackend(Backend):
         handle = _handle(settings.address, job_id, token, paths.folder)
         atomic_write_json(paths.claim, {**handle, "version": version, "push": submission.token,
                                         "parameters": submission.parameters})
-        env = {"OMP_NUM_THREADS": str(request.threads), "MKL_NUM_THREADS": str(request.threads),
-               "OPENBLAS_NUM_THREADS": str(request.threads)}
-        if not request.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU run never takes a GPU it did not reserve
         job = {"folder": str(PurePosixPath(settings.cluster_storage, recipe.name, f"v{version}")), "token": token,
-               "timeout": submission.session_timeout, "run_type": "Batch", "env": env, "mounts": mounts,
+               "timeout": submission.session_timeout, "run_type": "Batch", "env": _kernel_env(request), "mounts": mounts,
                "meta": {"parameters": submission.parameters, "push": submission.token, "submission_id": job_id}}
         metadata = {"kjob_token": token, "kjob_push": submission.token, "kjob_kernel": recipe.name,
                     "kjob_version": str(version)}
@@ -220,8 +217,8 @@ class RayBackend(Backend):
         cluster = self._cluster(run.handle["address"])
         cluster.stop(job.submission_id)
         if job.status == "PENDING":
-            return (f"cancelled {run.ref} while it waited for resources: Ray may list the job as PENDING for up to "
-                    "15 minutes more, but if it ever starts it exits at once")
+            return (f"cancelled {run.ref} while it waited for resources: Ray lists the job as PENDING until "
+                    "resources free up (at most 15 minutes), then stops it; the notebook never runs")
         deadline = time.monotonic() + _CANCEL_WAIT_SECONDS
         while job.status not in ENDED and time.monotonic() < deadline:
             time.sleep(0.25)
@@ -239,6 +236,16 @@ class RayBackend(Backend):
         return f"{handle['address']}/#/jobs/{handle['submission_id']}"
 
 
+def _kernel_env(request) -> dict[str, str]:
+    """What the kernel is told of its share of the node: its CPUs as thread limits, no GPU
+    unless it reserved one (Ray sets CUDA_VISIBLE_DEVICES for those)."""
+    threads = str(request.threads)
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+    if not request.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
 def _handle(address: str, job_id: str, token: str, folder: Path) -> dict:
     return {"address": address, "submission_id": job_id, "token": token, "folder": str(folder)}
 
@@ -252,7 +259,8 @@ def _pack(package: RayPackagePaths, notebook: dict, job: dict) -> None:
 
 
 def _status(job, recorded: dict, cancel_asked: bool) -> RunStatus:
-    """Ray's status first; the runner's final record (on storage) only once the job has ended."""
+    """Ray's status first; the runner's final record (on storage) once the job has ended, or
+    as soon as it settles the outcome by itself."""
     started = recorded.get("started_at") or job.start_time
     finished = recorded.get("finished_at") or job.end_time
     if job.status == "STOPPED":
@@ -261,10 +269,14 @@ def _status(job, recorded: dict, cancel_asked: bool) -> RunStatus:
         if cancel_asked:
             return RunStatus("cancelled", "PENDING", failure_message="stopped while it waited for resources")
         return RunStatus("queued", "PENDING")
-    if job.status not in ENDED:
+    # A notebook that completed, raised or ran out of time is over once its runner says so (the
+    # job only has its processes left to end); any other record may be a stop's doing: Ray decides.
+    settled = recorded.get("status") == "complete" or recorded.get("failure_kind") in ("user code", "timeout")
+    if job.status not in ENDED and not settled:
         return RunStatus("running", job.status, started_at=started)
     if recorded.get("status") in FINAL:
-        return RunStatus(recorded["status"], job.status, recorded.get("failure_kind"),
+        raw = job.status if job.status in ENDED else f"{job.status} (runner done)"
+        return RunStatus(recorded["status"], raw, recorded.get("failure_kind"),
                          recorded.get("failure_message"), recorded.get("failure_location"), started, finished)
     if job.status == "SUCCEEDED":
         said = "the job ended without a final status on storage: does the cluster write to the same storage?"

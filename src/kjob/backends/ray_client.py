@@ -70,7 +70,7 @@ class RayJobs:
     @property
     def client(self):
         if self._client is None:
-            self._client = self._call("connect to", lambda: _client_class()(
+            self._client = self._call("kjob's connection", lambda: _client_class()(
                 self.address, headers=auth_headers(), timeout=self.timeout))
         return self._client
 
@@ -82,12 +82,12 @@ class RayJobs:
         except HttpError as exc:
             if exc.status == 404:
                 raise NotFoundError(f"the Ray cluster at {self.address} has no such job ({exc})") from exc
-            raise BackendError(f"the Ray cluster at {self.address} refused to {what} ({exc})") from exc
+            raise BackendError(f"the Ray cluster at {self.address} refused {what} ({exc})") from exc
         except requests.Timeout as exc:
-            raise BackendError(f"the Ray cluster at {self.address} did not answer within {self.timeout:g} s "
-                               f"(trying to {what})") from exc
+            raise BackendError(f"the Ray cluster at {self.address} did not answer {what} within "
+                               f"{self.timeout:g} s") from exc
         except (requests.ConnectionError, ConnectionError) as exc:
-            raise BackendError(f"cannot reach the Ray cluster at {self.address} to {what}: is its dashboard "
+            raise BackendError(f"cannot reach the Ray cluster at {self.address} ({what}): is its dashboard "
                                "(Jobs API, port 8265 by default) up at that address?") from exc
         except Exception as exc:
             if type(exc).__name__ == "AuthenticationError":  # ray.exceptions', when the token is missing or wrong
@@ -95,24 +95,28 @@ class RayJobs:
                                    "authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN") from exc
             if isinstance(exc, (RuntimeError, ValueError, TypeError, OSError)):
                 said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                raise BackendError(f"Ray could not {what} on {self.address}: {said}") from exc
+                raise BackendError(f"Ray could not complete {what} on {self.address}: {said}") from exc
             raise
 
+    def connect(self) -> "RayJobs":
+        self.client  # noqa: B018 (made on first use: Ray's import, the version checks, the token)
+        return self
+
     def submit(self, **request) -> str:
-        return self._call("submit the job", lambda: self.client.submit_job(**request))
+        return self._call("the job's submission", lambda: self.client.submit_job(**request))
 
     def info(self, submission_id: str) -> JobInfo:
         """The job as the head knows it; NotFoundError when it does not (restarted, deleted)."""
-        return _info(self._call("read the job's status", lambda: self.client.get_job_info(submission_id)))
+        return _info(self._call("the job's status", lambda: self.client.get_job_info(submission_id)))
 
     def jobs(self) -> list[JobInfo]:
-        return [_info(job) for job in self._call("list its jobs", self.client.list_jobs)]
+        return [_info(job) for job in self._call("the job list", self.client.list_jobs)]
 
     def stop(self, submission_id: str) -> bool:
-        return bool(self._call("stop the job", lambda: self.client.stop_job(submission_id)))
+        return bool(self._call("the job's stop", lambda: self.client.stop_job(submission_id)))
 
     def logs(self, submission_id: str) -> str:
-        return self._call("read the job's log", lambda: self.client.get_job_logs(submission_id))
+        return self._call("the job's log", lambda: self.client.get_job_logs(submission_id))
 
     def nodes(self) -> list[dict] | None:
         """The alive nodes' total resources; None when this cluster's dashboard does not say."""
@@ -121,7 +125,7 @@ class RayJobs:
             answer = self.client._do_request("GET", "/api/v0/nodes?detail=1&limit=10000")
             return answer.json() if answer.status_code == 200 else None
 
-        answer = self._call("list its nodes", ask)
+        answer = self._call("the node list", ask)
         try:
             nodes = answer["data"]["result"]["result"]
         except (TypeError, KeyError):
