@@ -74,6 +74,20 @@ def to_final(ws, backend_name: str, overrides=None) -> tuple[float, object]:
     return time.perf_counter() - began, run
 
 
+def empty_job(head) -> float:
+    """Seconds from submitting `true` to Ray saying it succeeded, polled every 20 ms."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(head.address, headers={"Authorization": f"Bearer {head.token}"})
+    began = time.perf_counter()
+    job = client.submit_job(entrypoint="true", entrypoint_num_cpus=1)
+    while (status := client.get_job_status(job)) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        time.sleep(0.02)
+    if status != "SUCCEEDED":
+        sys.exit(f"an empty Ray job ended {status}")
+    return time.perf_counter() - began
+
+
 def command(args: list[str], cwd: Path) -> tuple[float, int]:
     """(wall seconds, peak RSS in bytes) of one kjob process."""
     began = time.perf_counter()
@@ -108,9 +122,11 @@ def main() -> None:
             for name in (("local", "ray") if turn % 2 == 0 else ("ray", "local")):
                 times[name].append(to_final(ws, name)[0])
         local, ray = statistics.median(times["local"]), statistics.median(times["ray"])
+        empty = statistics.median(empty_job(head) for _ in range(options.repeat))
         print(f"push to final status, median of {options.repeat}: local {local:.2f} s, ray {ray:.2f} s, "
               f"overhead {ray - local:+.2f} s (target <= +1 s: {'ok' if ray - local <= 1 else 'OVER TARGET'}); "
               f"first runs: local {first_local:.2f} s, ray {first_ray:.2f} s (imports, connection)")
+        print(f"for scale: Ray's own start and end of an empty job (`true`, 1 CPU): {empty:.2f} s")
         walls = {name: [command(["push", "bench", "--backend", name, "--wait"], root)[0] for _ in range(3)]
                  for name in ("local", "ray")}
         print(f"kjob push --wait (whole command, median of 3): local {statistics.median(walls['local']):.2f} s, "

@@ -86,7 +86,8 @@ class RayHead:
         except subprocess.TimeoutExpired:
             pass
         try:
-            os.killpg(process.pid, signal.SIGKILL)  # whatever of its group outlived it
+            os.killpg(process.pid, 0)  # anything of its group still there?
+            os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         process.wait(10)

@@ -212,6 +212,7 @@ def version_label(backend: str, version: int, incarnation: int = 1) -> str:
 @dataclass(frozen=True)
 class WorkspacePaths:
     root: Path
+    src_dir: str = "src"  # [tool.kjob] src_dir: "." when the modules sit at the root
 
     @property
     def builders(self) -> Path:
@@ -219,7 +220,7 @@ class WorkspacePaths:
 
     @property
     def src(self) -> Path:
-        return self.root / "src"
+        return self.root / self.src_dir
 
     @property
     def kernels(self) -> Path:

@@ -115,9 +115,6 @@ class RayJobs:
     def stop(self, submission_id: str) -> bool:
         return bool(self._call("the job's stop", lambda: self.client.stop_job(submission_id)))
 
-    def logs(self, submission_id: str) -> str:
-        return self._call("the job's log", lambda: self.client.get_job_logs(submission_id))
-
     def nodes(self) -> list[dict] | None:
         """The alive nodes' total resources; None when this cluster's dashboard does not say."""
 
@@ -131,9 +128,6 @@ class RayJobs:
         except (TypeError, KeyError):
             return None
         return [node.get("resources_total") or {} for node in nodes if node.get("state") == "ALIVE"]
-
-    def page(self, submission_id: str) -> str:
-        return f"{self.address}/#/jobs/{submission_id}"
 
 
 def _info(details) -> JobInfo:
