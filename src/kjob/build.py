@@ -16,6 +16,7 @@ from pathlib import Path
 from kjob import __version__, checks, paramchecks, swap
 from kjob import notebook as nbk
 from kjob.errors import NotFoundError, ValidationError
+from kjob.image import pip_import_names
 from kjob.metadata import kernel_metadata, validate_kernel_metadata
 from kjob.recipe import KernelRecipe, ParamValue, load_recipe
 from kjob.workspace import Workspace, read_utf8
@@ -51,7 +52,11 @@ def read_modules(ws: Workspace, recipe: KernelRecipe) -> list[nbk.SourceModule]:
     for rel in recipe.modules:
         path = ws.paths.src / rel
         if not path.is_file():
-            raise NotFoundError(f"{ws.paths.relative(recipe.path)}: module src/{rel} does not exist")
+            hint = ""
+            if ws.paths.src_dir != "." and (ws.root / rel).is_file():
+                hint = f" ({rel} is at the workspace's root: set src_dir = \".\" under [tool.kjob])"
+            raise NotFoundError(f"{ws.paths.relative(recipe.path)}: module {ws.paths.relative(path)} "
+                                f"does not exist{hint}")
         shown = ws.paths.relative(path)
         try:
             modules.append(nbk.SourceModule(shown, read_utf8(path, shown, ValidationError)))
@@ -87,8 +92,10 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     if problems:
         raise ValidationError(f"build of {name} failed", details=problems)
 
-    packages = {Path(rel).parts[0] for rel in recipe.modules if len(Path(rel).parts) > 1}
-    dotted = {rel.removesuffix(".py").replace("/", ".") for rel in recipe.modules}
+    dotted = {module_name(rel) for rel in recipe.modules}
+    # Top-level names the recipe's modules are imported under: packages (`pkg` of pkg/util.py)
+    # and top-level modules (`model` of model.py), whose imports the cells comment out alike.
+    packages = {name.split(".")[0] for name in dotted}
     bodies, problems = [], []
     for module in modules:
         try:
@@ -115,7 +122,11 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         "parameters": recipe.parameters,
         "overrides": overrides,
     }
+    if recipe.pip:
+        provenance["pip"] = list(recipe.pip)
     cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
+    if recipe.pip:
+        cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))
     cells.append(nbk.parameters_cell(recipe.parameters))
     cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
     cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
@@ -123,7 +134,9 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
 
     nb_name = f"kernels/{name}/{name}.ipynb"
     problems = checks.undefined_name_problems(notebook, nb_name)
-    problems += checks.import_problems(modules, ws.available_modules(), packages)
+    available = ws.available_modules() | pip_import_names(recipe.pip) | set(recipe.pip_modules)
+    problems += checks.import_problems(modules, available, packages, recipe_name=recipe_name,
+                                       project_module=lambda name: _project_module(ws, name))
     problems += checks.credential_problems(notebook, nb_name)
     owner = ws.owner()
     metadata = kernel_metadata(recipe, owner, f"{name}.ipynb")
@@ -136,9 +149,30 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         "kernel": name,
         "kjob_version": __version__,
         "notebook": {"path": f"{name}.ipynb", "sha256": hashlib.sha256(text.encode()).hexdigest()},
-        **{k: provenance[k] for k in ("recipe", "sources", "git", "parameters", "overrides")},
+        **{k: provenance[k] for k in ("recipe", "sources", "git", "parameters", "overrides", "pip") if k in provenance},
     }
     return BuildPlan(recipe, notebook, text, metadata, record, tuple(checks.kaggle_path_warnings(modules)))
+
+
+def module_name(rel: str) -> str:
+    """The dotted name a module path (relative to the source folder) is imported under."""
+    return rel.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+
+
+def module_file(src: Path, name: str) -> Path | None:
+    """The file under `src` that `import name` would load, if any (a module or a package)."""
+    base = src.joinpath(*name.split("."))
+    for path in (base.with_name(base.name + ".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _project_module(ws: Workspace, name: str) -> tuple[str, str] | None:
+    path = module_file(ws.paths.src, name)
+    if path is None:
+        return None
+    return path.relative_to(ws.paths.src).as_posix(), ws.paths.relative(path)
 
 
 def _entry_function(modules: list[nbk.SourceModule], entry: str) -> tuple[str, ast.FunctionDef | None]:

@@ -62,7 +62,11 @@ def _optional_import_lines(tree: ast.Module) -> set[int]:
     return lines
 
 
-def import_problems(modules: list[SourceModule], available: frozenset[str], packages: set[str]) -> list[str]:
+def import_problems(modules: list[SourceModule], available: frozenset[str], packages: set[str], *,
+                    project_module=None, recipe_name: str = "the recipe") -> list[str]:
+    """Imports of modules that the notebook will not find on Kaggle. `project_module(dotted)`
+    gives (path relative to the source folder, path as shown) of a module of this project, or
+    None: the notebook has no src folder, so such a module must be one of the recipe's."""
     allowed = available | set(sys.stdlib_module_names) | packages
     problems = []
     for module in modules:
@@ -77,11 +81,18 @@ def import_problems(modules: list[SourceModule], available: frozenset[str], pack
                 continue
             for name in names:
                 top = name.split(".")[0]
-                if top not in allowed and node.lineno not in optional:
-                    problems.append(
-                        f"{module.path}:{node.lineno}: imports '{top}', which is not available "
-                        "in the target environment (add it to target_modules if it is)"
-                    )
+                if top in allowed or node.lineno in optional:
+                    continue
+                found = project_module(name) if project_module else None
+                if found:
+                    rel, shown = found
+                    problems.append(f"{module.path}:{node.lineno}: imports '{name}', a module of this project "
+                                    f"({shown}) that is not among the recipe's modules: add \"{rel}\" to "
+                                    f"modules in {recipe_name}, before the modules that import it")
+                else:
+                    problems.append(f"{module.path}:{node.lineno}: imports '{top}', which Kaggle's image does not "
+                                    f"provide: list its package under pip in {recipe_name} (with internet = true), "
+                                    f"or add '{top}' to target_modules if the image has it")
     return problems
 
 

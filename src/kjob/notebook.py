@@ -18,6 +18,7 @@ from kjob.errors import ValidationError
 PARAMETERS_TAG = "parameters"
 PARAMETERS_ID = "kjob-parameters"
 PROVENANCE_ID = "kjob-provenance"
+PIP_ID = "kjob-pip"
 HEADER_LINES = 1  # the "# ---- src/x.py ----" line above each module's text
 _CELL_ID_BAD = re.compile(r"[^A-Za-z0-9-]+")
 
@@ -61,7 +62,8 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
             aliases[node.lineno] = [f"{a.asname} = {a.name}" for a in node.names if a.asname]
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in packages for a in node.names):
-            problems.append(_problem(module, node.lineno, "import sibling modules as 'from package.module import name'"))
+            problems.append(_problem(module, node.lineno, "import sibling modules as 'from package.module import name' "
+                                     "(or 'from module import name' for a top-level module)"))
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
             problems.append(_problem(module, node.lineno, "relative imports cannot be inlined; use 'from package.module import name'"))
         elif is_main_guard(node):
@@ -103,6 +105,30 @@ def code_cell(cid: str, text: str, metadata: dict | None = None) -> dict:
         "outputs": [],
         "source": text,
     }
+
+
+def pip_cell(requirements: list[str], recipe_path: str) -> dict:
+    """Installs the recipe's `pip` requirements before anything imports them. Plain Python, not
+    `%pip`: the checks read every code cell as one Python program. Private names, deleted after,
+    so that nothing here lands in the namespace the modules and parameters share."""
+    args = ", ".join(json.dumps(r) for r in requirements)
+    text = (
+        f"# Installs the pip packages of {recipe_path} (needs internet; a smoke run skips this).\n"
+        "import subprocess as _kjob_subprocess, sys as _kjob_sys\n"
+        "_kjob_subprocess.check_call([_kjob_sys.executable, \"-m\", \"pip\", \"install\", \"-q\", "
+        f"\"--disable-pip-version-check\", {args}])\n"
+        "del _kjob_subprocess, _kjob_sys"
+    )
+    return code_cell(PIP_ID, text)
+
+
+def without_pip_install(nb: dict, note: str) -> dict:
+    """A copy of `nb` whose pip cell only says `note` (a smoke run uses the packages installed here)."""
+    nb = json.loads(json.dumps(nb))
+    for cell in nb["cells"]:
+        if cell["id"] == PIP_ID:
+            cell["source"] = f"# {note}"
+    return nb
 
 
 def parameters_cell(values: dict) -> dict:

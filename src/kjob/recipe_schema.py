@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kjob.errors import ConfigError
+from kjob.image import REQUIREMENT_RE
 from kjob.leakscan import redact
 from kjob.metrics import MODES, MetricSpec
 
@@ -33,6 +34,7 @@ _KEYS = {
     "title", "slug", "description", "modules", "entry", "parameters", "smoke",
     "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
     "accelerator", "machine_shape", "internet", "private", "session_timeout", "metrics",
+    "pip", "pip_modules",
 }
 _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
 
@@ -187,12 +189,33 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
         fields[key] = data.get(key, default)
         if not isinstance(fields[key], bool):
             raise w.fail(key, "expected true or false", fields[key])
+    fields.update(_pip_fields(w, data, fields["internet"]))
     fields["session_timeout"] = _seconds(w, data, "session_timeout", KAGGLE_MAX_SESSION_SECONDS,
                                          60, KAGGLE_MAX_SESSION_SECONDS)
     fields["parameters"] = params = w.parameters(data)
     fields.update(_smoke_fields(w, data, params))
     fields["metrics"] = _metrics_spec(w, data)
     return fields
+
+
+def _pip_fields(w: Where, data: dict, internet: bool) -> dict:
+    """`pip = ["timm==0.9.16"]`: installed by the notebook's first cell, which needs internet on
+    Kaggle; `pip_modules`: import names they provide that kjob.image cannot guess."""
+    pip, modules = data.get("pip", []), data.get("pip_modules", [])
+    expected = "expected requirement strings like 'timm==0.9.16' (a name, [extras], version specifiers)"
+    if not isinstance(pip, list):
+        raise w.fail("pip", expected, pip)
+    for item in pip:
+        if not (isinstance(item, str) and REQUIREMENT_RE.fullmatch(item.strip())):
+            raise w.fail("pip", expected + "; no URLs, paths or pip options", item)
+    if not isinstance(modules, list) or not all(is_identifier(m) for m in modules):
+        raise w.fail("pip_modules", "expected a list of top-level module names", modules)
+    if modules and not pip:
+        raise w.problem("pip_modules: names what the pip packages provide; set pip too")
+    if pip and not internet:
+        raise w.problem("pip: a Kaggle run can only install packages with internet on; set internet = true, "
+                        "or attach the packages as a dataset and drop pip")
+    return {"pip": tuple(item.strip() for item in pip), "pip_modules": tuple(modules)}
 
 
 def _metrics_spec(w: Where, data: dict) -> MetricSpec:

@@ -12,26 +12,20 @@ from pathlib import Path
 
 from kjob.backends import BACKENDS
 from kjob.errors import ConfigError
+# What Kaggle's Python image provides (kjob.image cites its source); a workspace adds its own
+# with `target_modules = [...]`, a recipe with `pip = [...]`.
+from kjob.image import KAGGLE_IMAGE_MODULES
 from kjob.paths import WorkspacePaths
 from kjob.recipe_schema import Where, is_identifier, shown
-
-# Modules importable on Kaggle's Python image besides the standard library. A workspace
-# adds its own with `target_modules = [...]` in its configuration.
-KAGGLE_IMAGE_MODULES = frozenset(
-    """
-    numpy scipy pandas sklearn matplotlib seaborn PIL cv2 skimage tqdm yaml requests h5py
-    torch torchvision torchaudio soundfile librosa transformers datasets tokenizers timm
-    accelerate einops safetensors huggingface_hub lightgbm xgboost catboost tensorflow keras
-    jax optax flax IPython ipywidgets kaggle kagglehub polars pyarrow joblib numba sympy
-    statsmodels nltk py7zr psutil
-    """.split()
-)
 
 
 @dataclass(frozen=True)
 class WorkspaceConfig:
     owner: str | None = None
     target_modules: frozenset[str] = frozenset()
+    # The folder a recipe's `modules` are relative to (and their imports resolve in): "." for a
+    # project whose modules sit at its root.
+    src_dir: str = "src"
     # Local stand-ins for Kaggle data sources: "owner/slug" -> folder (relative to the root).
     datasets: dict[str, str] = field(default_factory=dict)
     # Parameters every run on a backend gets, by backend name, from
@@ -72,7 +66,7 @@ class Workspace:
 
     @property
     def paths(self) -> WorkspacePaths:
-        return WorkspacePaths(self.root)
+        return WorkspacePaths(self.root, self.config.src_dir)
 
     def owner(self) -> str:
         if not self.config.owner:
@@ -149,7 +143,7 @@ def load_config(root: Path) -> WorkspaceConfig:
     table: dict = {}
     where: dict[str, Where] = {}  # each key's file, so that an error names the file it is in
     for w, layer in _layers(root):
-        w.refuse_unknown(layer, {"owner", "target_modules", "datasets", "demo", *BACKENDS})
+        w.refuse_unknown(layer, {"owner", "target_modules", "src_dir", "datasets", "demo", *BACKENDS})
         table.update(layer)
         where.update(dict.fromkeys(layer, w))
     if "owner" in table and not (isinstance(table["owner"], str) and OWNER_RE.fullmatch(table["owner"])):
@@ -166,6 +160,7 @@ def load_config(root: Path) -> WorkspaceConfig:
     return WorkspaceConfig(
         owner=owner,
         target_modules=frozenset(modules),
+        src_dir=_src_dir(where.get("src_dir"), table),
         datasets=_datasets(where.get("datasets"), table),
         backend_parameters={name: _backend_parameters(where[name], table, name)
                             for name in BACKENDS if name in table},
@@ -174,6 +169,18 @@ def load_config(root: Path) -> WorkspaceConfig:
                                                 {k: v for k, v in table[name].items() if k != "parameters"})
                           for name in BACKEND_SETTINGS if name in table},
     )
+
+
+def _src_dir(w: Where | None, table: dict) -> str:
+    if w is None:
+        return "src"
+    value = table["src_dir"]
+    ok = isinstance(value, str) and (value == "." or (
+        not value.startswith("/") and "\\" not in value and ":" not in value
+        and all(part not in ("", ".", "..") for part in value.split("/"))))
+    if not ok:
+        raise w.fail("src_dir", 'expected a folder inside the workspace, like "src" or "." (its root)', value)
+    return value
 
 
 def _datasets(w: Where | None, table: dict) -> dict[str, str]:
