@@ -6,7 +6,7 @@ import sqlite3
 
 from kjob.backends.base import LogEntry
 from kjob.fetch import summarize_metrics
-from kjob.ledger import Ledger
+from kjob.ledger import SCHEMA_VERSION, Ledger
 from kjob.metrics import MetricSpec, ModeBook, name_mode
 from kjob.watch import LogTail, log_lines
 
@@ -75,7 +75,7 @@ def test_a_schema_2_ledger_keeps_every_row_and_field(tmp_path):
     db.executescript(V2_TABLE)
     db.close()
     with Ledger(path) as ledger:
-        assert ledger._db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert ledger._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         old, pending = sorted(ledger.runs(), key=lambda r: r.created_at)
         assert (old.kernel, old.version, old.parameters, old.git_commit, old.git_dirty) == ("r3-dpt", 4, {"lr": 0.1},
                                                                                            "f00d", False)

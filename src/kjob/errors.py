@@ -10,7 +10,9 @@
     ├── LocalFileError        a local file cannot be written or would be replaced (exit 8):
     │                         disk full, no permission, a downloaded file edited locally
     └── BackendError          a backend or its service failed (exit 7)
-        └── PushedWithProblem the backend made a version but something is wrong with it
+        ├── PushedWithProblem the backend made a version but something is wrong with it
+        ├── NoRoom            the backend runs as many sessions as it allows: later, it may take it
+        └── QuotaLow          the account's accelerator quota is too low for another run
 
 The CLI prints `error: <message>` (one line per problem) and exits with the code;
 it never shows a traceback for these.
@@ -66,3 +68,12 @@ class PushedWithProblem(BackendError):
     def __init__(self, message: str, submitted):
         super().__init__(message)
         self.submitted = submitted  # kjob.backends.base.Submitted
+
+
+class NoRoom(BackendError):
+    """Refused, nothing made, because the account already runs as many sessions as the backend
+    allows (Kaggle's two GPU sessions): the same push may succeed once one ends."""
+
+
+class QuotaLow(BackendError):
+    """Refused, nothing made: the quota left is less than the run's session timeout."""

@@ -84,6 +84,9 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
         _download_outputs(backend, run, paths, listing, wanted, report, force)
         for source, values in summarize_metrics(paths.output_dir, ModeBook([recipe_spec(ws, run.kernel)])).items():
             report.run = ledger.set_metrics(report.run, values, source)
+    if run.state.final and (outputs or run.state.status != "complete"):
+        # what there is to keep is here now: a sweep may push the kernel's next version
+        report.run = ledger.mark_fetched(report.run)
     return report
 
 

@@ -51,18 +51,23 @@ class Ledger:
 
     def begin(self, *, kernel: str, backend: str, notebook_sha256: str, parameters: dict,
               git_commit: str | None, git_dirty: bool | None, token: str, overrides: dict | None = None,
-              submitter: dict | None = None, handle: dict | None = None, notes: RunNotes | None = None) -> Run:
+              submitter: dict | None = None, handle: dict | None = None, notes: RunNotes | None = None,
+              signature: str | None = None, campaign: str | None = None, stage: str | None = None) -> Run:
         """The row of a push about to be sent: status `submitting`, no version yet; `handle`
-        says what the push asks for (e.g. its accelerator) until the backend's replaces it."""
+        says what the push asks for (e.g. its accelerator) until the backend's replaces it.
+        A campaign member's row names its campaign and stage from the start, so that a sweep
+        killed mid-push finds it again."""
         notes = notes or RunNotes()
         cursor = self._db.execute(
             "INSERT INTO runs (kernel, backend, version, status, raw_status, notebook_sha256, parameters,"
-            " overrides, git_commit, git_dirty, created_at, token, submitter, handle, message, tags)"
-            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " overrides, git_commit, git_dirty, created_at, token, submitter, handle, message, tags,"
+            " signature, campaign, stage)"
+            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (kernel, backend, notebook_sha256, json.dumps(parameters, sort_keys=True),
              json.dumps(overrides or {}, sort_keys=True), git_commit,
              None if git_dirty is None else int(git_dirty), time.time(), token, json.dumps(submitter or {}),
-             json.dumps(handle or {}), notes.message, json.dumps(list(dict.fromkeys(notes.tags)))),
+             json.dumps(handle or {}), notes.message, json.dumps(list(dict.fromkeys(notes.tags))),
+             signature, campaign, stage),
         )
         return self.get(cursor.lastrowid)
 
@@ -183,6 +188,13 @@ class Ledger:
             raise
         return self.get(run.id)
 
+    def mark_fetched(self, run: Run) -> Run:
+        """Record that a final run's outputs (its log, for a failed one) are downloaded: a sweep
+        pushes the next version of a Kaggle lane kernel only then, since that push makes them
+        unreachable."""
+        self._db.execute("UPDATE runs SET fetched_at=? WHERE id=?", (time.time(), run.id))
+        return self.get(run.id)
+
     def set_note(self, run: Run, note: str | None) -> Run:
         self._db.execute("UPDATE runs SET note=? WHERE id=?", (note or None, run.id))
         return self.get(run.id)
@@ -236,10 +248,13 @@ class Ledger:
             rows = sorted(rows, key=lambda r: -r["incarnation"])
         return self._from_row(rows[0])
 
-    def runs(self, kernel: str | None = None, limit: int | None = None, unfinished_only: bool = False) -> list[Run]:
+    def runs(self, kernel: str | None = None, limit: int | None = None, unfinished_only: bool = False,
+             campaign: str | None = None) -> list[Run]:
         query, args = "SELECT * FROM runs WHERE 1=1", []
         if kernel:
             query, args = query + " AND kernel=?", args + [kernel]
+        if campaign:
+            query, args = query + " AND campaign=?", args + [campaign]
         if unfinished_only:
             query += f" AND status IN ({', '.join(repr(s) for s in UNFINISHED)})"
         query += " ORDER BY created_at DESC, id DESC"
@@ -277,4 +292,8 @@ class Ledger:
             notes=RunNotes(row["message"], tuple(json.loads(row["tags"]))),
             note=row["note"],
             archived_at=row["archived_at"],
+            campaign=row["campaign"],
+            stage=row["stage"],
+            signature=row["signature"],
+            fetched_at=row["fetched_at"],
         )

@@ -5,6 +5,9 @@
     3  notes (push -m, `kjob runs note`), tags, archived runs, and metrics kept by source
        ({"metadata": {...}, "history": {...}, ...}; what a v2 ledger held becomes "earlier")
        with what each source declared about them (`metric_spec`)
+    4  campaign members (`kjob sweep`): the campaign and stage a run belongs to, its
+       signature (what it computes: sources, effective parameters, backend) and when its
+       outputs were fetched (a Kaggle kernel's next version makes them unreachable)
 
 `PRAGMA user_version` holds the number.
 """
@@ -12,7 +15,7 @@
 import json
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 COLUMNS = """
     id INTEGER PRIMARY KEY,
     kernel TEXT NOT NULL,
@@ -42,16 +45,22 @@ COLUMNS = """
     note TEXT,
     tags TEXT NOT NULL DEFAULT '[]',
     archived_at REAL,
-    metric_spec TEXT NOT NULL DEFAULT '{}'
+    metric_spec TEXT NOT NULL DEFAULT '{}',
+    campaign TEXT,
+    stage TEXT,
+    signature TEXT,
+    fetched_at REAL
 """
 # What schema 3 added to schema 2, as ALTER TABLE clauses.
 V3_ADDED = ("message TEXT", "note TEXT", "tags TEXT NOT NULL DEFAULT '[]'", "archived_at REAL",
             "metric_spec TEXT NOT NULL DEFAULT '{}'")
+V4_ADDED = ("campaign TEXT", "stage TEXT", "signature TEXT", "fetched_at REAL")
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS runs_identity ON runs (kernel, backend, incarnation, version);
 CREATE INDEX IF NOT EXISTS runs_by_kernel ON runs (kernel, version);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
 CREATE INDEX IF NOT EXISTS runs_by_token ON runs (token);
+CREATE INDEX IF NOT EXISTS runs_by_campaign ON runs (campaign, stage, signature);
 """
 # Columns of the first schema.
 V1_COLUMNS = ("id, kernel, backend, version, status, raw_status, failure_kind, failure_message, failure_location,"
@@ -70,10 +79,12 @@ def migrate(db: sqlite3.Connection) -> None:
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
             if not exists:
                 db.execute(f"CREATE TABLE runs ({COLUMNS})")
-            elif current == 2:
-                for column in V3_ADDED:
+            elif current in (2, 3):
+                added = (V3_ADDED if current == 2 else ()) + V4_ADDED
+                for column in added:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
-                _metrics_by_source(db)
+                if current == 2:
+                    _metrics_by_source(db)
             else:  # the first schema: copy its rows into the new table
                 db.execute(f"CREATE TABLE runs_new ({COLUMNS})")
                 db.execute(f"INSERT INTO runs_new ({V1_COLUMNS}) SELECT {V1_COLUMNS} FROM runs")

@@ -173,12 +173,14 @@ def merged(sources: dict) -> dict:
 
 
 def recipe_spec(ws, kernel: str) -> MetricSpec | None:
-    """The `[metrics]` of builders/<kernel>.toml as it is now; None when there is no usable
-    recipe (deleted, or broken: `kjob build` reports that, not the runs table)."""
+    """The `[metrics]` of builders/<kernel>.toml as it is now (a campaign lane's kernel: its
+    recipe's); None when there is no usable recipe (deleted, or broken: `kjob build` reports
+    that, not the runs table)."""
     from kjob.errors import KjobError
+    from kjob.lanes import recipe_name
     from kjob.recipe import load_recipe
 
     try:
-        return load_recipe(ws, kernel).metrics
+        return load_recipe(ws, recipe_name(kernel)).metrics
     except KjobError:
         return None

@@ -272,6 +272,18 @@ class WorkspacePaths:
     def recipe(self, name: str) -> Path:
         return self.builders / f"{name}.toml"
 
+    @property
+    def campaigns(self) -> Path:
+        """campaigns/: one file per campaign (`kjob sweep NAME`)."""
+        return self.root / "campaigns"
+
+    def campaign(self, name: str) -> Path:
+        return self.campaigns / f"{name}.toml"
+
+    def campaign_lock(self, name: str) -> Path:
+        """Held by the one `kjob sweep NAME` running on this machine (its pid inside)."""
+        return self.state / "campaigns" / f"{name}.lock"
+
     def kernel(self, name: str) -> KernelPaths:
         return KernelPaths(self.kernels / name)
 

@@ -12,9 +12,20 @@ class Backoff:
     cap: float = 30.0
     jitter: float = 0.1  # +-10 %, so that many watchers do not ask in step
 
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+    def delays(self, rng: random.Random | None = None, expected: float | None = None) -> Iterator[float]:
+        """The waits between checks. With `expected` (seconds from now until the run should
+        end, judged by alike runs that ended), no wait passes that moment: a check falls on it,
+        and from there the schedule starts again from a short wait (a fortieth of `expected`,
+        from 0.1 s up to `start`), so a run that ends when expected is seen at once and one
+        that goes on is backed off from again."""
         rng = rng or random.Random()
-        delay = self.start
+        delay, elapsed = self.start, 0.0
         while True:
-            yield delay * (1 + rng.uniform(-self.jitter, self.jitter))
+            wait = delay * (1 + rng.uniform(-self.jitter, self.jitter))
+            if expected is not None and elapsed < expected <= elapsed + wait:
+                wait = expected - elapsed
+                delay = min(self.start, max(0.1, expected / 40)) / self.factor
+                expected = None
+            elapsed += wait
+            yield wait
             delay = min(delay * self.factor, self.cap)

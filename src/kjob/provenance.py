@@ -7,11 +7,31 @@ src/ has moved on, without git.
 """
 
 import difflib
+import hashlib
 import json
 from dataclasses import dataclass
 
 from kjob.fsutil import atomic_write_text
 from kjob.runs import Run
+
+
+# The recipe's keys that reach a run; its title, description and [metrics] change no result.
+_RUN_KEYS = ("entry", "accelerator", "machine_shape", "internet", "pip", "dataset_sources", "kernel_sources",
+             "model_sources", "competition_sources")
+
+
+def run_signature(recipe, sources: list[dict], parameters: dict, backend: str) -> str:
+    """What a run computes, as one SHA-256: its src modules in order (path and hash, as
+    build.json records them), the recipe's keys that reach the run, the effective parameters
+    and the backend. A sweep matches its members to recorded runs by it (never by files)."""
+    payload = {
+        "sources": [[s["path"], s["sha256"]] for s in sources],
+        "recipe": {key: getattr(recipe, key) for key in _RUN_KEYS},
+        "parameters": parameters,
+        "backend": backend,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from kjob.ledger import Ledger
 from kjob.params import resolve_parameters
 from kjob.procs import alive, start_time
 from kjob.recipe import ParamValue
-from kjob.provenance import keep_notebook
+from kjob.provenance import keep_notebook, run_signature
 from kjob.runs import Run, RunNotes, RunStatus
 from kjob.workspace import Workspace
 
@@ -30,8 +30,20 @@ class PushOutcome:
     warnings: tuple[str, ...] = ()  # the build's warnings (e.g. literal /kaggle paths)
 
 
+@dataclass(frozen=True)
+class MemberTag:
+    """A push made for a campaign member (`kjob sweep`), recorded with its run. `lane`: on a
+    backend that serves only a kernel's latest version (Kaggle), the lane's own kernel
+    (`kjob.lanes.LaneKernel`) to push to instead of the recipe's."""
+
+    campaign: str
+    stage: str
+    lane: object | None = None
+
+
 def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,
-                timeout: int | None = None, force: bool = False, notes: RunNotes | None = None) -> PushOutcome:
+                timeout: int | None = None, force: bool = False, notes: RunNotes | None = None,
+                member: MemberTag | None = None) -> PushOutcome:
     with Ledger(ws.paths.ledger) as ledger:  # a ledger that cannot be opened stops the push here
         backend = get_backend(ws, backend_name)
         plan = plan_build(ws, name, overrides)
@@ -44,18 +56,25 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         token = secrets.token_hex(8)
         notebook = nbk.parameterize(plan.notebook, parameters)
         notebook["metadata"]["kjob"]["submission"] = token
+        run_kernel, metadata = name, plan.metadata
+        lane = member.lane if member else None
+        if lane is not None:  # the same notebook, sent to the lane's kernel (its id and title agree)
+            run_kernel = lane.kernel
+            metadata = {**plan.metadata, "id": f"{ws.owner()}/{lane.slug}", "title": lane.title}
         submission = Submission(
-            recipe=plan.recipe, folder=kernel.folder, notebook=notebook, metadata=plan.metadata,
+            recipe=plan.recipe, folder=kernel.folder, notebook=notebook, metadata=metadata,
             session_timeout=timeout or plan.recipe.session_timeout, parameters=parameters, token=token,
-            first_version=ledger.next_version(name, backend.name), force=force,
+            first_version=ledger.next_version(run_kernel, backend.name), force=force,
         )
         git = plan.record["git"]
         # Kept by its hash (the ledger's), so that `kjob runs diff` can compare two runs' sources.
         keep_notebook(ws, plan.notebook_sha256, plan.notebook_text)
-        run = ledger.begin(kernel=name, backend=backend.name, notebook_sha256=plan.notebook_sha256,
+        run = ledger.begin(kernel=run_kernel, backend=backend.name, notebook_sha256=plan.notebook_sha256,
                            parameters=parameters, overrides=overrides or {}, git_commit=git["commit"],
                            git_dirty=git["dirty"], token=token, handle={"accelerator": plan.recipe.accelerator},
-                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes)
+                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
+                           signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
+                           campaign=member.campaign if member else None, stage=member.stage if member else None)
         run = _submit(ledger, backend, run, submission)
         return PushOutcome(run, rebuilt, plan.warnings)
 
@@ -83,16 +102,17 @@ def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) 
     return ledger.complete_submission(run, submitted)
 
 
-def reconcile(ledger: Ledger, backend: Backend, run: Run) -> Run:
+def reconcile(ledger: Ledger, backend: Backend, run: Run, push_over: bool = False) -> Run:
     """A `submitting` row completed from what the backend has, or closed if it has nothing.
 
-    While the pushing process is alive its push may still be on its way: the row is left."""
+    While the pushing process is alive its push may still be on its way: the row is left,
+    unless `push_over` (the caller is that process, and its push has returned)."""
     if run.state.status != "submitting":
         return run
     found = backend.find_submission(run.kernel, run.token) if run.token else None
     if found is not None:
         return ledger.complete_submission(run, found)
-    if alive(run.submitter.get("pid"), run.submitter.get("start")):
+    if not push_over and alive(run.submitter.get("pid"), run.submitter.get("start")):
         return run
     return ledger.update(run, RunStatus(
         "error", "never submitted", "infrastructure",

@@ -33,6 +33,8 @@ RUN_COLUMNS: dict[str, Callable[[Run], object]] = {
     "note": lambda r: r.note,
     "tags": lambda r: list(r.notes.tags),
     "archived": lambda r: r.archived,
+    "campaign": lambda r: r.campaign,
+    "stage": lambda r: r.stage,
 }
 FALLBACK_COLUMNS = 6  # a kernel whose recipe names no metrics shows this many of its own
 
@@ -210,6 +212,7 @@ class RunQuery:
     where: tuple[str, ...] = ()  # "NAME OP VALUE", all must hold
     tags: tuple[str, ...] = ()  # all of them
     archived: bool = False  # list archived runs too
+    campaign: str | None = None  # only this campaign's members (`kjob sweep`)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ class Selection:
     recipe_specs: dict  # kernel -> its recipe's MetricSpec (None: no usable recipe)
     modes: ModeBook
     sort_by: str | None = None
+    campaign: str | None = None
 
     def fields(self, names: list[str] | None = None) -> list[tuple[str, Field]]:
         """(header, field) of each column after kernel, version and backend: `names`, or
@@ -238,8 +242,10 @@ class Selection:
         # the notebook's hash tells apart two runs whose code changed but not their -p
         fields = [(c, Field("column", c)) for c in ("status", "duration", "parameters", "notebook")]
         fields += [(m, Field("metric", m)) for m in metrics]
-        return fields + [(c, Field("column", c)) for c in ("tags", "message", "note")
-                         if any(RUN_COLUMNS[c](r) for r in runs)]
+        # a campaign's stage (and, listing several campaigns, which one) where any run has them
+        tail = ("stage", "tags", "message", "note")
+        tail = tail if self.campaign else ("campaign", *tail)
+        return fields + [(c, Field("column", c)) for c in tail if any(RUN_COLUMNS[c](r) for r in runs)]
 
 
 def select_runs(ws, query: RunQuery) -> Selection:
@@ -247,7 +253,7 @@ def select_runs(ws, query: RunQuery) -> Selection:
     from kjob.metrics import recipe_spec
 
     with Ledger(ws.paths.ledger) as ledger:
-        runs = ledger.runs(query.kernel)
+        runs = ledger.runs(query.kernel, campaign=query.campaign)
     hidden = 0 if query.archived else sum(1 for r in runs if r.archived)
     runs = [r for r in runs if (query.archived or not r.archived) and all(t in r.notes.tags for t in query.tags)]
     runs = filter_runs(runs, [parse_condition(c) for c in query.where])
@@ -255,7 +261,7 @@ def select_runs(ws, query: RunQuery) -> Selection:
     modes = mode_book(runs, specs)
     if query.sort_by:
         runs = sort_runs(runs, query.sort_by, modes)
-    return Selection(runs, hidden, specs, modes, query.sort_by)
+    return Selection(runs, hidden, specs, modes, query.sort_by, query.campaign)
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -279,7 +285,7 @@ def export_record(run: Run) -> dict:
 
 _EXPORT_COLUMNS = ("kernel", "version", "backend", "incarnation", "status", "failure_kind", "failure_location",
                    "created_at", "started_at", "finished_at", "duration", "notebook_sha256", "git_commit",
-                   "git_dirty", "message", "note", "tags", "archived")
+                   "git_dirty", "message", "note", "tags", "archived", "campaign", "stage")
 
 
 def csv_value(value) -> str:

@@ -98,6 +98,12 @@ class Run:
     archived_at: float | None = None  # when its download folder was packed (`kjob runs archive`)
     metric_sources: dict = field(default_factory=dict)
     metric_specs: dict = field(default_factory=dict)  # source -> kjob.metrics.MetricSpec it declared
+    # A campaign member (`kjob sweep`): its campaign and stage, and the run's signature (a
+    # hash of what it computes: sources, effective parameters, backend; kjob.provenance).
+    campaign: str | None = None
+    stage: str | None = None
+    signature: str | None = None
+    fetched_at: float | None = None  # when its outputs (or, for a failed run, its log) were fetched
 
     @property
     def ref(self) -> str:
@@ -124,7 +130,8 @@ def run_record(run: Run) -> dict:
         "notebook_sha256": run.notebook_sha256, "git_commit": run.git_commit,
         "git_dirty": run.git_dirty, "metrics": run.metrics, "identity": run.identity,
         "incarnation": run.incarnation, "gone": run.gone, "message": run.notes.message, "note": run.note,
-        "tags": list(run.notes.tags), "archived": run.archived,
+        "tags": list(run.notes.tags), "archived": run.archived, "campaign": run.campaign, "stage": run.stage,
+        "signature": run.signature,
     }
 
 
@@ -144,7 +151,8 @@ def run_label(kernel: str, version: int | None, backend: str, incarnation: int =
     return f"{kernel} {number}" + (f" ({', '.join(notes)})" if notes else "")
 
 
-_SPEC = re.compile(r"^(?P<kernel>[A-Za-z0-9_.-]+)(?::v?(?P<version>\d+))?$")
+# `@` appears in a campaign lane's kernel (`r3-dpt@kd-1`, kjob.lanes).
+_SPEC = re.compile(r"^(?P<kernel>[A-Za-z0-9_.@-]+)(?::v?(?P<version>\d+))?$")
 
 
 def parse_run_spec(spec: str) -> tuple[str, int | None]:

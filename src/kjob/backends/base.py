@@ -62,6 +62,9 @@ class Backend(ABC):
     poll: Backoff = Backoff()
     # Whether asking for a status is cheap (no network): the table of recent runs asks only then.
     status_is_cheap: bool = True
+    # Whether a kernel's newer version makes the older ones' outputs and log unreachable
+    # (Kaggle): a sweep then gives each lane a kernel of its own (kjob.lanes).
+    serves_latest_only: bool = False
 
     @abstractmethod
     def submit(self, submission: Submission) -> Submitted:

@@ -18,13 +18,15 @@ from pathlib import Path
 
 from kjob.backends import kaggle_sdk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
-from kjob.errors import BackendError, ConfigError, NotFoundError, PushedWithProblem, RunGone
+from kjob.errors import BackendError, ConfigError, NoRoom, NotFoundError, PushedWithProblem, RunGone
 from kjob.leakscan import redact
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
 
 kaggle_sdk.light()  # before anything imports kagglesdk: its __init__ loads every service
 
+# How Kaggle words the refusal of a GPU session beyond the account's limit (HTTP 200, `error`).
+_SESSION_LIMIT = "Maximum batch GPU session count"
 _STATUS = {
     "QUEUED": "queued", "NEW_SCRIPT": "queued", "RUNNING": "running", "CANCEL_REQUESTED": "running",
     "COMPLETE": "complete", "ERROR": "error", "CANCEL_ACKNOWLEDGED": "cancelled",
@@ -35,6 +37,7 @@ class KaggleBackend(Backend):
     name = "kaggle"
     poll = Backoff(start=5.0, factor=1.5, cap=60.0)
     status_is_cheap = False
+    serves_latest_only = True
 
     def __init__(self, ws):
         self.ws = ws
@@ -84,6 +87,8 @@ class KaggleBackend(Backend):
             message = f"Kaggle rejected the push of {ref}: {problem}"
             if submitted:  # it runs anyway: record it so that it can be watched and stopped
                 raise PushedWithProblem(f"{message} (Kaggle still made v{version}; it is recorded)", submitted)
+            if _SESSION_LIMIT in problem:  # another machine's sessions, unknown to this ledger
+                raise NoRoom(message)
             raise BackendError(message)
         if not version:
             raise BackendError(f"Kaggle accepted the push of {ref} but gave no version number; look at {self._web(ref)}")
@@ -104,9 +109,9 @@ class KaggleBackend(Backend):
         import json
 
         from kjob.backends.kaggle_api import KernelRef
-        from kjob.recipe import load_recipe
+        from kjob.lanes import kernel_slug
 
-        ref = KernelRef(self.ws.owner(), load_recipe(self.ws, kernel).slug)
+        ref = KernelRef(self.ws.owner(), kernel_slug(self.ws, kernel))
         try:
             latest = self.api.kernel(ref)
         except NotFoundError:

@@ -12,7 +12,7 @@ silently fail to attach, so both are turned into errors.
 
 from kagglesdk.kernels.types import kernels_api_service as api
 
-from kjob.errors import BackendError, NotFoundError
+from kjob.errors import BackendError, NoRoom, NotFoundError, QuotaLow
 from kjob.leakscan import redact
 
 GPU_SESSION_LIMIT = 2
@@ -137,19 +137,26 @@ def unfinished_gpu_runs(backend, exclude_token: str | None = None) -> list:
     return still
 
 
+def gpu_quota_left(backend) -> float | None:
+    """Seconds of this week's GPU quota not used or reserved yet; None when Kaggle does not say."""
+    quota = backend.api.gpu_quota()
+    if quota is None or quota.total_time_allowed is None:
+        return None
+    used = sum(t.total_seconds() for t in (quota.time_used, quota.time_reserved) if t is not None)
+    return quota.total_time_allowed.total_seconds() - used
+
+
 def check_gpu_room(backend, submission) -> None:
     busy = unfinished_gpu_runs(backend, submission.token)
     if len(busy) >= GPU_SESSION_LIMIT:
         names = ", ".join(run.ref for run in sorted(busy, key=lambda r: (r.kernel, r.version)))
-        raise BackendError(f"{len(busy)} Kaggle GPU runs have not finished ({names}) and Kaggle runs at most "
-                           f"{GPU_SESSION_LIMIT} at a time: wait for one (kjob status NAME --watch), or push with --force")
-    quota = backend.api.gpu_quota()
-    if quota is None or quota.total_time_allowed is None:
+        raise NoRoom(f"{len(busy)} Kaggle GPU runs have not finished ({names}) and Kaggle runs at most "
+                     f"{GPU_SESSION_LIMIT} at a time: wait for one (kjob status NAME --watch), or push with --force")
+    left = gpu_quota_left(backend)
+    if left is None:
         return
-    used = sum(t.total_seconds() for t in (quota.time_used, quota.time_reserved) if t is not None)
-    left = quota.total_time_allowed.total_seconds() - used
     if left < submission.session_timeout:
-        raise BackendError(f"only {_hours(max(left, 0))} of GPU quota left, less than the "
+        raise QuotaLow(f"only {_hours(max(left, 0))} of GPU quota left, less than the "
                            f"{_hours(submission.session_timeout)} session timeout of {submission.recipe.name}: Kaggle "
                            "would stop the run when the quota runs out; lower session_timeout (or push --timeout "
                            "SECONDS), or push with --force")

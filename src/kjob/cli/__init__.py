@@ -4,16 +4,16 @@ formats its result. Heavy modules (torch, nbclient) are imported only inside com
 import click
 
 from kjob import __version__
-from kjob.cli import build, dataset, demo, emulator, evaluate, init, runs, runs_extra
+from kjob.cli import build, dataset, demo, emulator, evaluate, init, leakage, runs, runs_extra, sweep
 from kjob.errors import KjobError, LocalFileError
 
 # Each command module imports only click and kjob's light modules at import time.
-COMMAND_MODULES = [init, build, runs, runs_extra, demo, emulator, evaluate, dataset]
+COMMAND_MODULES = [init, build, runs, runs_extra, demo, emulator, evaluate, dataset, sweep, leakage]
 
 EXIT_CODES_HELP = """Exit codes: 0 success (run complete), 1 run failed, 2 usage or configuration
 error, 3 validation failed, 4 not found, 5 run cancelled, 6 run not finished, 7 backend
 or authentication error, 8 a local file cannot be written (disk full, no permission) or
-would replace one you edited, 130 interrupted."""
+would replace one you edited, 9 leakage found (kjob leakage), 130 interrupted."""
 
 
 def _os_error_text(exc: OSError) -> str:

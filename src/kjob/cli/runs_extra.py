@@ -56,10 +56,12 @@ def _cell(field, run) -> str:
                    "created, notebook, commit, message, note, tags, ...).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only runs with this tag (repeatable: all of them).")
 @click.option("--archived", "with_archived", is_flag=True, help="Also list archived runs.")
+@click.option("--campaign", default=None, metavar="NAME",
+              help="Only the members of this campaign (`kjob sweep NAME`), ranked by its metric.")
 @click.option("--export", type=click.Choice(["csv", "json"]), default=None,
               help="Print every column (one per parameter and per metric) as CSV or JSON.")
 @click.pass_context
-def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, export):
+def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, campaign, export):
     """Every recorded run with its parameters and metrics, ranked and filtered by any of them.
 
     Example: kjob runs --kernel r3-dpt --sort-by best_val_loss --where 'lr<0.01' --columns lr,best_val_loss,best_epoch
@@ -73,7 +75,10 @@ def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, e
     from kjob import runquery as rq
 
     ws = workspace()
-    selection = rq.select_runs(ws, rq.RunQuery(kernel, sort_by, tuple(conditions), tuple(tags), with_archived))
+    if campaign and not sort_by:
+        sort_by = _campaign_metric(ws, campaign)
+    selection = rq.select_runs(ws, rq.RunQuery(kernel, sort_by, tuple(conditions), tuple(tags), with_archived,
+                                               campaign))
     runs = selection.runs
     names = [n.strip() for n in columns.split(",") if n.strip()] if columns else None
     if export == "json":
@@ -94,6 +99,21 @@ def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, e
         click.echo("no runs to show" if selection.hidden or conditions or tags else "no runs recorded yet")
     if selection.hidden:
         click.echo(f"note: {selection.hidden} archived run(s) not shown (--archived lists them)", err=True)
+
+
+def _campaign_metric(ws, name: str) -> str | None:
+    """The metric campaigns/NAME.toml ranks by, if its members have it (else newest first)."""
+    from kjob.campaign_file import load_campaign
+    from kjob.errors import KjobError
+    from kjob.ledger import Ledger
+
+    try:
+        metric = load_campaign(ws, name).metric
+    except KjobError:  # the file is gone or broken (another machine's ledger): the newest first
+        return None
+    with Ledger(ws.paths.ledger) as ledger:
+        members = ledger.runs(campaign=name)
+    return metric if metric and any(metric in r.metrics for r in members) else None
 
 
 def _version(text: str) -> int:

@@ -1,0 +1,178 @@
+"""`kjob sweep NAME`: run a campaign (campaigns/NAME.toml) in the foreground, or show it."""
+
+import shutil
+import signal
+import sys
+import threading
+import time
+
+import click
+
+from kjob.cli.common import workspace
+from kjob.cli.format import EXIT_INTERRUPTED, duration, number, table
+
+_EXIT = {"complete": 0, "failed": 1, "unfinished": 6}
+
+
+def member_rows(plan, metric: str | None) -> tuple[list[str], list[list[str]]]:
+    from kjob.campaign_plan import point_text
+
+    headers = ["MEMBER", "PARAMETERS", "STATUS", "RUN"] + ([metric.upper()] if metric else [])
+    rows = []
+    for state in plan.members:
+        run = state.run
+        status = state.status
+        if status == "failed" and run is not None:
+            status = f"failed: {run.state.describe_failure()}" if run.state.status == "error" else run.state.status
+        elif state.note:
+            status += f" ({state.note})"
+        value = run.metrics.get(metric) if run is not None and metric else None
+        source = f" (from {state.member.source})" if state.member.source else ""
+        rows.append([state.member.label, point_text(state.member.point) + source, status,
+                     run.ref if run is not None else "-"] + ([number(value)] if metric else []))
+    return headers, rows
+
+
+def stage_lines(plan) -> list[str]:
+    lines = []
+    for stage in plan.stages:
+        if stage.state != "open" or stage.why:
+            lines.append(f"stage {stage.stage.name}: {stage.state}" + (f", {stage.why}" if stage.why else ""))
+    if plan.strays:
+        lines.append(f"note: {len(plan.strays)} run(s) of this campaign are no member now (the file or the "
+                     "sources changed); `kjob runs --campaign NAME` lists them")
+    return lines
+
+
+def outcome(plan) -> str:
+    states = [m.status for m in plan.members]
+    if "failed" in states:
+        return "failed"
+    waiting = any(s.state == "waiting" for s in plan.stages)
+    return "unfinished" if waiting or any(s not in ("complete", "gated off") for s in states) else "complete"
+
+
+def leaderboard(plan, modes, metric: str | None) -> str | None:
+    from kjob.campaign_plan import point_text
+    from kjob.metrics import is_number
+    from kjob.runquery import sort_runs
+
+    done = {m.run.id: m for m in plan.members if m.status == "complete"}
+    runs = [m.run for m in done.values() if metric and is_number(m.run.metrics.get(metric))]
+    if not runs:
+        return None
+    rows = [[str(rank), done[r.id].member.label, point_text(done[r.id].member.point), number(r.metrics[metric]),
+             r.ref] for rank, r in enumerate(sort_runs(runs, metric, modes), 1)]
+    return table(["RANK", "MEMBER", "PARAMETERS", metric.upper(), "RUN"], rows)
+
+
+class Progress:
+    """Each event as a line on stderr; on a terminal, the members' table redrawn below them."""
+
+    def __init__(self, metric):
+        self.metric, self.began = metric, time.monotonic()
+        self.live = sys.stderr.isatty()
+        self.drawn = 0
+
+    def __call__(self, event, plan) -> None:
+        stamp = f"[{duration(time.monotonic() - self.began):>6}]"
+        if event.kind == "status" and not self.live:
+            return  # queued -> running: the table shows it; a log of lines needs only the ends
+        if self.drawn:
+            click.echo(f"\x1b[{self.drawn}F\x1b[J", nl=False, err=True)  # up over the old table, clear it
+        if event.kind != "status":
+            click.echo(f"{stamp} {event.text}", err=True)
+        self.drawn = 0
+        if self.live and plan is not None:
+            text = table(*member_rows(plan, self.metric))
+            if text.count("\n") + 3 < shutil.get_terminal_size().lines:  # taller: it could not be redrawn
+                click.echo(text, err=True)
+                self.drawn = text.count("\n") + 1
+
+
+@click.command()
+@click.argument("name")
+@click.option("--status", "status_only", is_flag=True,
+              help="Show the members and where each stands (runs in flight are asked); push and fetch nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan: members, lanes, estimated GPU hours. Nothing is pushed, asked or spent.")
+@click.option("--retry-failed", is_flag=True,
+              help="Push again, once, the members whose last run failed (in your code, a timeout, ...).")
+def sweep(name, status_only, dry_run, retry_failed):
+    """Run campaigns/NAME.toml: push its members into lanes, follow each, fetch each as it
+    ends, then rank them. Ctrl-C stops pushing (the members in flight are followed and
+    fetched; Ctrl-C again leaves them running); `kjob sweep NAME` again resumes.
+
+    Example: kjob sweep lr-sweep --dry-run   (then: kjob sweep lr-sweep)
+    """
+    from kjob.campaign_file import load_campaign
+    from kjob.campaign_plan import campaign_modes
+
+    ws = workspace()
+    campaign = load_campaign(ws, name)
+    if dry_run:
+        return _dry_run(ws, campaign)
+    from kjob.sweep import Sweep
+
+    progress = Progress(campaign.metric)
+    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else progress)
+    if status_only:
+        plan = runner.follow_only()
+    elif threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        plan = runner.run()
+    else:
+        previous = signal.signal(signal.SIGINT, lambda *_: _interrupted(runner))
+        try:
+            plan = runner.run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if progress.drawn:
+            click.echo(f"\x1b[{progress.drawn}F\x1b[J", nl=False, err=True)
+    click.echo(table(*member_rows(plan, campaign.metric)))
+    for line in stage_lines(plan):
+        click.echo(line)
+    board = leaderboard(plan, campaign_modes(campaign), campaign.metric)
+    if board and not status_only:
+        click.echo(f"\nleaderboard by {campaign.metric} (kjob runs --campaign {name}):\n{board}")
+    if not status_only:
+        stats = runner.stats
+        click.echo(f"{stats.pushes} pushed, {stats.fetches} fetched, {stats.status_calls} status checks", err=True)
+        if runner.error is not None:
+            raise runner.error
+        if runner.stop_reason == "interrupted":
+            click.echo(f"interrupted: members in flight go on; `kjob sweep {name}` resumes", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+    sys.exit(_EXIT[outcome(plan)])
+
+
+def _interrupted(runner) -> None:
+    runner.interrupt()
+    if runner.leaving:
+        click.echo("stopped following: the members in flight go on", err=True)
+    else:
+        click.echo("stopping: no more pushes; following the members in flight (Ctrl-C again to leave them)",
+                   err=True)
+
+
+def _dry_run(ws, campaign) -> None:
+    from kjob.campaign_estimate import dry_run
+
+    plan = dry_run(ws, campaign)
+    recipe = campaign.recipe
+    click.echo(f"campaign {campaign.name} ({campaign.rel}): recipe {recipe.name} on {campaign.backend}, "
+               f"{len(plan.plan.members)} member(s) known")
+    click.echo(table(*member_rows(plan.plan, campaign.metric)))
+    for line in stage_lines(plan.plan):
+        click.echo(line)
+    click.echo(f"lanes: {plan.lanes.why}")
+    for kernel in plan.lane_kernels:
+        click.echo(f"  lane kernel {ws.owner()}/{kernel.slug} ({kernel.title!r}, ledger name {kernel.kernel})")
+    estimate = plan.estimate
+    hours = "GPU hours" if estimate.gpu else "hours (no GPU quota spent)"
+    about = f", about {estimate.about / 3600:.2f} by the members that completed" if estimate.about is not None else ""
+    click.echo(f"to run: {estimate.to_run} member(s); {hours}: at most {estimate.at_most / 3600:.2f} "
+               f"(session timeouts){about}")
+    click.echo("nothing was pushed")
+
+
+COMMANDS = [sweep]
