@@ -3,6 +3,7 @@ discovery, the process pool, the cache, and `kjob eval-local` / `kjob compare` e
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -267,14 +268,20 @@ def test_eval_local_with_a_checkpoint_writes_every_output(ws):
     result = kjob("eval-local", "--data", "data", "--checkpoint", "ckpt/best.pt", "--report", "--save-audio",
                   "--jobs", "2")
     assert result.exit_code == 0, result.output
-    out = ws / "eval" / "reports" / "ckpt-best"
-    assert "wrote eval/reports/ckpt-best/" in result.stdout
+    # The default name says what was evaluated and on which test set (its content hash).
+    [out] = (ws / "eval" / "reports").glob("ckpt-best--data-*")
+    assert re.fullmatch(r"ckpt-best--data-[0-9a-f]{8}", out.name)
+    assert f"wrote eval/reports/{out.name}/" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["count"] == 3 and summary["provenance"]["model"] == "crn"
     assert summary["provenance"]["parameters"] > 100_000 and summary["provenance"]["epoch"] == 3
     assert sorted(p.name for p in (out / "enhanced").iterdir()) == ["0001.wav", "0002.wav", "0003.wav"]
     assert sf.info(out / "enhanced" / "0001.wav").frames == sf.info(ws / "data" / "test" / "0001.wav").frames
-    assert (out / "report.html").is_file() and len(list((out / "report_files").glob("*.png"))) == 9
+    assert (out / "report.html").is_file() and len(list((out / "report_files").glob("0*.png"))) == 9
+    html = (out / "report.html").read_text()
+    # The checkpoint's epoch, validation loss and parameter count in words.
+    assert "epoch: <b>3</b>" in html and "validation loss: <b>-1.5</b>" in html
+    assert re.search(r"parameters: <b>\d\.\d\d million \(\d{3},\d{3}\)</b>", html), html[:3000]
     assert not [p for p in out.parent.iterdir() if ".part-" in p.name or ".old-" in p.name]
 
     # A plain state_dict (with DataParallel's prefix) needs --model.
@@ -317,7 +324,8 @@ def test_eval_local_run_uses_the_fetched_best_checkpoint_and_records_scores(ws):
     save_crn(paths.download("r3-crn", "local", 2).output_file("best.pt"))
     result = kjob("eval-local", "--data", "data", "--run", "r3-crn:v2")
     assert result.exit_code == 0, result.output
-    summary = json.loads((paths.report("r3-crn-local-v2") / "summary.json").read_text())
+    [folder] = paths.reports.glob("r3-crn-local-v2--data-*")
+    summary = json.loads((folder / "summary.json").read_text())
     assert summary["provenance"]["run_label"] == "r3-crn v2 (local)"
     with Ledger(paths.ledger) as ledger:
         metrics = ledger.find("r3-crn", 2).metrics
@@ -329,7 +337,7 @@ def test_eval_local_run_uses_the_fetched_best_checkpoint_and_records_scores(ws):
 
 def test_compare_and_help_do_not_import_the_heavy_modules(ws):
     code = ("import sys\nfrom kjob.cli import cli\n"
-            "for args in (['--help'], ['eval-local', '--help'], ['compare']):\n"
+            "for args in (['--help'], ['eval-local', '--help'], ['compare'], ['leakage', '--help']):\n"
             "    try:\n        cli(args)\n    except SystemExit as e:\n        assert e.code == 0, (args, e.code)\n"
             "heavy = [m for m in ('torch', 'numpy', 'pesq', 'pystoi') if m in sys.modules]\n"
             "assert not heavy, heavy\n")

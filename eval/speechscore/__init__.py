@@ -1,21 +1,34 @@
-"""speechscore: the local evaluator behind `kjob eval-local`.
+"""speechscore: the local evaluator behind `kjob eval-local` and `kjob leakage`.
 
-Pure functions over audio arrays (metrics, spectrograms, summaries) and one runner that
-feeds them: discover pairs, load and resample, enhance on the CPU, score in a process
-pool, write per_utterance.csv, summary.json and an offline HTML report.
+Pure functions over audio arrays (metrics, lag, fingerprints, leakage findings, spectrograms,
+summaries, the report's markup) and a runner that feeds them: discover pairs, load and
+resample, enhance on the CPU, score in a process pool behind a cache, write
+per_utterance.csv, summary.json and an offline HTML report under a name that never
+replaces another evaluation's.
 
-    metrics      PESQ, STOI, ESTOI, SI-SDR: a value or None with a reason, never raising
+  pure
+    metrics      PESQ, STOI, ESTOI, SI-SDR: a value or None with a reason, never raising;
+                 the SI-SDR ceiling flag
+    lag          the lag of a signal behind its reference (cross-correlation)
+    fingerprint  a noise- and gain-robust picture of an utterance, and how two correlate
+    leakage      exact, near-duplicate and shared-id findings between two sides
+    summary      per-utterance rows, summary.json's statistics, the CSV
+    conditions   noise type and SNR per pair (manifest or file names), the breakdown
+    naming       default report names, identities, the never-replace rule
+    compare      the table across evaluated runs
+    spectrogram  PNG images without matplotlib; report_charts: SVG charts;
+    report_parts the report's markup; report_assets: its CSS and two short scripts
+  runner
+    runner       evaluate(EvalRequest) -> summary dict
     discovery    noisy/clean pairs from folders, archives or a CSV manifest
     audio        reading, resampling to 16 kHz (soxr), writing
     loading      the test set in memory; unreadable or unequal pairs stop it, named
-    model        checkpoint loading and chunked CPU inference
+    model        checkpoint loading and chunked CPU inference; fastpath: oneDNN linear layers
+    sides        both sides scored with the cache in front; cache: scores by content
     scoring      the process pool (thread limits set before numpy loads in workers);
                  worker: what each scoring process runs
-    cache        noisy-side scores keyed by file content
-    summary      per-utterance rows, summary.json, the CSV
-    report       the HTML page; spectrogram: PNG images without matplotlib
-    compare      the table across evaluated runs
-    runner       evaluate(EvalRequest) -> summary dict
+    report       the HTML page and its media; writing: the folder, renamed into place
+    leakage_files  the files side of the leakage audit (listing, decoding, caching)
     runs         evaluate_run(ws, run, data): a fetched run's best.pt
 """
 

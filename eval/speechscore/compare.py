@@ -50,7 +50,8 @@ def comparison_rows(summaries: list[tuple[str, dict]]) -> list[dict]:
         runs = []
         for folder, summary in members:
             p = summary.get("provenance", {})
-            runs.append({"run": p.get("run_label") or summary.get("name") or folder, "model": p.get("model") or "-",
+            label = p.get("run_label") or summary.get("label") or summary.get("name") or folder
+            runs.append({"run": label, "model": p.get("model") or "-",
                          "parameters": p.get("parameters"),
                          **{m: summary["means"]["enhanced"].get(m) for m in METRICS},
                          **{f"{m}_delta": summary.get("improvements", {}).get(m) for m in METRICS},

@@ -41,6 +41,9 @@ class Discovery:
     source: str = ""
     extracted: list[str] = field(default_factory=list)
     ignored_folders: list[str] = field(default_factory=list)
+    # The training split found beside the test pairs ({"noisy": [...], "clean": [...]}), for
+    # the leakage check; empty when the pairs are themselves the only split.
+    train_files: dict = field(default_factory=dict)
 
 
 def folder_role(rel_dir: str) -> tuple[str, str] | None:
@@ -154,7 +157,9 @@ def _choose(found: dict, data: Path, extracted: list[str]) -> Discovery:
             f"(possibly nested or in .zip/.7z archives) or a CSV manifest with columns noisy,clean; "
             f"found {'; '.join(seen[:10]) or 'no audio at all'}")
     folders = found.get(("folders", (split, "noisy")), []) + found.get(("folders", (split, "clean")), [])
-    return Discovery(pairs, unmatched, " + ".join(dict.fromkeys(folders)), extracted, found["ignored"])
+    beside = {side: sorted(found.get(("train", side), {}).values()) for side in ("noisy", "clean")} if split == "test" else {}
+    return Discovery(pairs, unmatched, " + ".join(dict.fromkeys(folders)), extracted, found["ignored"],
+                     {side: files for side, files in beside.items() if files})
 
 
 def from_manifest(path: Path) -> Discovery:

@@ -32,6 +32,12 @@ CONVENTIONS = {
     "signals": "scored as float32 at 16 kHz, never clipped to 16-bit; other rates resampled with soxr (HQ)",
     "improvement": "enhanced minus noisy, per utterance; summary improvements average the utterances where both are defined",
     "means": "means and medians cover the utterances where the metric is defined; the others are counted under failures",
+    "si_sdr_ceiling": ("an SI-SDR whose residual energy is at most eps (1e-8) sits at the numerical ceiling "
+                       "(about 10*log10(energy/eps)) and is flagged; si_sdr_ceiling gives the means without them"),
+    "lag": ("samples by which a signal trails its clean reference, from the peak of their cross-correlation "
+            "within 0.25 s (empty when the peak's normalised correlation is under 0.3)"),
+    "changes": ("an utterance counts as improved or worse when its improvement is beyond the tolerance "
+                "(PESQ 0.005, STOI and ESTOI 0.0005, SI-SDR 0.05 dB), else unchanged"),
 }
 
 
@@ -112,17 +118,36 @@ def si_sdr(reference, estimate) -> Score:
     problem = input_problem(reference, estimate)
     if problem:
         return Score(None, problem)
+    energies = _si_sdr_energies(reference, estimate)
+    if energies is None:
+        return Score(None, "silent reference")
+    target, noise = energies
+    ratio = target / (noise + SI_SDR_EPS)
+    return _finite(10.0 * math.log10(ratio + SI_SDR_EPS), "SI-SDR")
+
+
+def _si_sdr_energies(reference, estimate):
+    """(target energy, residual energy) of SI-SDR's projection, or None for a silent reference."""
     ref = np.asarray(reference, np.float64)
     est = np.asarray(estimate, np.float64)
     ref = ref - ref.mean()
     est = est - est.mean()
     energy = np.sum(ref * ref)
     if energy < SILENCE_PEAK ** 2:
-        return Score(None, "silent reference")
+        return None
     target = (np.sum(est * ref) / (energy + SI_SDR_EPS)) * ref
     noise = est - target
-    ratio = np.sum(target * target) / (np.sum(noise * noise) + SI_SDR_EPS)
-    return _finite(10.0 * math.log10(ratio + SI_SDR_EPS), "SI-SDR")
+    return np.sum(target * target), np.sum(noise * noise)
+
+
+def si_sdr_at_ceiling(reference, estimate) -> bool:
+    """Whether SI-SDR is at its numerical ceiling: the residual energy is no larger than
+    eps, so the value (about 10*log10(energy / eps), some 100 dB for speech) measures eps,
+    not the output. Such values dominate a mean; summaries show the mean without them too."""
+    if input_problem(reference, estimate):
+        return False
+    energies = _si_sdr_energies(reference, estimate)
+    return energies is not None and bool(energies[1] <= SI_SDR_EPS)
 
 
 def score_signal(reference, estimate, metrics=active_metrics()) -> dict[str, Score]:

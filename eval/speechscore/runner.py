@@ -1,30 +1,30 @@
 """evaluate(): discover the test pairs, enhance them on the CPU, score both sides in a
-process pool, and write per_utterance.csv, summary.json and (optionally) the HTML report.
+process pool (what the score cache holds is not computed again), and write
+per_utterance.csv, summary.json and (optionally) the HTML report.
 
-The only function here with side effects beyond its output folder is the noisy-score
-cache. Outputs are written to a temporary folder and renamed into place at the end, so
-a failed or interrupted evaluation never leaves half a report.
+Side effects beyond the report folder: the score cache and the fingerprint cache.
+Outputs are written to a temporary folder and renamed into place at the end, so a
+failed or interrupted evaluation never leaves half a report, and no evaluation ever
+replaces another's report (speechscore.naming).
 """
 
 import datetime
 import hashlib
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.errors import UsageError
-from kjob.fsutil import atomic_write_json, atomic_write_text
-from speechscore import CSV_FILE, REPORT_FILE, SAMPLE_RATE, SUMMARY_FILE, SUMMARY_FORMAT, audio, loading, report, summary as summ
-from speechscore.cache import NoisyScoreCache
+from kjob.fsutil import atomic_write_json
+from speechscore import SAMPLE_RATE, SUMMARY_FILE, SUMMARY_FORMAT, audio, conditions, loading, naming, summary as summ
+from speechscore.cache import ScoreCache
 from speechscore.discovery import discover
 from speechscore.metrics import CONVENTIONS, active_metrics
-from speechscore.scoring import cpu_count, score_tasks
+from speechscore.scoring import cpu_count
+from speechscore.sides import ModelSource, score_both_sides
+from speechscore.writing import write_evaluation
 
-
-ENHANCED_DIR = "enhanced"
 # What a runs table shows of an evaluation by default (summary.json `run_metrics.columns`).
 TABLE_COLUMNS = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_wb_delta", "si_sdr_delta")
 
@@ -32,7 +32,7 @@ TABLE_COLUMNS = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_wb_delta", "si_sdr_
 @dataclass(frozen=True)
 class EvalRequest:
     data: Path  # a folder, an archive or a CSV manifest
-    out: Path  # the report folder (replaced as a whole)
+    out: Path | None = None  # an explicit report folder; None: a default name under `reports`
     checkpoint: Path | None = None  # exactly one of checkpoint and enhanced
     model: str | None = None  # architecture for a plain state_dict
     enhanced: Path | None = None  # already-enhanced files, matched by name
@@ -40,20 +40,26 @@ class EvalRequest:
     pesq_nb: bool = False
     report: bool = False
     jobs: int | None = None  # scoring processes (default: all cores)
-    cache_dir: Path | None = None  # noisy scores and extracted archives; None: no cache
-    name: str | None = None  # default: the out folder's name
+    cache_dir: Path | None = None  # scores, fingerprints and extracted archives; None: no cache
+    reports: Path | None = None  # where default-named reports go (eval/reports)
+    label: str | None = None  # what was evaluated (r3-dpt-local-v3); default from the checkpoint or folder
+    replace: bool = False  # an explicit out that holds a report may be replaced
+    leakage_check: bool = True  # look for the test pairs in a training split beside them
     provenance: dict = field(default_factory=dict)  # run, version, backend, run_label
 
 
 def evaluate(request: EvalRequest, progress=None) -> dict:
-    """Run one evaluation and return its summary (also written to out/summary.json).
+    """Run one evaluation and return its summary (also written to <folder>/summary.json;
+    the returned dict adds "folder", where it was written).
 
     `progress(stage, done, total)` is called as loading, enhancing and scoring go on."""
     started = time.perf_counter()
     if (request.checkpoint is None) == (request.enhanced is None):
         raise UsageError("evaluate needs exactly one of a checkpoint or a folder of enhanced files")
-    out = Path(request.out).resolve()
-    _check_out(out)
+    if request.out is None and request.reports is None:
+        raise UsageError("evaluate needs an output folder or a reports folder for a default name")
+    if request.out is not None:
+        naming.check_explicit(Path(request.out).resolve(), request.replace)  # before any work
     metrics = active_metrics(request.pesq_nb)
     timing = {}
     with tempfile.TemporaryDirectory(prefix="speechscore-") as scratch:
@@ -67,70 +73,126 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
         pairs = loading.load_pairs(found.pairs, progress)
         unmatched = list(found.unmatched)
         timing["load_s"] = time.perf_counter() - started
-        mark = time.perf_counter()
+        cache = ScoreCache(request.cache_dir / "scores" if request.cache_dir else None, metrics)
+        need_waves = request.report or request.save_audio
+        provenance = _provenance(request, model)
         if model is not None:
-            from speechscore.model import enhance_all
-
-            enhanced = enhance_all(model.model, [p.noisy for p in pairs], [p.pair.name for p in pairs],
-                                   progress=progress)
+            source = _model_source(model, pairs, provenance, progress)
+            results, enhanced, spent = score_both_sides(pairs, metrics, cache, _jobs(request), model=source,
+                                                        need_waves=need_waves, progress=progress)
         else:
-            enhanced, extra = loading.load_enhanced(Path(request.enhanced), pairs)
+            waves, extra = loading.load_enhanced(Path(request.enhanced), pairs)
             unmatched += extra
-        timing["enhance_s"] = time.perf_counter() - mark
+            results, enhanced, spent = score_both_sides(pairs, metrics, cache, _jobs(request), enhanced_waves=waves,
+                                                        progress=progress)
+        timing.update(spent)
         mark = time.perf_counter()
-        scores, cache, fingerprint = _score(request, pairs, enhanced, metrics, progress)
-        timing["score_s"] = time.perf_counter() - mark
+        leakage = _leakage(request, found, pairs)
+        timing["leakage_s"] = time.perf_counter() - mark
+        # Still inside: files extracted from an archive live in `scratch` without a cache.
+        fingerprint = _fingerprint(pairs)
+        found_conditions, conditions_source = _conditions(request.data, pairs)
 
-    utterances = [summ.Utterance(p.pair.name, str(p.pair.noisy), str(p.pair.clean), p.noisy.size / SAMPLE_RATE, p.rate,
-                                 scores[i], None) for i, p in enumerate(pairs)]
+    utterances = [summ.Utterance(p.pair.name, str(p.pair.noisy), str(p.pair.clean), p.noisy.size / SAMPLE_RATE,
+                                 p.rate, {s: results[i][s]["scores"] for s in summ.SIDES}, None,
+                                 {s: results[i][s]["lag"] for s in summ.SIDES},
+                                 {s: results[i][s]["si_sdr_ceiling"] for s in summ.SIDES},
+                                 found_conditions.get(p.pair.name, {}))
+                  for i, p in enumerate(pairs)]
     rows = [summ.make_row(u, metrics) for u in utterances]
     result = summ.summarize(utterances, rows, metrics)
     data = _data_record(request, found, pairs, unmatched, fingerprint)
+    label = request.label or (naming.checkpoint_base(request.checkpoint) if request.checkpoint is not None
+                              else naming.enhanced_base(request.enhanced))
     result.update(
         format_version=SUMMARY_FORMAT,
-        name=request.name or out.name,
+        label=label,
+        identity=naming.identity(provenance, fingerprint),
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         conventions=CONVENTIONS,
-        provenance=_provenance(request, model),
+        provenance=provenance,
         data=data,
-        noisy_cache=cache.stats(),
-        versions={k: v for k, v in cache.settings.items() if k != "metrics"},
+        noisy_cache=cache.stats("noisy"),
+        enhanced_cache=cache.stats("enhanced"),
+        versions={k: v for k, v in cache.settings.items() if k not in ("metrics", "score_version")},
         jobs=_jobs(request),
-        warnings=_warnings(unmatched, model, data["resampled_from"]),
+        breakdown=({"source": conditions_source, **conditions.breakdown(rows, metrics)} if found_conditions else None),
+        leakage=leakage.as_dict() if leakage is not None else None,
     )
+    result["warnings"] = _warnings(unmatched, model, data["resampled_from"], result, request)
     result["run_metrics"] = run_metrics(result)
     mark = time.perf_counter()
-    _write(out, request, result, rows, pairs, enhanced, metrics)
+    folder = write_evaluation(request, result, rows, pairs, enhanced, metrics)
     timing["write_s"] = time.perf_counter() - mark
     timing["total_s"] = time.perf_counter() - started
     result["timing"] = {k: round(v, 3) for k, v in timing.items()}
-    atomic_write_json(out / SUMMARY_FILE, result)  # again, now with the write time
-    return result
+    atomic_write_json(folder / SUMMARY_FILE, result)  # again, now with the write time
+    return {**result, "folder": str(folder)}
 
 
 def _jobs(request: EvalRequest) -> int:
     return max(1, request.jobs or cpu_count())
 
 
-def _score(request, pairs, enhanced, metrics, progress):
-    """{index: {"noisy": scores, "enhanced": scores}}, the cache, and the data fingerprint."""
-    cache = NoisyScoreCache(request.cache_dir / "noisy-scores" if request.cache_dir else None, metrics)
-    digests = [(audio.file_digest(p.pair.noisy), audio.file_digest(p.pair.clean)) for p in pairs]
-    fingerprint = hashlib.sha256("\n".join(f"{n} {c}" for n, c in sorted(digests)).encode()).hexdigest()[:16]
-    keys = [cache.key(n, c) for n, c in digests]
-    scores = {i: {"noisy": cache.get(keys[i])} for i in range(len(pairs))}
-    tasks = [((i, "noisy"), p.clean, p.noisy, metrics) for i, p in enumerate(pairs) if scores[i]["noisy"] is None]
-    missing = {m: (None, "no enhanced file") for m in metrics}
-    for i, p in enumerate(pairs):
-        if enhanced[i] is None:
-            scores[i]["enhanced"] = missing
-        else:
-            tasks.append(((i, "enhanced"), p.clean, enhanced[i], metrics))
-    for (i, side), result in score_tasks(tasks, _jobs(request), progress).items():
-        scores[i][side] = result
-        if side == "noisy":
-            cache.put(keys[i], result)
-    return scores, cache, fingerprint
+def _model_source(model, pairs, provenance: dict, progress) -> ModelSource:
+    import torch
+
+    from speechscore.fastpath import fast_inference_model
+    from speechscore.model import CHUNK_SECONDS, OVERLAP_SECONDS, enhance_all
+
+    runnable, path = fast_inference_model(model.model)
+    provenance["inference"] = path
+
+    def enhance(indices):
+        waves = enhance_all(runnable, [pairs[i].noisy for i in indices], [pairs[i].pair.name for i in indices],
+                            progress=progress)
+        return dict(zip(indices, waves))
+
+    settings = {"model": model.name, "config": model.config, "inference": path, "chunk_seconds": CHUNK_SECONDS,
+                "overlap_seconds": OVERLAP_SECONDS, "torch": torch.__version__}
+    return ModelSource(provenance["checkpoint_sha256"], settings, enhance)
+
+
+def _fingerprint(pairs) -> str:
+    """The test set's identity: a hash of its pairs' file contents (order does not matter)."""
+    digests = sorted(f"{audio.file_digest(p.pair.noisy)} {audio.file_digest(p.pair.clean)}" for p in pairs)
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
+
+
+def _conditions(data: Path, pairs) -> tuple[dict, str | None]:
+    """Noise type and SNR per pair name, from a manifest or else from the file names."""
+    root = Path(data)
+    relative = {}
+    for p in pairs:
+        try:
+            relative[p.pair.name] = p.pair.noisy.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            relative[p.pair.name] = p.pair.noisy.name
+    manifest = conditions.read_manifest(root)
+    if manifest is not None:
+        found = conditions.from_manifest(manifest[0], relative)
+        if found:
+            return found, manifest[1]
+    found = conditions.from_names(relative)
+    return found, ("file names" if found else None)
+
+
+def _leakage(request: EvalRequest, found, pairs):
+    """The fingerprint audit of the test pairs against the training split beside them."""
+    if not request.leakage_check or not found.train_files:
+        return None
+    from speechscore.leakage_files import audit_beside
+
+    cache = request.cache_dir / "fingerprints" if request.cache_dir else None
+    root = Path(request.data)
+    try:
+        return audit_beside(found.train_files, root if root.is_dir() else root.parent,
+                            [p.pair.clean for p in pairs], [p.pair.noisy for p in pairs], cache)
+    except audio.AudioError as exc:
+        # A broken training file must not stop the evaluation of the test set.
+        from speechscore.leakage import LeakageResult
+
+        return LeakageResult(0, len(pairs), skipped=f"not checked: {exc}")
 
 
 def _provenance(request: EvalRequest, model) -> dict:
@@ -153,68 +215,41 @@ def _data_record(request, found, pairs, unmatched, fingerprint) -> dict:
             "unmatched": [{"file": u.path, "side": u.side, "why": u.why} for u in unmatched]}
 
 
-def _warnings(unmatched, model, resampled: dict) -> list[str]:
+def _warnings(unmatched, model, resampled: dict, result: dict, request) -> list[str]:
     notes = [f"unmatched {u.side} file {u.path}: {u.why}" for u in unmatched]
     notes += [f"{n} noisy file(s) at {rate} Hz resampled to 16 kHz (soxr)" for rate, n in sorted(resampled.items())]
     if model is not None and model.unexpected_keys:
         notes.append(f"checkpoint has {len(model.unexpected_keys)} unexpected key(s), ignored: "
                      + ", ".join(model.unexpected_keys[:5]))
+    count = result["count"]
+    for side, what in (("enhanced", "enhanced outputs"), ("noisy", "noisy inputs")):
+        lags = result["lags"][side]
+        if lags["nonzero"]:
+            common = max(lags["by_samples"].items(), key=lambda kv: kv[1])
+            notes.append(f"{lags['nonzero']} of {count} {what} lag their clean reference (by {common[0]} samples = "
+                         f"{1000 * int(common[0]) / SAMPLE_RATE:.2f} ms in {common[1]} of them): "
+                         "SI-SDR punishes a lag that PESQ and STOI hardly notice; see lag_* in per_utterance.csv")
+    ceiling = result.get("si_sdr_ceiling")
+    if ceiling and (ceiling["enhanced"]["count"] or ceiling["noisy"]["count"]):
+        for side in ("enhanced", "noisy"):
+            if ceiling[side]["count"]:
+                without = ceiling[side]["mean_without"]
+                notes.append(f"{ceiling[side]['count']} {side} SI-SDR value(s) at the numerical ceiling (output equal "
+                             f"to the reference, about 100 dB): mean {_db(result['means'][side]['si_sdr'])} with them, "
+                             f"{_db(without)} without")
+    leakage = result.get("leakage")
+    if leakage and not leakage["clean"]:
+        first = leakage["findings"][0]
+        notes.append(f"leakage: {len(leakage['findings'])} test file(s) share audio with the training split beside "
+                     f"them ({first['test']} ~ {first['train']}: {first['evidence']}); "
+                     f"`kjob leakage --train {request.data} --test {request.data}` lists them")
+    elif leakage and leakage["skipped"]:
+        notes.append(f"leakage check: {leakage['skipped']}; run `kjob leakage` on the splits")
     return notes
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY_FILE).is_file():
-        raise UsageError(f"refusing to replace {out}: it is not empty and holds no earlier evaluation")
-
-
-def _write(out, request, result, rows, pairs, enhanced, metrics) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.part-"))
-    try:
-        _default_mode(tmp)  # mkdtemp makes it private; a report is an ordinary folder
-        outputs = {"per_utterance": CSV_FILE, "summary": SUMMARY_FILE, "report": None, "enhanced_audio": None}
-        if request.save_audio:
-            outputs["enhanced_audio"] = ENHANCED_DIR + "/"
-            for row, p, wave in zip(rows, pairs, enhanced):
-                if wave is not None:
-                    row["enhanced_file"] = f"{ENHANCED_DIR}/{_safe(p.pair.name)}.wav"
-                    audio.write(tmp / row["enhanced_file"], wave, subtype="FLOAT")
-        if request.report:
-            outputs["report"] = REPORT_FILE
-            for i, (p, wave) in enumerate(zip(pairs, enhanced)):
-                waves = {"noisy": p.noisy, "enhanced": wave if wave is not None else 0 * p.noisy, "clean": p.clean}
-                report.write_media(tmp, i, waves)
-        result["outputs"] = outputs
-        atomic_write_text(tmp / CSV_FILE, summ.csv_text(rows, metrics))
-        atomic_write_json(tmp / SUMMARY_FILE, result)
-        if request.report:
-            atomic_write_text(tmp / REPORT_FILE, report.render(result, rows))
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _default_mode(folder: Path) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(folder, 0o777 & ~mask)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "utterance"
+def _db(value) -> str:
+    return "-" if value is None else f"{value:.2f} dB"
 
 
 def run_metrics(summary: dict) -> dict:

@@ -8,7 +8,8 @@ from kjob.paths import version_label
 
 
 def report_name(run) -> str:
-    """r3-dpt-v3 for Kaggle runs, r3-dpt-local-v3 for local ones."""
+    """What a run's evaluations are labelled: r3-dpt-v3 for Kaggle runs, r3-dpt-local-v3 for
+    local ones (the report folder adds the test set, speechscore.naming)."""
     return f"{run.kernel}-{version_label(run.backend, run.version, run.incarnation)}"
 
 
@@ -22,15 +23,16 @@ def run_checkpoint(ws, run) -> Path:
 
 
 def evaluate_run(ws, run, data: Path, progress=None, **options) -> dict:
-    """Evaluate a run's best.pt on `data` into eval/reports/<report_name(run)> (or
-    options["out"]) and return the summary.
+    """Evaluate a run's best.pt on `data` and return the summary (its "folder" says where
+    it was written): by default under eval/reports/, named after the run and the test set
+    (`r3-dpt-v3--demo-1a2b3c4d`, see speechscore.naming), or in options["out"].
 
-    options: other EvalRequest fields (report, save_audio, pesq_nb, jobs, model, name, out)."""
+    options: other EvalRequest fields (report, save_audio, pesq_nb, jobs, model, out, replace)."""
     from speechscore.runner import EvalRequest, evaluate
 
-    name = options.pop("name", None) or report_name(run)
-    out = options.pop("out", None) or ws.paths.report(name)
+    out = options.pop("out", None)
     provenance = {"run": run.kernel, "version": run.version, "backend": run.backend, "run_label": run.ref}
-    request = EvalRequest(data=Path(data), out=Path(out), checkpoint=run_checkpoint(ws, run), name=name,
-                          cache_dir=ws.paths.eval_cache, provenance=provenance, **options)
+    request = EvalRequest(data=Path(data), out=Path(out) if out else None, checkpoint=run_checkpoint(ws, run),
+                          reports=ws.paths.reports, label=report_name(run), cache_dir=ws.paths.eval_cache,
+                          provenance=provenance, **options)
     return evaluate(request, progress=progress)

@@ -46,6 +46,12 @@ def single_thread_environment():
                 os.environ[name] = value
 
 
+def _context():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["speechscore.worker"])
+    return context
+
+
 def _score_task(task: tuple) -> tuple:
     # Imported here, not at the top: the parent never needs pesq or pystoi itself, and
     # in a worker the fork server has already loaded them.
@@ -62,9 +68,7 @@ def score_tasks(tasks: list[tuple], jobs: int, progress=None, label: str = "scor
     jobs = max(1, min(jobs, len(ordered)))
     if not ordered:
         return results
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["speechscore.worker"])
-    pool = ProcessPoolExecutor(jobs, mp_context=context)
+    pool = ProcessPoolExecutor(jobs, mp_context=_context())
     try:
         # Workers start as tasks are submitted: keep the limits in place until then.
         with single_thread_environment():

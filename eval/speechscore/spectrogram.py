@@ -57,9 +57,23 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
-def spectrogram_pngs(waves: dict[str, np.ndarray]) -> dict[str, bytes]:
+def spectrograms(waves: dict[str, np.ndarray], rate: int = 16000,
+                 max_width: int = 480) -> tuple[dict[str, bytes], dict]:
     """One PNG per named wave, all on the same dB scale (the loudest of them as full scale),
-    so that noisy, enhanced and clean can be compared by eye."""
+    so that noisy, enhanced and clean can be compared by eye; and that scale, for axes and
+    a colour bar beside them: {"top_db", "bottom_db", "seconds" (time the image's width
+    spans), "max_hz"}."""
     dbs = {name: power_db(w) for name, w in waves.items()}
     top = max(float(d.max()) for d in dbs.values())
-    return {name: png_bytes(image(d, top)) for name, d in dbs.items()}
+    frames = max(d.shape[1] for d in dbs.values())
+    factor = max(1, int(np.ceil(frames / max_width)))
+    kept = (frames // factor) * factor if factor > 1 else frames
+    scale = {"top_db": round(top, 1), "bottom_db": round(top - DYNAMIC_RANGE_DB, 1),
+             "seconds": round(((kept - 1) * HOP + N_FFT) / rate, 4), "max_hz": rate // 2}
+    return {name: png_bytes(image(d, top, max_width=max_width)) for name, d in dbs.items()}, scale
+
+
+def colour_bar_png(height: int = 128, width: int = 12) -> bytes:
+    """The colour map as a vertical bar, full scale at the top."""
+    column = _LUT[np.linspace(255, 0, height).astype(np.uint8)]
+    return png_bytes(np.repeat(column[:, None, :], width, axis=1))

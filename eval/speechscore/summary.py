@@ -3,9 +3,11 @@
 import csv
 import io
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SIDES = ("noisy", "enhanced")
+# Improvements within these count as unchanged (metrics.CONVENTIONS["changes"]).
+CHANGE_TOLERANCE = {"pesq_wb": 0.005, "pesq_nb": 0.005, "stoi": 0.0005, "estoi": 0.0005, "si_sdr": 0.05}
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,9 @@ class Utterance:
     sample_rate: int  # the noisy file's own rate
     scores: dict  # {"noisy": {metric: (value, reason)}, "enhanced": {...}}
     enhanced_file: str | None = None
+    lags: dict = field(default_factory=dict)  # {"noisy": (samples or None, correlation), "enhanced": ...}
+    ceiling: dict = field(default_factory=dict)  # {"noisy": bool, "enhanced": bool}: SI-SDR at the ceiling
+    conditions: dict = field(default_factory=dict)  # {"noise": str or None, "snr_db": float or None}
 
 
 def make_row(utt: Utterance, metrics) -> dict:
@@ -34,16 +39,38 @@ def make_row(utt: Utterance, metrics) -> dict:
                 problems.setdefault((side, reason or "not computed"), []).append(m)
         both = values["noisy"] is not None and values["enhanced"] is not None
         row[f"{m}_delta"] = values["enhanced"] - values["noisy"] if both else None
-    row["notes"] = "; ".join(f"{side} {', '.join(ms)}: {reason}" for (side, reason), ms in problems.items())
+    notes = [f"{side} {', '.join(ms)}: {reason}" for (side, reason), ms in problems.items()]
+    for side in SIDES:
+        row[f"lag_{side}"] = (utt.lags.get(side) or (None, 0.0))[0]
+        if row[f"lag_{side}"]:
+            notes.append(f"{side} lags the clean reference by {row[f'lag_{side}']} samples")
+    row["si_sdr_ceiling"] = ", ".join(side for side in SIDES if utt.ceiling.get(side))
+    if row["si_sdr_ceiling"]:
+        notes.append(f"{row['si_sdr_ceiling']} SI-SDR at the numerical ceiling (equal to the reference)")
+    row["notes"] = "; ".join(notes)
+    row["noise"], row["snr_db"] = utt.conditions.get("noise"), utt.conditions.get("snr_db")
+    row["change"] = change(row, metrics)
     row.update(noisy_file=utt.noisy_file, clean_file=utt.clean_file, enhanced_file=utt.enhanced_file or "")
     return row
+
+
+def change(row: dict, metrics) -> str:
+    """worse if any metric got worse beyond its tolerance, else improved if any improved,
+    else unchanged; undefined when no improvement could be computed."""
+    deltas = {m: row[f"{m}_delta"] for m in metrics if row[f"{m}_delta"] is not None}
+    if not deltas:
+        return "undefined"
+    if any(d < -CHANGE_TOLERANCE.get(m, 0.0) for m, d in deltas.items()):
+        return "worse"
+    return "improved" if any(d > CHANGE_TOLERANCE.get(m, 0.0) for m, d in deltas.items()) else "unchanged"
 
 
 def columns(metrics) -> list[str]:
     cols = ["name", "seconds", "sample_rate"]
     for m in metrics:
         cols += [f"{m}_noisy", f"{m}_enhanced", f"{m}_delta"]
-    return cols + ["notes", "noisy_file", "clean_file", "enhanced_file"]
+    return cols + ["lag_noisy", "lag_enhanced", "si_sdr_ceiling", "noise", "snr_db", "change", "notes",
+                   "noisy_file", "clean_file", "enhanced_file"]
 
 
 def csv_text(rows: list[dict], metrics) -> str:
@@ -77,7 +104,9 @@ def summarize(utterances: list[Utterance], rows: list[dict], metrics) -> dict:
                 if value is None:
                     reasons[reason or "not computed"] = reasons.get(reason or "not computed", 0) + 1
             failures[side][m] = {"count": sum(reasons.values()), "reasons": reasons}
-    rows_with_problems = sum(1 for r in rows if r["notes"])
+    # Counted from the scores, not from notes: notes also hold lags and ceiling flags.
+    rows_with_problems = sum(1 for utt in utterances
+                             if any(utt.scores[side][m][0] is None for side in SIDES for m in metrics))
     return {
         "count": len(rows),
         "metrics": list(metrics),
@@ -88,4 +117,51 @@ def summarize(utterances: list[Utterance], rows: list[dict], metrics) -> dict:
         "failures": failures,
         "utterances_with_failures": rows_with_problems,
         "seconds_of_audio": round(sum(u.seconds for u in utterances), 3),
+        "changes": changes(rows, metrics),
+        "si_sdr_ceiling": ceiling_summary(utterances, rows) if "si_sdr" in metrics else None,
+        "lags": lag_summary(rows),
     }
+
+
+def changes(rows: list[dict], metrics) -> dict:
+    """Per metric (and overall, by `change`): utterances improved, unchanged, worse, undefined."""
+    out = {}
+    for m in metrics:
+        counts = {"improved": 0, "unchanged": 0, "worse": 0, "undefined": 0}
+        tolerance = CHANGE_TOLERANCE.get(m, 0.0)
+        for r in rows:
+            d = r[f"{m}_delta"]
+            key = "undefined" if d is None else "improved" if d > tolerance else "worse" if d < -tolerance else "unchanged"
+            counts[key] += 1
+        out[m] = {**counts, "tolerance": tolerance}
+    overall = {"improved": 0, "unchanged": 0, "worse": 0, "undefined": 0}
+    for r in rows:
+        overall[r["change"]] += 1
+    out["any"] = overall
+    return out
+
+
+def ceiling_summary(utterances: list[Utterance], rows: list[dict]) -> dict:
+    """SI-SDR values at the numerical ceiling per side, and the means without them."""
+    by_name = {r["name"]: r for r in rows}
+    out = {}
+    for side in SIDES:
+        flagged = [u.name for u in utterances if u.ceiling.get(side)]
+        kept = [by_name[u.name][f"si_sdr_{side}"] for u in utterances if not u.ceiling.get(side)]
+        out[side] = {"count": len(flagged), "names": flagged[:20], "mean_without": _stats(kept)[0]}
+    deltas = [by_name[u.name]["si_sdr_delta"] for u in utterances if not any(u.ceiling.get(s) for s in SIDES)]
+    out["improvement_without"] = _stats(deltas)[0]
+    return out
+
+
+def lag_summary(rows: list[dict]) -> dict:
+    """Per side: how many signals lag their reference, and by how much (samples: count)."""
+    out = {}
+    for side in SIDES:
+        lags: dict[str, int] = {}
+        for r in rows:
+            if r[f"lag_{side}"]:
+                lags[str(r[f"lag_{side}"])] = lags.get(str(r[f"lag_{side}"]), 0) + 1
+        out[side] = {"nonzero": sum(lags.values()), "by_samples": lags,
+                     "unclear": sum(1 for r in rows if r[f"lag_{side}"] is None)}
+    return out

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -57,7 +58,7 @@ def evaluate_demo_run(ws, recipe, run) -> None:
     from kjob.cli.evaluate import ProgressPrinter, record_scores
     from kjob.errors import ConfigError
     from speechscore.compare import compare
-    from speechscore.runs import evaluate_run, report_name
+    from speechscore.runs import evaluate_run
 
     sources = ["/".join(s.split("/")[:2]) for s in recipe.dataset_sources]
     folders = [ws.config.datasets[s] for s in sources if s in ws.config.datasets]
@@ -65,8 +66,9 @@ def evaluate_demo_run(ws, recipe, run) -> None:
         raise ConfigError(f"{recipe.name} has no dataset source mapped to a local folder to evaluate on")
     data = ws.root / folders[0]
     click.echo(f"demo: evaluating {run.ref}'s best checkpoint on the test pairs of {ws.paths.relative(data)}")
-    record_scores(ws, run, evaluate_run(ws, run, data, progress=ProgressPrinter(), report=True))
-    click.echo(f"demo: report in {ws.paths.relative(ws.paths.report(report_name(run)))}/report.html "
+    summary = evaluate_run(ws, run, data, progress=ProgressPrinter(), report=True)
+    record_scores(ws, run, summary)
+    click.echo(f"demo: report in {ws.paths.relative(Path(summary['folder']))}/report.html "
                "(open it in a browser to listen)")
     click.echo("")
     click.echo(compare(ws.paths.reports))

@@ -32,21 +32,6 @@ class ProgressPrinter:
             click.echo(f"{stage}: {done}/{total} done", err=True)
 
 
-def _default_name(checkpoint, enhanced) -> str:
-    if checkpoint is not None:
-        path = Path(checkpoint).resolve()
-        stem = path.stem
-        # Generic file names take their folders' names: downloads/crn/local-v2/output/best.pt
-        # -> crn-local-v2-best, so that two runs' checkpoints never share a report.
-        parts = path.parent.parts
-        folders = list(parts[-3:-1]) if parts[-1] == "output" else list(parts[-1:])
-        generic = stem in ("best", "last", "model", "checkpoint")
-        name = "-".join([*folders, stem]) if generic else stem
-    else:
-        name = Path(enhanced).resolve().name
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "evaluation"
-
-
 def _find_run(ws, spec: str, backend: str | None):
     from kjob.ledger import Ledger
     from kjob.runs import parse_run_spec
@@ -70,6 +55,14 @@ def _print_summary(summary: dict, out: Path, ws) -> None:
         rows.append([m, _num(summary["means"]["noisy"][m]), _num(summary["means"]["enhanced"][m]),
                      _num(summary["improvements"][m], signed=True), f"{f['noisy'][m]['count']}/{f['enhanced'][m]['count']}"])
     click.echo(table(["METRIC", "NOISY", "ENHANCED", "IMPROVEMENT", "FAILURES"], rows))
+    changes = summary["changes"]["any"]
+    click.echo(f"utterances improved {changes['improved']}, unchanged {changes['unchanged']}, "
+               f"worse on some metric {changes['worse']}")
+    ceiling = summary.get("si_sdr_ceiling")
+    if ceiling and ceiling["enhanced"]["count"]:
+        click.echo(f"SI-SDR without the {ceiling['enhanced']['count']} enhanced value(s) at the numerical ceiling: "
+                   f"enhanced {_num(ceiling['enhanced']['mean_without'])}, "
+                   f"improvement {_num(ceiling['improvement_without'], signed=True)}")
     written = ", ".join(v.rstrip("/") for v in summary["outputs"].values() if v)
     where = ws.paths.relative(out) if ws else str(out)
     click.echo(f"wrote {where}/: {written}")
@@ -100,15 +93,18 @@ def _num(value, signed: bool = False) -> str:
 @click.option("--pesq-nb", is_flag=True, help="Add narrow-band PESQ.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Scoring processes (default: all cores).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: eval/reports/NAME).")
-@click.option("--name", default=None, help="Report name (default: from the run, checkpoint or folder).")
+@click.option("--name", default=None,
+              help="Report name (default: what was evaluated and the test set, e.g. r3-dpt-v3--demo-1a2b3c4d).")
+@click.option("--replace", is_flag=True, help="Let --name or --out replace the evaluation report already there.")
 @click.option("--report", is_flag=True, help="Also write report.html with players and spectrograms.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @click.option("--compare", "show_compare", is_flag=True, help="Print the table across all evaluations (alone: only that).")
 def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_audio, pesq_nb, jobs, out, name,
-               report, as_json, show_compare):
+               replace, report, as_json, show_compare):
     """Score a model (or enhanced files) on a test set with PESQ, STOI, ESTOI and SI-SDR,
-    per utterance and overall, on the CPU. Exit code: 0 done, 2 bad options, 3 unusable
-    data or checkpoint, 4 not found.
+    per utterance and overall, on the CPU. A report never replaces another evaluation's
+    (an existing --name or --out needs --replace). Exit code: 0 done, 2 bad options, 3
+    unusable data or checkpoint, 4 not found.
 
     Example: kjob eval-local --data data/demo --run r3-dpt:v3 --report
     """
@@ -123,6 +119,10 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         raise UsageError("--data DIR is needed: the folder, archive or CSV manifest of the test set")
     if model_name is not None and enhanced is not None:
         raise UsageError("--model applies to a checkpoint, not to --enhanced files")
+    if name is not None and out is not None:
+        raise UsageError("give --name or --out, not both")
+    if name is not None and not _NAME.match(name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
     try:
         ws = workspace()
     except ConfigError as exc:
@@ -131,33 +131,31 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         if out is None:
             raise ConfigError(f"{exc.message}; outside a workspace, name the output folder with --out") from None
         ws = None  # --checkpoint/--enhanced with --out work outside a workspace (no cache)
-    name = name or (None if run_spec else _default_name(checkpoint, enhanced))
-    if name is not None and not _NAME.match(name):
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
-    options = {"save_audio": save_audio, "pesq_nb": pesq_nb, "report": report, "jobs": jobs}
+    if name is not None:
+        out = ws.paths.report(name)
+    options = {"save_audio": save_audio, "pesq_nb": pesq_nb, "report": report, "jobs": jobs, "replace": replace}
     if run_spec is not None:
         from speechscore.runs import evaluate_run
 
         run = _find_run(ws, run_spec, backend)
-        summary = evaluate_run(ws, run, data, progress=ProgressPrinter(), name=name, out=out, model=model_name,
-                               **options)
+        summary = evaluate_run(ws, run, data, progress=ProgressPrinter(), out=out, model=model_name, **options)
         record_scores(ws, run, summary)
-        out = out or ws.paths.report(summary["name"])
     else:
         from speechscore.runner import EvalRequest, evaluate
 
-        out = out if out is not None else ws.paths.report(name)
         request = EvalRequest(data=data, out=out, checkpoint=checkpoint, model=model_name, enhanced=enhanced,
-                              cache_dir=ws.paths.eval_cache if ws else None, name=name, **options)
+                              cache_dir=ws.paths.eval_cache if ws else None,
+                              reports=ws.paths.reports if ws else None, **options)
         summary = evaluate(request, progress=ProgressPrinter())
+    folder = Path(summary.pop("folder"))
     _print_warnings(summary["warnings"])
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
-        _print_summary(summary, Path(out).resolve(), ws)
+        _print_summary(summary, folder, ws)
     if show_compare:
         # Outside a workspace, the reports beside this one are the ones to compare.
-        reports = ws.paths.reports if ws else Path(out).resolve().parent
+        reports = ws.paths.reports if ws else folder.parent
         click.echo(_compare_text("markdown", reports), nl=False, err=as_json)
 
 
