@@ -103,24 +103,9 @@ def is_gpu_run(run) -> bool:
 
 def _outside(backend, campaign: str, offline: bool, gpu_only: bool) -> list:
     """The ledger's unfinished runs on `backend` that are not the campaign's (asked afresh unless offline)."""
-    from kjob.ledger import Ledger
-    from kjob.watch import refresh
+    from kjob.watch import unfinished_runs
 
-    found = []
-    with Ledger(backend.ws.paths.ledger) as ledger:
-        for run in ledger.runs(unfinished_only=True):
-            if run.backend != backend.name or run.campaign == campaign or (gpu_only and not is_gpu_run(run)):
-                continue
-            if not offline:
-                from kjob.errors import NotFoundError
-
-                try:
-                    run = refresh(ledger, backend, run)
-                except NotFoundError:
-                    continue  # its kernel is gone, and its session with it
-            if not run.state.final:
-                found.append(run)
-    return found
+    return unfinished_runs(backend, lambda run: run.campaign != campaign and (is_gpu_run(run) or not gpu_only), offline)
 
 
 def _kaggle(backend, recipe, campaign, wanted, offline) -> Lanes:

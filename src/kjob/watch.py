@@ -90,3 +90,23 @@ class LogTail:
         self.seen = max(self.seen, len(lines))
         skipped = max(0, len(new) - self.limit)
         return skipped, new[skipped:]
+
+
+def unfinished_runs(backend: Backend, keep, offline: bool = False) -> list[Run]:
+    """The ledger's runs on `backend` that `keep(run)` selects and that have not ended, each
+    asked afresh (unless `offline`); a run whose kernel is gone no longer counts."""
+    from kjob.errors import NotFoundError
+
+    found = []
+    with Ledger(backend.ws.paths.ledger) as ledger:
+        for run in ledger.runs(unfinished_only=True):
+            if run.backend != backend.name or not keep(run):
+                continue
+            if not offline:
+                try:
+                    run = refresh(ledger, backend, run)
+                except NotFoundError:
+                    continue  # its kernel is gone, and its session with it
+            if not run.state.final:
+                found.append(run)
+    return found

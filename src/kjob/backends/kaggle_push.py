@@ -119,22 +119,10 @@ def _hours(seconds: float) -> str:
 def unfinished_gpu_runs(backend, exclude_token: str | None = None) -> list:
     """The ledger's Kaggle GPU runs that are still submitting, queued or running, asked afresh
     (an interrupted push's row counts until it is reconciled)."""
-    from kjob.ledger import Ledger
-    from kjob.watch import refresh
+    from kjob.lanes import is_gpu_run
+    from kjob.watch import unfinished_runs
 
-    still = []
-    with Ledger(backend.ws.paths.ledger) as ledger:
-        for run in ledger.runs(unfinished_only=True):
-            gpu = run.handle.get("gpu") or run.handle.get("accelerator") == "gpu"
-            if run.backend != backend.name or not gpu or (exclude_token and run.token == exclude_token):
-                continue
-            try:
-                run = refresh(ledger, backend, run)
-            except NotFoundError:
-                continue  # its kernel is gone, and its session with it
-            if not run.state.final:
-                still.append(run)
-    return still
+    return unfinished_runs(backend, lambda run: is_gpu_run(run) and not (exclude_token and run.token == exclude_token))
 
 
 def gpu_quota_left(backend) -> float | None:
