@@ -42,7 +42,6 @@ both a grid and the parameters is refused (which one would it be?).
 import itertools
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 
 from kjob.errors import ConfigError, NotFoundError, UsageError
@@ -120,7 +119,7 @@ def list_campaigns(ws) -> list[str]:
 
 
 def load_campaign(ws, name: str) -> Campaign:
-    from kjob.workspace import read_utf8
+    from kjob.workspace import read_toml
 
     if not NAME_RE.match(name):
         raise UsageError(f"'{name}' is not a campaign name (letters, digits, '_' and '-': a file in campaigns/)")
@@ -129,11 +128,7 @@ def load_campaign(ws, name: str) -> Campaign:
         known = ", ".join(list_campaigns(ws)) or "none"
         raise NotFoundError(f"no campaign '{name}' in campaigns/ (known: {known})")
     rel = ws.paths.relative(path)
-    try:
-        data = tomllib.loads(read_utf8(path, rel))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{rel}: {exc}") from exc
-    return parse_campaign(ws, name, rel, data)
+    return parse_campaign(ws, name, rel, read_toml(path, rel))
 
 
 def parse_campaign(ws, name: str, rel: str, data: dict) -> Campaign:

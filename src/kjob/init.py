@@ -21,7 +21,7 @@ from kjob.notebook import SourceModule
 from kjob.paramchecks import module_bindings
 from kjob.recipe import NAME_RE
 from kjob.recipe_schema import param_value_problem, recipe_fields
-from kjob.workspace import OWNER_RE, load_config, read_utf8
+from kjob.workspace import OWNER_RE, load_config, read_toml, read_utf8
 
 # What kjob writes that is not committed: its state (ledger, local and smoke runs), fetched
 # runs, built kernels (rebuilt from src and recipes) and evaluation reports.
@@ -98,10 +98,7 @@ def _pyproject(root: Path) -> dict:
     path = root / "pyproject.toml"
     if not path.is_file():
         return {}
-    try:
-        return tomllib.loads(read_utf8(path, "pyproject.toml"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"pyproject.toml: {exc}") from exc
+    return read_toml(path, "pyproject.toml")
 
 
 def _shown(root: Path, path: Path) -> str:

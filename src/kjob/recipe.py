@@ -8,17 +8,16 @@ Reading a recipe does no other I/O and runs no code.
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kjob.errors import ConfigError, NotFoundError, UsageError
+from kjob.errors import NotFoundError, UsageError
 from kjob.metrics import MetricSpec
 from kjob.recipe_schema import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ACCELERATORS, DEFAULT_MACHINE_SHAPE, DEFAULT_SMOKE_TIMEOUT, KAGGLE_MAX_SESSION_SECONDS, SLUG_RE,
     SOURCE_RE, ParamValue, param_value_problem, recipe_fields,
 )
-from kjob.workspace import Workspace, read_utf8
+from kjob.workspace import Workspace, read_toml
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,7 @@ def load_recipe(ws: Workspace, name: str) -> KernelRecipe:
         known = ", ".join(list_recipes(ws)) or "none"
         raise NotFoundError(f"no recipe '{name}' in builders/ (known: {known})")
     rel = ws.paths.relative(path)
-    try:
-        data = tomllib.loads(read_utf8(path, rel))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{rel}: {exc}") from exc
-    return KernelRecipe(name=name, path=path, **recipe_fields(name, rel, data))
+    return KernelRecipe(name=name, path=path, **recipe_fields(name, rel, read_toml(path, rel)))
 
 
 def coerce_value(key: str, value, default: ParamValue, *, where: str = "-p") -> ParamValue:

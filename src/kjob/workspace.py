@@ -118,24 +118,26 @@ def find_workspace(start: Path | None = None) -> Workspace:
     )
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path, name: str | None = None) -> dict:
+    """A TOML file's table; a file that is not UTF-8 or not TOML is one line naming `name`."""
+    name = name or path.name
     try:
-        return tomllib.loads(read_utf8(path, path.name))
+        return tomllib.loads(read_utf8(path, name))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from exc
+        raise ConfigError(f"{name}: {exc}") from exc
 
 
 def _layers(root: Path) -> list[tuple[Where, dict]]:
     """Each configuration table with where it came from, lowest precedence first."""
     layers = []
     if (root / "pyproject.toml").is_file():
-        tool = _read_toml(root / "pyproject.toml").get("tool", {})
+        tool = read_toml(root / "pyproject.toml").get("tool", {})
         table = tool.get("kjob", {}) if isinstance(tool, dict) else {}
         if not isinstance(table, dict):
             raise Where("pyproject.toml", "tool").fail("kjob", "expected a table", table)
         layers.append((Where("pyproject.toml", "tool.kjob"), table))
     if (root / "kjob.toml").is_file():
-        layers.append((Where("kjob.toml"), _read_toml(root / "kjob.toml")))
+        layers.append((Where("kjob.toml"), read_toml(root / "kjob.toml")))
     return layers
 
 

@@ -94,8 +94,7 @@ class LocalBackend(Backend):
         return self._sandbox(run).status()
 
     def log(self, run: Run) -> list[LogEntry]:
-        return [LogEntry(item.get("stream_name", "stdout"), float(item.get("time", 0)), item.get("data", ""))
-                for item in self._sandbox(run).log_entries()]
+        return sandbox_log(self._sandbox(run))
 
     # -- outputs ------------------------------------------------------------------------
 
@@ -132,6 +131,12 @@ def claim_version(runs: Path, first_version: int, folder_of) -> int:
             return version
         except FileExistsError:
             version += 1
+
+
+def sandbox_log(sandbox: Sandbox) -> list[LogEntry]:
+    """A run sandbox's log as the backend interface gives it (every backend that runs one)."""
+    return [LogEntry(item.get("stream_name", "stdout"), float(item.get("time", 0)), item.get("data", ""))
+            for item in sandbox.log_entries()]
 
 
 def sandbox_outputs(sandbox: Sandbox) -> list[RemoteFile]:

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 import kjob
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
-from kjob.backends.local import claim_version, copy_output, sandbox_outputs
+from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
 from kjob.errors import BackendError, ConfigError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
 from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
@@ -191,8 +191,7 @@ class RayBackend(Backend):
         return _status(job, sandbox.recorded_state(), sandbox.paths.cancel_marker.exists())
 
     def log(self, run: Run) -> list[LogEntry]:
-        return [LogEntry(item.get("stream_name", "stdout"), float(item.get("time", 0)), item.get("data", ""))
-                for item in self._storage(run).log_entries()]
+        return sandbox_log(self._storage(run))
 
     # -- outputs ------------------------------------------------------------------------
 
