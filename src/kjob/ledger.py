@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from kjob import metrics as mx
-from kjob.errors import ConfigError, NotFoundError, UsageError
+from kjob.errors import BackendError, ConfigError, NotFoundError, UsageError
 from kjob.ledger_schema import SCHEMA_VERSION, migrate  # noqa: F401  (SCHEMA_VERSION: the ledger's vocabulary)
 from kjob.runs import UNFINISHED, Run, RunNotes, RunStatus, can_move
 
@@ -74,9 +74,12 @@ class Ledger:
     def complete_submission(self, run: Run, submitted) -> Run:
         """Give the row the version, handle and identity the backend answered with.
 
-        A version already held by another run of the same remote kernel, or a new remote
-        identity, means the kernel was re-created: the run starts a new incarnation and the
-        earlier ones are marked gone (their rows and download folders stay as they are)."""
+        Only the backend's own kernel identity (Kaggle's kernel id) says that a kernel was
+        re-created: an identity the ledger has never seen for this kernel starts a new
+        incarnation, and the earlier ones are marked gone (their rows and download folders
+        stay as they are). kjob's own numbering never does: on the local and Ray backends
+        (no identity) versions are claimed by kjob itself, and pushes that overlap or a push
+        killed before its row was completed may complete in any order, leaving gaps."""
         now = time.time()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -84,7 +87,15 @@ class Ledger:
             if current["version"] is not None:  # completed meanwhile (a reconciliation)
                 self._db.execute("COMMIT")
                 return self._from_row(current)
-            incarnation = self._incarnation(run.kernel, run.backend, submitted.version, submitted.identity, now)
+            incarnation = self._incarnation(run.kernel, run.backend, submitted.identity, now)
+            taken = self._db.execute(
+                "SELECT id FROM runs WHERE kernel=? AND backend=? AND incarnation=? AND version=?",
+                (run.kernel, run.backend, incarnation, submitted.version)).fetchone()
+            if taken is not None:  # never file two pushes under one version: say so, keep both rows
+                raise BackendError(
+                    f"{run.backend} answered {run.kernel} v{submitted.version} for this push, a version the ledger "
+                    f"already holds for another run (row {taken['id']}): nothing was overwritten; see `kjob runs "
+                    f"--kernel {run.kernel}`")
             state = submitted.state
             self._db.execute(
                 "UPDATE runs SET version=?, status=?, raw_status=?, handle=?, identity=?, incarnation=?,"
@@ -98,21 +109,27 @@ class Ledger:
             raise
         return self.get(run.id)
 
-    def _incarnation(self, kernel: str, backend: str, version: int, identity: str | None, now: float) -> int:
-        rows = self._db.execute(
-            "SELECT id, version, identity, incarnation FROM runs WHERE kernel=? AND backend=? AND version IS NOT NULL",
-            (kernel, backend)).fetchall()
-        if not rows:
+    def _incarnation(self, kernel: str, backend: str, identity: str | None, now: float) -> int:
+        """The incarnation a version with this remote `identity` belongs to (indexed reads only)."""
+        row = self._db.execute(
+            "SELECT incarnation FROM runs WHERE kernel=? AND backend=? AND version IS NOT NULL"
+            " ORDER BY incarnation DESC LIMIT 1", (kernel, backend)).fetchone()
+        if row is None:
             return 1
-        latest = max(r["incarnation"] for r in rows)
-        mine = [r for r in rows if r["incarnation"] == latest]
-        identities = {r["identity"] for r in mine} - {None}
-        same_kernel = identity is None or not identities or identities == {identity}
-        clash = any(r["version"] >= version for r in mine)
-        if same_kernel and not clash:
-            if identity is not None:  # rows recorded before kjob kept identities belong to it
-                self._db.execute("UPDATE runs SET identity=? WHERE kernel=? AND backend=? AND incarnation=?"
-                                 " AND identity IS NULL", (identity, kernel, backend, latest))
+        latest = row["incarnation"]
+        if identity is None:  # kjob numbers these versions itself: they never mean a new kernel
+            return latest
+        known = self._db.execute(
+            "SELECT incarnation FROM runs WHERE kernel=? AND backend=? AND identity=? ORDER BY incarnation DESC"
+            " LIMIT 1", (kernel, backend, identity)).fetchone()
+        if known is not None:  # that kernel's own version, however late it is reported
+            return known["incarnation"]
+        others = self._db.execute(
+            "SELECT 1 FROM runs WHERE kernel=? AND backend=? AND incarnation=? AND identity IS NOT NULL LIMIT 1",
+            (kernel, backend, latest)).fetchone()
+        if others is None:  # rows recorded before kjob kept identities belong to this kernel
+            self._db.execute("UPDATE runs SET identity=? WHERE kernel=? AND backend=? AND incarnation=?"
+                             " AND identity IS NULL AND version IS NOT NULL", (identity, kernel, backend, latest))
             return latest
         self._db.execute("UPDATE runs SET gone_at=? WHERE kernel=? AND backend=? AND gone_at IS NULL"
                          " AND version IS NOT NULL", (now, kernel, backend))

@@ -9,6 +9,7 @@ import os
 import secrets
 from dataclasses import dataclass
 
+from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends import get_backend
 from kjob.backends.base import Backend, Submission
@@ -75,6 +76,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
                            submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
                            signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
                            campaign=member.campaign if member else None, stage=member.stage if member else None)
+        killpoints.reached("push:begun")
         run = _submit(ledger, backend, run, submission)
         return PushOutcome(run, rebuilt, plan.warnings)
 
@@ -99,6 +101,7 @@ def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) 
     except KjobError:
         ledger.forget(run)  # refused before anything was sent (configuration, quota, ...)
         raise
+    killpoints.reached("push:submitted")
     return ledger.complete_submission(run, submitted)
 
 

@@ -11,6 +11,7 @@ hidden from it where bubblewrap isolates runs (`kjob.isolation`).
 import shutil
 from pathlib import Path
 
+from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.errors import BackendError, ConfigError
@@ -64,9 +65,11 @@ class LocalBackend(Backend):
     def submit(self, submission: Submission) -> Submitted:
         mounts = self._mounts(submission)
         version, paths = self._new_run_folder(submission.recipe.name, submission.first_version)
+        killpoints.reached("local:claimed")
         spec = RunSpec(timeout=submission.session_timeout, run_type="Batch", token=submission.token,
                        hide=(self.ws.root,), meta={"parameters": submission.parameters})
         sandbox = Sandbox.create(paths.folder, nbk.dumps(submission.notebook), mounts, spec, _START_GRACE_SECONDS)
+        killpoints.reached("local:laid-out")
         isolation = sandbox.start()
         handle = {"folder": self.ws.paths.relative(paths.folder), "isolation": isolation.name}
         return Submitted(version, dict(submission.parameters), handle, RunStatus("queued", "queued"))

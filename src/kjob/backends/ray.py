@@ -28,6 +28,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 import kjob
+from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
@@ -95,6 +96,7 @@ class RayBackend(Backend):
         version = claim_version(ray_runs(settings.storage, recipe.name), submission.first_version,
                                 lambda number: ray_run(settings.storage, recipe.name, number).folder)
         paths = ray_run(settings.storage, recipe.name, version)
+        killpoints.reached("ray:claimed")
         token = secrets.token_hex(16)
         job_id = submission_id(recipe.name, version, token)
         handle = _handle(settings.address, job_id, token, paths.folder)
