@@ -59,7 +59,9 @@ def read_modules(ws: Workspace, recipe: KernelRecipe) -> list[nbk.SourceModule]:
                                 f"does not exist{hint}")
         shown = ws.paths.relative(path)
         try:
-            modules.append(nbk.SourceModule(shown, read_utf8(path, shown, ValidationError)))
+            # A BOM (some Windows editors write one) is no code: the cell starts after it.
+            text = read_utf8(path, shown, ValidationError).removeprefix("\ufeff")
+            modules.append(nbk.SourceModule(shown, text))
         except ValidationError as exc:
             problems.append(exc.message)
     if problems:

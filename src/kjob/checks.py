@@ -17,13 +17,58 @@ _FATAL_PYFLAKES = {
 }
 
 
+# The deepest nesting of a module's syntax tree that the checks accept. pyflakes and the
+# other checks walk the tree recursively (two to four Python frames a level) under Python's
+# recursion limit of 1,000; Python itself refuses parentheses nested more than 200 deep.
+MAX_NESTING = 200
+SPLIT_ADVICE = ("split the expression into smaller ones (intermediate variables, or a loop or sum() "
+                "over a list) or move the data to a file")
+
+
+def parse_problem(path: str, text: str, exc: BaseException) -> str:
+    """One line for a module that Python cannot parse (`exc` raised by ast.parse): a syntax
+    error at its line, a NUL byte at its line, or nesting too deep for the parser."""
+    if "\0" in text:
+        # Python names no line for it; the file is probably binary or saved as UTF-16.
+        at = text.index("\0")
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        return (f"{path}:{line}: a NUL byte (\\x00) at column {column}: Python source cannot hold one; "
+                "remove it (is the file binary, or saved as UTF-16?)")
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return f"{path}: nested too deeply for Python's parser; {SPLIT_ADVICE}"
+    if isinstance(exc, SyntaxError):
+        return f"{path}:{exc.lineno}: syntax error: {exc.msg}"
+    return f"{path}: cannot be parsed: {exc}"
+
+
+def nesting_problem(path: str, tree: ast.AST, limit: int = MAX_NESTING) -> str | None:
+    """A line naming where the tree nests deeper than `limit` (a 1,000-term `1 + 1 + ...` is
+    1,000 levels deep), or None. Walked with a stack, so any depth is safe to measure."""
+    stack = [(tree, 1, getattr(tree, "lineno", None))]
+    while stack:
+        node, depth, line = stack.pop()
+        line = getattr(node, "lineno", line)
+        if depth > limit:
+            at = f"{path}:{line}" if line else path
+            return (f"{at}: nested more than {limit} levels deep (a long chain like 1 + 1 + ... or deeply "
+                    f"nested brackets), too deep for kjob's checks; {SPLIT_ADVICE}")
+        stack.extend((child, depth + 1, line) for child in ast.iter_child_nodes(node))
+    return None
+
+
 def syntax_problems(modules: list[SourceModule]) -> list[str]:
+    """Modules that do not parse, or nest too deeply for the checks after this one."""
     problems = []
     for module in modules:
         try:
-            module.tree
-        except SyntaxError as exc:
-            problems.append(f"{module.path}:{exc.lineno}: syntax error: {exc.msg}")
+            tree = module.tree
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            problems.append(parse_problem(module.path, module.text, exc))
+            continue
+        problem = nesting_problem(module.path, tree)
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -36,7 +81,11 @@ def undefined_name_problems(nb: dict, notebook_name: str) -> list[str]:
     from pyflakes.checker import Checker
 
     text, line_map = program(nb)
-    checker = Checker(ast.parse(text), filename=notebook_name)
+    try:
+        checker = Checker(ast.parse(text), filename=notebook_name)
+    except (RecursionError, MemoryError):
+        # syntax_problems refuses modules nested past MAX_NESTING first; this is the backstop.
+        return [f"{notebook_name}: nested too deeply for pyflakes' check; {SPLIT_ADVICE}"]
     problems = []
     for message in sorted(checker.messages, key=lambda m: m.lineno):
         if type(message).__name__ not in _FATAL_PYFLAKES:

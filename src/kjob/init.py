@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.build import module_file, module_name
+from kjob.checks import nesting_problem, parse_problem
 from kjob.errors import ConfigError, NotFoundError, UsageError
 from kjob.metadata import slugify
 from kjob.notebook import SourceModule
@@ -61,7 +62,7 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
 
     bound = {}
     for rel in modules:
-        module = SourceModule(_shown(root, src / rel), read_utf8(src / rel, _shown(root, src / rel), UsageError))
+        module = SourceModule(_shown(root, src / rel), _read_source(src / rel, _shown(root, src / rel)))
         for key, line in module_bindings(module, {module_name(m).split(".")[0] for m in modules}):
             bound.setdefault(key, f"{module.path}:{line}")
     parameters, skipped = entry_parameters(found.function, bound)
@@ -115,10 +116,7 @@ def _entry(root: Path, entry: str, src_dir: str | None) -> _Entry:
     if not path.is_file():
         raise NotFoundError(f"--entry: no file {file}")
     shown = _shown(root, path)
-    try:
-        tree = ast.parse(read_utf8(path, shown, UsageError), filename=shown)
-    except SyntaxError as exc:
-        raise UsageError(f"{shown}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    tree = _parse(path, shown)
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function]
     if not defs:
         raise NotFoundError(f"{shown} defines no function '{function}' at its top level")
@@ -130,6 +128,25 @@ def _entry(root: Path, entry: str, src_dir: str | None) -> _Entry:
         raise ConfigError(f"--entry {shown} is outside the source folder {src_dir!r} ([tool.kjob] src_dir); "
                           "set src_dir to the folder your modules are imported from (\".\" for the root)")
     return _Entry(path, shown, defs[-1], src_dir, path.relative_to((root / src_dir).resolve()).as_posix())
+
+
+def _read_source(path: Path, shown: str) -> str:
+    # A BOM (written by some Windows editors) is no code: Python's parser refuses it in a str.
+    return read_utf8(path, shown, UsageError).removeprefix("\ufeff")
+
+
+def _parse(path: Path, shown: str) -> ast.Module:
+    """The module's tree; one UsageError line (by line) if it does not parse, or nests too
+    deeply for the checks that walk it (a 1,000-term expression)."""
+    text = _read_source(path, shown)
+    try:
+        tree = ast.parse(text, filename=shown)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise UsageError(parse_problem(shown, text, exc)) from exc
+    problem = nesting_problem(shown, tree)
+    if problem:
+        raise UsageError(problem)
+    return tree
 
 
 def _guess_src_dir(root: Path, path: Path) -> str:
@@ -148,26 +165,32 @@ def discover_modules(src: Path, entry_rel: str) -> list[str]:
     """The entry module and the modules under `src` it imports, transitively, each after the
     modules it imports (the order the notebook's cells must run in)."""
     order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(rel: str) -> None:
-        seen.add(rel)
-        path = src / rel
-        try:
-            tree = ast.parse(read_utf8(path, rel, UsageError), filename=rel)
-        except SyntaxError as exc:
-            raise UsageError(f"{rel}:{exc.lineno}: syntax error: {exc.msg}") from exc
-        for name in _imported_names(tree, rel):
-            found = module_file(src, name)
-            if found is None or (found.name == "__init__.py" and not _has_code(found)):
-                continue  # not this project's, or an empty package marker: nothing to inline
-            dep = found.relative_to(src).as_posix()
-            if dep not in seen:
-                visit(dep)
-        order.append(rel)
-
-    visit(entry_rel)
+    seen = {entry_rel}
+    # Depth-first, each module listed after its imports; an explicit stack, not recursion, so
+    # that a chain of a thousand modules (m0 imports m1 imports m2 ...) is no deeper than one.
+    stack = [(entry_rel, iter(_project_imports(src, entry_rel)))]
+    while stack:
+        rel, deps = stack[-1]
+        dep = next((d for d in deps if d not in seen), None)
+        if dep is None:
+            stack.pop()
+            order.append(rel)
+        else:
+            seen.add(dep)
+            stack.append((dep, iter(_project_imports(src, dep))))
     return order
+
+
+def _project_imports(src: Path, rel: str) -> list[str]:
+    """The modules under `src` that the module `rel` imports (paths relative to `src`)."""
+    tree = _parse(src / rel, rel)
+    deps = []
+    for name in _imported_names(tree, rel):
+        found = module_file(src, name)
+        if found is None or (found.name == "__init__.py" and not _has_code(found)):
+            continue  # not this project's, or an empty package marker: nothing to inline
+        deps.append(found.relative_to(src).as_posix())
+    return deps
 
 
 def _imported_names(tree: ast.Module, rel: str) -> list[str]:
@@ -193,8 +216,8 @@ def _imported_names(tree: ast.Module, rel: str) -> list[str]:
 
 def _has_code(path: Path) -> bool:
     try:
-        body = ast.parse(path.read_text(encoding="utf-8", errors="replace")).body
-    except SyntaxError:
+        body = ast.parse(path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff")).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return True  # included, so that the build reports it by line
     return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
 
