@@ -16,6 +16,9 @@ Refused before anything is uploaded:
   folder; a name that Kaggle or another system could not keep (not UTF-8, a backslash, colon or
   control character, a part over 255 bytes, two names equal but for case); more than MAX_BYTES
   in all (Kaggle's limit for one dataset);
+- UsageError (exit 2), unless `include_secrets`: files that hold credentials (kaggle.json,
+  access_token, credentials, an SSH key such as id_rsa, *.pem, *.env, a file that
+  starts a private key), named;
 - BackendError (exit 7): username credentials of an account other than OWNER (Kaggle would
   refuse the create only after every byte was uploaded); and anything Kaggle itself refuses.
 """
@@ -40,6 +43,13 @@ MAX_BYTES = 200 * 10**9  # Kaggle's documented maximum size of one dataset
 SKIPPED = frozenset({"dataset-metadata.json", "datapackage.json"})  # at the folder's top only
 LICENSE = "unknown"  # kjob grants no licence on anyone's behalf: choose one on the dataset's page
 _SLUG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+# Files that hold credentials, refused unless --include-secrets: Kaggle's own, a cloud's or
+# a shell's (hidden names such as .env and .netrc are never uploaded at all).
+CREDENTIAL_NAMES = frozenset({"kaggle.json", "access_token", "access_token.txt", "credentials",
+                              "credentials.json", "_netrc", "htpasswd", "id_rsa", "id_dsa", "id_ecdsa",
+                              "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"})
+CREDENTIAL_SUFFIXES = (".env", ".pem", ".p12", ".pfx", ".jks", ".keystore", ".ppk")
+_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 
 
 @dataclass(frozen=True)
@@ -141,11 +151,41 @@ def _problem(path: Path, relative: str, root: Path) -> str | None:
     return None
 
 
+def credential_files(files: list[LocalFile]) -> list[str]:
+    """The names of `files` that hold credentials: by name (kaggle.json, access_token, an SSH
+    key, a .pem ...), or a private key by its first line."""
+    found = []
+    for file in files:
+        base = file.name.rsplit("/", 1)[-1]
+        lower = base.lower()
+        if lower in CREDENTIAL_NAMES or lower.endswith(CREDENTIAL_SUFFIXES) or _private_key(file):
+            found.append(file.name)
+    return found
+
+
+def _private_key(file: LocalFile) -> bool:
+    if file.size > 64 * 1024:  # keys are small: a big file is data, and is never opened here
+        return False
+    try:
+        with file.path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return _PRIVATE_KEY.search(head) is not None
+
+
 def push_dataset(folder: Path, target: str, message: str | None = None, public: bool = False,
-                 timeout: float = 600.0, uploaded: Callable[[LocalFile], None] | None = None) -> DatasetPush:
+                 timeout: float = 600.0, uploaded: Callable[[LocalFile], None] | None = None,
+                 include_secrets: bool = False) -> DatasetPush:
     """Upload `folder` as the dataset `target` (owner/slug), new or as its next version."""
     ref = parse_target(target)
     files = collect_files(folder)
+    refused = [] if include_secrets else credential_files(files)
+    if refused:
+        shown = ", ".join(_shown(name) for name in refused[:10]) + (f" and {len(refused) - 10} more"
+                                                                    if len(refused) > 10 else "")
+        raise UsageError(f"{folder} holds credential files, which a dataset would give to everyone who can "
+                         f"read it: {shown}; move them out, or pass --include-secrets to upload them anyway")
     api = _api()
     credentials = api.transport.credentials
     if not credentials.is_token and credentials.username.lower() != ref.owner.lower():

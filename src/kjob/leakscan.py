@@ -1,7 +1,16 @@
-"""Finding text that looks like a credential, without ever echoing the credential itself."""
+"""Finding text that looks like a credential, or is one that kjob can see, without ever
+echoing the credential itself.
 
+Two kinds are found: text shaped like a credential (the patterns below), and the literal
+values of the credentials this process holds (`held_secrets`: the configured Kaggle key and
+token, and every environment variable named *_KEY, *_TOKEN or *_SECRET). A message shows a
+secret only as its kind and length (`mask`), never a character of it.
+"""
+
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _HEX32 = r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])"  # a legacy Kaggle key; not part of a longer hash
 # (what it looks like, pattern). Each pattern's group "secret" is the part to hide.
@@ -49,26 +58,120 @@ _COMPILED = [(what, re.compile(pattern)) for what, pattern in _PATTERNS]
 class Leak:
     line: int  # 1-based line in the scanned text
     what: str
-    masked: str  # first characters only: enough to find it, not enough to use it
+    masked: str  # its kind and length only (`mask`)
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def mask(secret: str) -> str:
-    return secret[:4] + "…" if len(secret) > 8 else "…"
+    """What a message shows of `secret`: its kind and length, none of its characters."""
+    kind = "hex characters" if _HEX.fullmatch(secret) else "characters"
+    return f"<{len(secret)} {kind}>"
 
 
 def find_leaks(text: str) -> list[Leak]:
+    """One Leak per line that holds a credential kjob can see, or looks like it holds one."""
+    held = [(value, where) for value, where in held_secrets().items() if value in text]
     leaks = []
     for number, line in enumerate(text.splitlines(), start=1):
-        for what, pattern in _COMPILED:
-            match = pattern.search(line)
-            if match:
-                leaks.append(Leak(number, what, mask(match.group("secret"))))
-                break
+        found = _leak_in(line, held)
+        if found:
+            what, secret = found
+            leaks.append(Leak(number, what, mask(secret)))
     return leaks
 
 
+def _leak_in(line: str, held: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(what it is, the secret) of the first credential in `line`, if any."""
+    for value, where in held:
+        if value in line:
+            return f"the value of {where}", value
+    for what, pattern in _COMPILED:
+        match = pattern.search(line)
+        if match:
+            return what, match.group("secret")
+    return None
+
+
 def redact(text: str) -> str:
-    """`text` with everything that looks like a credential replaced by a mask."""
+    """`text` with the credentials kjob holds, and everything that looks like one, masked."""
+    text = redact_held(text)
     for _, pattern in _COMPILED:
         text = pattern.sub(lambda m: m.group(0).replace(m.group("secret"), mask(m.group("secret"))), text)
     return text
+
+
+def redact_held(text: str) -> str:
+    """`text` with the literal values of the credentials kjob holds masked (cheap: for logs)."""
+    for value in held_secrets():
+        if value in text:
+            text = text.replace(value, mask(value))
+    return text
+
+
+# --- the credentials this process can see --------------------------------------------------
+
+_SECRET_NAME = re.compile(r".+_(?:KEY|TOKEN|SECRET)", re.IGNORECASE)
+MIN_SECRET_LENGTH = 8  # shorter values (SOME_KEY=1, a flag) would be found everywhere
+
+
+def _trivial(value: str) -> bool:
+    """Too short or too plain to be a credential: found in ordinary text it would refuse it."""
+    if len(value) < MIN_SECRET_LENGTH or value.isdigit():
+        return True
+    try:  # a variable naming a file holds where a credential is, not the credential
+        return ("/" in value or os.sep in value) and os.path.exists(os.path.expanduser(value))
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class _Held:
+    environ: dict  # the environment they were read from
+    files: tuple[Path, ...]  # the credential files that environment points at
+    stamps: tuple | None = None  # each file's (inode, size, mtime) when it was read
+    values: dict | None = None  # secret -> where it is held ("KAGGLE_KEY", "~/.kaggle/kaggle.json")
+
+
+_held: _Held | None = None
+
+
+def _environ() -> dict:
+    # The raw mapping compares in a microsecond; decoding os.environ costs 20 times that, and
+    # this runs for every log entry.
+    raw = getattr(os.environ, "_data", None)
+    return dict(raw) if isinstance(raw, dict) else dict(os.environ)
+
+
+def _stamp(path: Path):
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    except (OSError, ValueError):
+        return None
+
+
+def held_secrets() -> dict[str, str]:
+    """The credentials this process can see, value -> where it is held (for messages).
+
+    Read once, and again only when the environment or a credential file changes (tests run
+    many workspaces in one process)."""
+    from kjob.backends import kaggle_auth  # a small module: json, os and pathlib only
+
+    global _held
+    environ = _environ()
+    if _held is None or _held.environ != environ:
+        _held = _Held(environ, kaggle_auth.credential_files())
+    stamps = tuple(_stamp(path) for path in _held.files)
+    if _held.values is None or stamps != _held.stamps:
+        values = {}
+        for name, value in os.environ.items():
+            if _SECRET_NAME.fullmatch(name) and name != "KAGGLE_API_TOKEN":
+                values.setdefault(value.strip(), name)
+        for value, where in kaggle_auth.credential_values().items():
+            values.setdefault(value, where)
+        _held.stamps = stamps
+        # Longest first, so that a value inside another is masked after it.
+        _held.values = {v: w for v, w in sorted(values.items(), key=lambda i: -len(i[0])) if not _trivial(v)}
+    return _held.values

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kjob.errors import ConfigError
 from kjob.image import REQUIREMENT_RE
-from kjob.leakscan import redact
+from kjob.leakscan import mask, redact
 from kjob.metrics import MODES, MetricSpec
 
 ParamValue = bool | int | float | str | list
@@ -24,7 +24,9 @@ _ONE_LINE = re.compile(r"[^\n\r]+")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/\d+)?$")
 COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MACHINE_SHAPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+# A shape's name (NvidiaTeslaT4, TpuV38), never 32 hex digits: that is a legacy Kaggle key.
+MACHINE_SHAPE_RE = re.compile(r"^(?![0-9a-fA-F]{32}$)[A-Za-z][A-Za-z0-9]*$")
+_KEY_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])")
 ACCELERATORS = ("gpu", "tpu", "none")
 DEFAULT_MACHINE_SHAPE = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV38", "none": None}
 KAGGLE_MAX_SESSION_SECONDS = 12 * 3600
@@ -40,8 +42,9 @@ _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competiti
 
 
 def shown(value) -> str:
-    """A bad value as an error shows it: one line, short, anything credential-like masked."""
-    text = redact(repr(value))
+    """A bad value as an error shows it: one line, short, anything credential-like masked
+    (32 hex digits too: in a wrong value, a legacy Kaggle key is likelier than a hash)."""
+    text = _KEY_LIKE.sub(lambda m: mask(m.group(0)), redact(repr(value)))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

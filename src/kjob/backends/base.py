@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kjob.leakscan import redact_held
 from kjob.polling import Backoff
 from kjob.recipe import KernelRecipe
 from kjob.runs import Run, RunStatus
@@ -47,6 +48,12 @@ class LogEntry:
     stream: str  # "stdout" | "stderr"
     time: float  # seconds since the run started
     text: str
+
+    def __post_init__(self):
+        # Every backend's log reaches kjob's output (`kjob logs`, the lines of --wait and
+        # --watch, the fetched log.txt) as LogEntry objects: a credential kjob holds that a
+        # run printed is masked here, once for all of them.
+        object.__setattr__(self, "text", redact_held(self.text))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Kaggle credentials, from the places the official tools read them, never shown to anyone.
 
-In order: `KAGGLE_API_TOKEN` (a token, or the path of a file holding one), then
+In order: `KAGGLE_API_TOKEN` (a token, or the path of a file holding one: a value that looks
+like a path, with a slash or starting with ~ or ., and names no file is an error, where
+kagglesdk would send the path itself as the token), then
 `KAGGLE_USERNAME` with `KAGGLE_KEY`, then the files in `KAGGLE_CONFIG_DIR` (default
 `~/.kaggle`): `access_token`, then `kaggle.json` ({"username", "key"}). A token goes as
 `Authorization: Bearer`, a username and key as HTTP Basic.
@@ -43,6 +45,11 @@ def load_credentials(environ: dict | None = None) -> Credentials:
         if path is not None:  # as kagglesdk reads it: a value naming a file means the file's content
             where = f"{_shown(path)} (named by KAGGLE_API_TOKEN)"
             return Credentials(where, None, _read_token(path, where))
+        if _looks_like_path(token):
+            # kagglesdk would send the path itself as the token; the value is never shown, in
+            # case it is a token after all
+            raise BackendError("KAGGLE_API_TOKEN names a file that does not exist (or is not a file); nothing "
+                               f"was sent: set it to the token itself or to its file's path, or {HOW_TO_GET_ONE}")
         return Credentials("KAGGLE_API_TOKEN", None, _checked(token, "token", "KAGGLE_API_TOKEN"))
     username, key = env.get("KAGGLE_USERNAME", "").strip(), env.get("KAGGLE_KEY", "").strip()
     if username and key:
@@ -52,14 +59,72 @@ def load_credentials(environ: dict | None = None) -> Credentials:
         missing = "KAGGLE_KEY" if username else "KAGGLE_USERNAME"
         raise BackendError(f"{'KAGGLE_USERNAME' if username else 'KAGGLE_KEY'} is set but {missing} is not; "
                            "set both, or neither to use kaggle.json")
-    folder = Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
-    for name in ("access_token", "access_token.txt"):
+    folder = _config_folder(env)
+    for name in TOKEN_FILES:
         if (folder / name).is_file():
             return Credentials(_shown(folder / name), None, _read_token(folder / name, _shown(folder / name)))
     if (folder / "kaggle.json").is_file():
         return _read_kaggle_json(folder / "kaggle.json")
     raise BackendError(f"no Kaggle credentials (looked for KAGGLE_API_TOKEN, KAGGLE_USERNAME/KAGGLE_KEY and "
                        f"{_shown(folder / 'kaggle.json')}): {HOW_TO_GET_ONE}")
+
+
+TOKEN_FILES = ("access_token", "access_token.txt")
+
+
+def _config_folder(env) -> Path:
+    return Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
+
+
+def credential_files(environ: dict | None = None) -> tuple[Path, ...]:
+    """Every file a Kaggle key or token could be read from, whether it exists or not."""
+    env = os.environ if environ is None else environ
+    folder = _config_folder(env)
+    files = [folder / name for name in (*TOKEN_FILES, "kaggle.json")]
+    token = env.get("KAGGLE_API_TOKEN", "").strip()
+    if token and _looks_like_path(token):
+        files.append(Path(token).expanduser())
+    return tuple(files)
+
+
+def credential_values(environ: dict | None = None) -> dict[str, str]:
+    """Every Kaggle key and token that could be configured, value -> where it is (for messages).
+
+    For finding them where they must not be (a notebook, a log), not for signing in: nothing
+    is checked, nothing raised, and every place is read, not only the one that wins."""
+    env = os.environ if environ is None else environ
+    found = {}
+    token = env.get("KAGGLE_API_TOKEN", "").strip()
+    if token:
+        path = _as_path(token)
+        if path is not None:
+            found[_quiet_read(path)] = f"{_shown(path)} (named by KAGGLE_API_TOKEN)"
+        elif not _looks_like_path(token):
+            found[token] = "KAGGLE_API_TOKEN"
+    found[env.get("KAGGLE_KEY", "").strip()] = "KAGGLE_KEY"
+    folder = _config_folder(env)
+    for name in TOKEN_FILES:
+        found[_quiet_read(folder / name)] = _shown(folder / name)
+    try:
+        key = json.loads(_quiet_read(folder / "kaggle.json") or "{}").get("key")
+    except (ValueError, AttributeError):
+        key = None
+    if isinstance(key, str):
+        found[key.strip()] = _shown(folder / "kaggle.json")
+    return {value: where for value, where in found.items() if value}
+
+
+def _quiet_read(path: Path) -> str:
+    """The file's text, stripped; "" if it cannot be read (missing, a folder, not UTF-8)."""
+    try:
+        return path.read_bytes()[:65536].decode("utf-8-sig").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def _looks_like_path(value: str) -> bool:
+    """A value meant as a file's path (a token has no slash and starts with neither ~ nor .)."""
+    return "/" in value or os.sep in value or value.startswith(("~", "."))
 
 
 def _as_path(value: str) -> Path | None:

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kjob.backends.ray_settings import hide_password, shown_address
 from kjob.errors import BackendError, ConfigError, NotFoundError
 
 INSTALL_HINT = "pip install 'kjob[ray]'"
@@ -63,7 +64,8 @@ class RayJobs:
     """A cluster's Jobs API; every failure is one kjob error naming the cluster."""
 
     def __init__(self, address: str, timeout: float = TIMEOUT_SECONDS):
-        self.address = address
+        self.url = address  # what kjob connects to, a `user:password@` part included
+        self.address = shown_address(address)  # what messages show: the password masked
         self.timeout = timeout
         self._client = None
 
@@ -71,7 +73,7 @@ class RayJobs:
     def client(self):
         if self._client is None:
             self._client = self._call("kjob's connection", lambda: _client_class()(
-                self.address, headers=auth_headers(), timeout=self.timeout))
+                self.url, headers=auth_headers(), timeout=self.timeout))
         return self._client
 
     def _call(self, what: str, action):
@@ -81,8 +83,10 @@ class RayJobs:
             return action()
         except HttpError as exc:
             if exc.status == 404:
-                raise NotFoundError(f"the Ray cluster at {self.address} has no such job ({exc})") from exc
-            raise BackendError(f"the Ray cluster at {self.address} refused {what} ({exc})") from exc
+                raise NotFoundError(f"the Ray cluster at {self.address} has no such job "
+                                    f"({hide_password(str(exc), self.url)})") from exc
+            raise BackendError(f"the Ray cluster at {self.address} refused {what} "
+                               f"({hide_password(str(exc), self.url)})") from exc
         except requests.Timeout as exc:
             raise BackendError(f"the Ray cluster at {self.address} did not answer {what} within "
                                f"{self.timeout:g} s") from exc
@@ -94,7 +98,7 @@ class RayJobs:
                 raise BackendError(f"the Ray cluster at {self.address} rejected kjob's credentials: with token "
                                    "authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN") from exc
             if isinstance(exc, (RuntimeError, ValueError, TypeError, OSError)):
-                said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                said = hide_password((str(exc).strip().splitlines() or [type(exc).__name__])[0], self.url)[:300]
                 raise BackendError(f"Ray could not complete {what} on {self.address}: {said}") from exc
             raise
 

@@ -34,6 +34,22 @@ from kjob.workspace import DATASET_KEY_RE
 DEFAULT_REQUESTS = {"none": {"cpus": 1}, "gpu": {"cpus": 1, "gpus": 1}}
 _REQUEST_KEYS = {"cpus", "gpus", "memory_gb", "resources"}
 _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
+_PASSWORD = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*):[^/?#\s]*@")
+
+
+def shown_address(address: str) -> str:
+    """`address` as messages show it: the password of a `user:password@` part masked."""
+    return _PASSWORD.sub(lambda m: f"{m.group('user')}:***@", address)
+
+
+def hide_password(text: str, address: str) -> str:
+    """`text` (an error of Ray's or of requests, which may quote the URL) with `address`'s
+    password masked wherever it appears."""
+    text = _PASSWORD.sub(lambda m: f"{m.group('user')}:***@", text.replace(address, shown_address(address)))
+    match = _PASSWORD.match(address)
+    password = match.group(0)[len(match.group("user")) + 1:-1] if match else ""
+    # Alone too, as some messages quote it; not a short one, which would mangle ordinary words.
+    return text.replace(password, "***") if len(password) >= 6 else text
 
 
 @dataclass(frozen=True)
@@ -90,7 +106,8 @@ def load_settings(ws) -> RaySettings:
                           "(the dashboard's address, e.g. http://HEAD:8265)")
     if not _SCHEME.match(address):
         if "://" in address:  # ray://, the Ray Client's: not what the Jobs API listens on
-            raise ConfigError(f"the Ray address {address!r} is not the dashboard's: use http://HEAD:8265")
+            raise ConfigError(f"the Ray address {shown_address(address)!r} is not the dashboard's: "
+                              "use http://HEAD:8265")
         address = f"http://{address}"
     storage_text = _text(w, table, "storage")
     if not storage_text:

@@ -26,11 +26,16 @@ def dataset():
                                              "keeps its visibility.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="Seconds to wait for Kaggle to process the upload.")
-def push(folder, target, message, public, timeout):
+@click.option("--include-secrets", is_flag=True, help="Upload credential files found in FOLDER (kaggle.json, "
+                                                      "access_token, private keys, ...), which are refused "
+                                                      "otherwise.")
+def push(folder, target, message, public, timeout, include_secrets):
     """Upload FOLDER (every file, sub-folders kept as folders, hidden files and
     dataset-metadata.json left out) as the Kaggle dataset OWNER/SLUG, or as its next version,
     then wait until Kaggle has processed it. Kernels read it at
-    /kaggle/input/datasets/OWNER/SLUG/. Exit code: 0 ready, 2 a folder or name kjob refuses,
+    /kaggle/input/datasets/OWNER/SLUG/. A folder holding credential files (kaggle.json,
+    access_token, private keys, ...) is refused unless --include-secrets.
+    Exit code: 0 ready, 2 a folder or name kjob refuses,
     6 still processing at --timeout, 7 Kaggle refused it (or the credentials are another account's).
 
     Example: kjob dataset push data/demo --as alice/speech-demo -m "more test pairs"
@@ -42,7 +47,7 @@ def push(folder, target, message, public, timeout):
     def uploaded(file):
         click.echo(f"  uploaded {file.name} ({_size(file.size)})")
 
-    result = push_dataset(Path(folder), target, message, public, timeout, uploaded)
+    result = push_dataset(Path(folder), target, message, public, timeout, uploaded, include_secrets)
     what = "new dataset" if result.created else "new version"
     if result.version is None:
         click.echo(f"error: {result.ref} ({what}) is still being processed by Kaggle after {timeout:g} s "
