@@ -40,8 +40,9 @@ def ledger_rows(root: Path):
         return sorted(ledger.runs(), key=lambda r: r.id)
 
 
-def settle(ws, backend: str, seconds: float = 120) -> list:
-    """Every run of `tiny` ended (asked through `kjob status`, which also reconciles), then fetched."""
+def settle(ws, backend: str, seconds: float = 120, fetch: bool = True) -> list:
+    """Every run of `tiny` ended (asked through `kjob status`, which also reconciles), then fetched
+    (not on Kaggle, which serves the latest version's outputs only)."""
     deadline = time.monotonic() + seconds
     while True:
         ws.kjob("status")  # the table reconciles interrupted pushes
@@ -54,7 +55,7 @@ def settle(ws, backend: str, seconds: float = 120) -> list:
             break
         assert time.monotonic() < deadline, [(r.version, r.state.status) for r in pending]
         time.sleep(0.5)
-    for run in rows:
+    for run in rows if fetch else ():
         if run.version is not None and run.state.status == "complete":
             fetched = ws.kjob("fetch", "tiny", "--version", str(run.version), "--backend", backend, "--output")
             assert fetched.exit_code == 0, fetched.output
@@ -123,3 +124,67 @@ def test_a_late_reconciled_push_after_newer_versions_is_not_a_new_kernel(tiny):
     rows = settle(tiny, "local")
     assert sorted((r.version, r.parameters["label"]) for r in rows) == [(1, "early"), (2, "second"), (3, "third")]
     assert_each_run_filed_once(tiny, rows, "local")
+
+
+def test_four_concurrent_kaggle_pushes_through_the_emulator_are_one_kernel(kaggle):
+    """Kaggle numbers the versions; they all carry one kernel id, so none is "kernel #2"."""
+    pushes = push_all(kaggle.ws.root, [f"k{i}" for i in range(4)], "kaggle")
+    assert [p.returncode for p in pushes] == [0] * 4, [p.stderr for p in pushes]
+    rows = settle(kaggle.ws, "kaggle", fetch=False)
+    assert sorted(r.version for r in rows) == [1, 2, 3, 4]
+    assert len({r.identity for r in rows}) == 1
+    assert all((r.incarnation, r.gone) == (1, False) for r in rows), [(r.ref, r.gone) for r in rows]
+
+
+# -- Ray: eight pushes from two workspaces that share the cluster's storage --------------------------
+
+
+@pytest.fixture(scope="module")
+def head():
+    pytest.importorskip("ray.job_submission", reason="ray is not installed (pip install 'kjob[ray]')")
+    from ray_head import RayHead
+
+    head = RayHead(cpus=2).start()
+    yield head
+    head.close()
+
+
+def ray_workspace(tiny, root: Path, address: str, storage: Path):
+    import shutil
+
+    if root != tiny.root:
+        shutil.copytree(tiny.root, root, ignore=shutil.ignore_patterns(".kjob", "kernels", "downloads", "storage"))
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f"""
+[tool.kjob.ray]
+address = "{address}"
+storage = "{storage}"
+python = "{sys.executable}"
+
+[tool.kjob.ray.datasets]
+"someone/some-data" = "{tiny.root / 'data/some'}"
+""")
+    return type(tiny)(root, tiny.runner)
+
+
+def test_eight_ray_pushes_from_two_workspaces_sharing_storage_are_each_filed_once(tiny, head, tmp_path, monkeypatch):
+    for name, value in head.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    storage = tmp_path / "shared-storage"
+    storage.mkdir()
+    second = ray_workspace(tiny, tmp_path / "second", head.address, storage)
+    first = ray_workspace(tiny, tiny.root, head.address, storage)
+    started = [(ws, kjob_process(ws.root, "push", "tiny", "--backend", "ray", "-p", f"label={ws.root.name}-{i}"))
+               for i in range(4) for ws in (first, second)]
+    for ws, process in started:
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+    versions = []
+    for ws in (first, second):
+        monkeypatch.chdir(ws.root)
+        rows = settle(ws, "ray", seconds=240)
+        assert len(rows) == 4 and all(r.state.status == "complete" for r in rows), [(r.ref, r.state) for r in rows]
+        assert_each_run_filed_once(ws, rows, "ray")
+        versions += [r.version for r in rows]
+    assert sorted(versions) == list(range(1, 9))  # claimed on the shared storage: never one number twice

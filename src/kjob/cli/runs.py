@@ -39,6 +39,12 @@ def _open(name, version, backend_name, need_version=True):
             raise
         run = ledger.find(name, version, backend_name)
     backend = get_backend(ws, run.backend)
+    if need_version and version is None and run.version is None and run.state.final:
+        # The latest row is a push that never reached the backend: the latest real run is meant.
+        real = [r for r in ledger.runs(name, limit=50) if r.version is not None
+                and (backend_name is None or r.backend == backend_name)]
+        if real:
+            run, backend = real[0], get_backend(ws, real[0].backend)
     if need_version and run.version is None:
         run = refresh(ledger, backend, run)
         if run.version is None:
@@ -138,8 +144,9 @@ def push(name, backend_name, params, timeout, wait, force, message, tags):
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
     if outcome.run.handle.get("isolation") == "environment only":
-        click.echo("note: bubblewrap is not available here: the run has its own HOME and environment but can "
-                   "read this machine's files, and finds /kaggle/... only through KAGGLE_*_DIR", err=True)
+        from kjob.isolation import environment_only_note
+
+        click.echo(f"note: {environment_only_note()}", err=True)
     if outcome.rebuilt:
         click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
     run = outcome.run
