@@ -20,7 +20,10 @@ that, one of two levels, chosen once per process by `choose()`:
 - "environment only" (macOS, Windows, containers without user namespaces, no bwrap): the
   kernel finds the run folder's input/, working/ and temp/ through KAGGLE_INPUT_DIR,
   KAGGLE_WORKING_DIR and KAGGLE_TEMP_DIR, and could still read the machine's files. The
-  first run of a process that falls back gets a one-line `Isolation.note` saying so.
+  first run of a process that falls back gets a one-line `Isolation.note` saying so, and why
+  (`environment_only_note`). On Linux the run's keeper adopts whatever the run detaches
+  (setsid, a double fork) and ends it with the run (`kjob.sandbox`); on macOS and Windows
+  such processes may outlive the run, and the note says that too.
 
 KJOB_SANDBOX chooses the level: `auto` (the default: bubblewrap where it works), `env`
 (environment only, everywhere) or `bwrap` (bubblewrap, or a ConfigError saying why not).
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kjob.errors import ConfigError
+from kjob.procs import can_adopt_orphans
 
 BUBBLEWRAP = "bubblewrap"
 ENVIRONMENT_ONLY = "environment only"
@@ -86,9 +90,7 @@ _noted = False
 
 def choose() -> Isolation:
     """The isolation a run started now gets (KJOB_SANDBOX, then whether bwrap works here)."""
-    mode = (os.environ.get("KJOB_SANDBOX") or "auto").strip().lower()
-    if mode not in ("auto", "env", "bwrap", "bubblewrap"):
-        raise ConfigError(f"KJOB_SANDBOX must be auto, env or bwrap, not {mode!r}")
+    mode = _mode()
     if mode == "env":
         return _fallback("KJOB_SANDBOX=env")
     problem = bwrap_problem()
@@ -99,13 +101,31 @@ def choose() -> Isolation:
     return _fallback(problem)
 
 
+def _mode() -> str:
+    mode = (os.environ.get("KJOB_SANDBOX") or "auto").strip().lower()
+    if mode not in ("auto", "env", "bwrap", "bubblewrap"):
+        raise ConfigError(f"KJOB_SANDBOX must be auto, env or bwrap, not {mode!r}")
+    return mode
+
+
+def environment_only_note(reason: str | None = None) -> str:
+    """What a run isolated by environment only can do, and why it is (`reason`; by default
+    KJOB_SANDBOX=env, or what stops bubblewrap here): one line for the user."""
+    if reason is None:
+        reason = "KJOB_SANDBOX=env" if _mode() == "env" else (bwrap_problem() or "bubblewrap was not used")
+    note = (f"runs are isolated by environment only ({reason}): the notebook finds Kaggle's folders "
+            f"through KAGGLE_*_DIR variables, not at /kaggle, and can read this machine's files")
+    if not can_adopt_orphans():
+        note += f"; processes it detaches (setsid, a double fork) may outlive the run on {sys.platform}"
+    return note
+
+
 def _fallback(reason: str) -> Isolation:
     global _noted
     note = None
     if not _noted:
         _noted = True
-        note = (f"runs are isolated by environment only ({reason}): the notebook finds Kaggle's folders "
-                f"through KAGGLE_*_DIR variables, not at /kaggle, and can read this machine's files")
+        note = environment_only_note(reason)
     return Isolation(ENVIRONMENT_ONLY, note)
 
 

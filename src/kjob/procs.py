@@ -3,11 +3,20 @@
 Linux reads /proc; other POSIX systems ask `ps`; Windows asks kernel32. Where none of them
 answers, a process counts as gone. Detached processes get their own session on POSIX
 (`start_new_session`) and their own process group on Windows (`CREATE_NEW_PROCESS_GROUP`).
+
+A process group or a session is something a process can leave (setsid, a double fork). On
+Linux a process can instead become a child subreaper (`become_subreaper`): the orphans of its
+descendants are then re-parented to it, not to init, so everything started below it stays
+below it, and `end_descendants` can find and kill all of it. macOS and Windows have no such
+thing (`can_adopt_orphans` says so).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 
 _WINDOWS = os.name == "nt"
@@ -132,3 +141,119 @@ def wait_gone(pid: int | None, started: int | None, seconds: float) -> bool:
         time.sleep(0.05)
     return not alive(pid, started)
 
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be (`terminate_as_interrupt`), so
+    that whatever cleans up after an interrupt (a foreground run's cancel) runs for `kill` too."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """Within the block, SIGTERM raises `Terminated` in the main thread (once: a second one,
+    while that clean-up runs, is ignored). Elsewhere (not the main thread), a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = []
+
+    def on_term(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def can_adopt_orphans() -> bool:
+    """Whether a process here can keep every process started below it (Linux's subreaper)."""
+    return sys.platform.startswith("linux")
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt its descendants' orphans (Linux); False where it cannot."""
+    if not can_adopt_orphans():
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    """The living processes below `pid` (Linux /proc), parents before their children."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii") as handle:
+                state, parent = handle.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if state not in ("Z", "X"):
+            children.setdefault(int(parent), []).append(int(name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        found.append(child)
+        queue += children.get(child, [])
+    return found
+
+
+def reap_children() -> None:
+    """Collect the exit status of every child that has ended (a subreaper's adopted orphans
+    become zombies until someone does)."""
+    if _WINDOWS:
+        return
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def wait_reaping(process: subprocess.Popen) -> int:
+    """Wait for `process` (a child of this one), reaping every other child that ends meanwhile:
+    how a subreaper waits, so that its adopted orphans never pile up as zombies."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:  # reaped elsewhere; Popen knows how it ended, or never will
+            return process.wait()
+        if pid == process.pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode
+
+
+def end_descendants(seconds: float = 10.0) -> int:
+    """Kill every process below this one, pass after pass (a dying parent's children come to a
+    subreaper), until none is left or `seconds` have passed; how many were killed."""
+    me, killed = os.getpid(), set()
+    deadline = time.monotonic() + seconds
+    while True:
+        reap_children()
+        found = descendants(me)
+        if not found or time.monotonic() > deadline:
+            return len(killed)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        killed.update(found)
+        time.sleep(0.02)

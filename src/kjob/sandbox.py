@@ -28,6 +28,14 @@ own group, which a script leads as well, is killed after it). A runner that ends
 final status gets one from its keeper (which kills what the runner left), and a run whose
 processes are all gone gets one from whoever looks.
 
+A process can leave a group or a session (setsid, a double fork), so on Linux the keeper is a
+child subreaper (`kjob.procs.become_subreaper`): every orphan of the run is re-parented to it,
+and when the runner ends (completed, failed or cancelled) the keeper kills whatever is left
+below it. A cancel whose runner does not stop in time kills the runner and its kernel but not
+the keeper, which then ends the rest. Under bubblewrap the pid namespace does the same. On
+macOS and Windows, under the environment-only fallback, detached processes may outlive the
+run, and the run's isolation note says so.
+
 Final statuses (complete, error, cancelled) are written once: final.json appears atomically
 (a hard link to a complete temporary file, which fails when one exists), so the runner, a
 cancel and the detection of a dead process never overwrite each other; the first one wins.
@@ -49,7 +57,8 @@ from pathlib import Path
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.isolation import Isolation, allowed_environment, bwrap_command, choose
 from kjob.paths import LocalRunPaths
-from kjob.procs import alive, detached, kill_group, start_time, terminate_group, wait_gone
+from kjob.procs import (alive, become_subreaper, can_adopt_orphans, detached, end_descendants, kill_group,
+                        start_time, terminate_group, wait_gone, wait_reaping)
 from kjob.runs import RunStatus
 
 FINAL = ("complete", "error", "cancelled")
@@ -151,16 +160,17 @@ class Sandbox:
         """Run in the foreground: start, wait for the end, return the final state.
 
         The runner enforces the time limit; `grace` seconds past it the run is cancelled. An
-        interrupt (Ctrl-C) cancels the run before it propagates."""
-        self.start(isolation, detach)
-        if self.process is not None:
-            try:
+        interrupt (Ctrl-C, or SIGTERM turned into one: `kjob.procs.terminate_as_interrupt`)
+        cancels the run before it propagates, even one that arrives while the run starts."""
+        try:
+            self.start(isolation, detach)
+            if self.process is not None:
                 self.process.wait(float(self.spec.get("timeout", 0)) + grace)
-            except subprocess.TimeoutExpired:
-                self.cancel(wait=5)
-            except KeyboardInterrupt:
-                self.cancel(wait=5)
-                raise
+        except subprocess.TimeoutExpired:
+            self.cancel(wait=5)
+        except KeyboardInterrupt:
+            self.cancel(wait=5)
+            raise
         return self.state()
 
     def _environment(self) -> dict[str, str]:
@@ -256,7 +266,7 @@ class Sandbox:
         pid, started = keeper.get("pid"), keeper.get("start")
         if alive(pid, started):
             terminate_group(pid)
-            if not self._wait_gone(pid, started, wait):
+            if not self._wait_gone(pid, started, wait) and not self._end_below_keeper(pid, started):
                 kill_group(pid)
                 self._wait_gone(pid, started, 5)
         progress = read_json(paths.state, {}) or {}
@@ -264,6 +274,16 @@ class Sandbox:
         raw = "cancelled" if progress.get("started_at") else "cancelled before start"
         record_final(paths, {"status": "cancelled", "raw_status": raw, "recorded_by": "cancel"})
         return True
+
+    def _end_below_keeper(self, pid: int, started: int | None) -> bool:
+        """Kill the runner and its kernel but not their keeper, which then ends every process
+        the run left (detached ones too: it adopts them) and records the cancel. Only where the
+        keeper adopts orphans and the pids are this machine's (not bwrap's pid namespace)."""
+        progress = read_json(self.paths.state, {}) or {}
+        if progress.get("pid_namespace") or not can_adopt_orphans() or not progress.get("runner_pid"):
+            return False
+        _kill_leftovers(progress)
+        return self._wait_gone(pid, started, 10)
 
     def _wait_gone(self, pid: int, started: int | None, seconds: float) -> bool:
         if self.process is not None and self.process.pid == pid:
@@ -376,20 +396,30 @@ def _link(link: Path, target: Path) -> None:
 # -- the keeper ---------------------------------------------------------------------------
 
 def _keep(folder: Path, command: list[str]) -> int:
-    """Run `command` (the runner, perhaps inside bwrap) in this process group and wait for it."""
+    """Run `command` (the runner, perhaps inside bwrap) in this process group and wait for it.
+
+    On Linux the keeper is a child subreaper: whatever the run detached (setsid, a double fork)
+    is re-parented to it, and once the runner has ended it kills every process left below it.
+    Under bubblewrap the view's pid namespace has already taken them all."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # meant for the runner; inherited by bwrap and the runner
     if hasattr(signal, "SIGBREAK"):
         signal.signal(signal.SIGBREAK, signal.SIG_IGN)
     paths = LocalRunPaths(folder)
+    adopting = become_subreaper()
     try:
-        code = subprocess.call(command, cwd=folder, stdin=subprocess.DEVNULL)
+        runner = subprocess.Popen(command, cwd=folder, stdin=subprocess.DEVNULL)
+        code = wait_reaping(runner) if adopting else runner.wait()
     except OSError as exc:
         print(f"kjob sandbox: cannot start the runner: {exc}", file=sys.stderr, flush=True)
         code = 127
     if read_json(paths.final) is None:
         progress = read_json(paths.state, {}) or {}
         _kill_leftovers(progress)  # a runner killed alone leaves its kernel or script running
+        if adopting:
+            end_descendants()
         record_final(paths, died_record(paths, progress, code))
+    if adopting:
+        end_descendants()  # what the notebook left behind, detached or not: a run's processes end with it
     return code
 
 

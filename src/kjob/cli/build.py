@@ -1,8 +1,11 @@
 """`kjob build` and `kjob builders`."""
 
+import contextlib
+
 import click
 
 from kjob.cli.common import param_option, workspace
+from kjob.procs import terminate_as_interrupt
 
 
 @click.command()
@@ -32,7 +35,9 @@ def build(name, params, build_all, smoke):
         overrides = parse_overrides(load_recipe(ws, each), list(params))
         if smoke:
             click.echo(f"{each}: checking, then a smoke run on the CPU ...", err=True)
-        result = build_kernel(ws, each, overrides, smoke=smoke)
+        with terminate_as_interrupt() if smoke else contextlib.nullcontext():
+            # `kill` of a smoke run stops its sandbox as Ctrl-C does, then exits 143
+            result = build_kernel(ws, each, overrides, smoke=smoke)
         for warning in result.plan.warnings:
             click.echo(f"warning: {warning}", err=True)
         state = "updated" if result.changed else "unchanged"

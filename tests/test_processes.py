@@ -1,0 +1,136 @@
+"""A run's processes end with it, whatever the run did to leave, and whoever stops kjob.
+
+Real processes through the real `kjob` command: a notebook that detaches children (a setsid
+one, a double-forked one), a cancel, the end of a run, SIGTERM to a smoke run, and a Ray
+head that goes away for good.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from proc_helpers import processes_with_home
+from kjob import isolation
+
+BWRAP_PROBLEM = isolation.bwrap_problem()
+needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+MODES = ["env", pytest.param("auto", marks=pytest.mark.skipif(BWRAP_PROBLEM is not None,
+                                                               reason=f"no bubblewrap here: {BWRAP_PROBLEM}"))]
+KJOB = Path(sys.executable).with_name("kjob")
+
+# Two children that leave the kernel's process group and session: nothing a group kill reaches.
+DETACHING_JOB = '''
+import os
+import subprocess
+import time
+
+
+def main(steps, rate, label, fail, sleep):
+    subprocess.Popen(["sleep", "300"], start_new_session=True)  # setsid
+    child = os.fork()
+    if child == 0:  # a double fork: the grandchild's parent exits, it is an orphan at once
+        if os.fork() == 0:
+            os.execvp("sleep", ["sleep", "300"])
+        os._exit(0)
+    os.waitpid(child, 0)
+    print("detached", flush=True)
+    time.sleep(sleep)
+'''
+
+
+def wait_for(condition, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def sleepers(home: Path) -> dict[int, str]:
+    return {pid: command for pid, command in processes_with_home(home).items() if command.startswith("sleep 300")}
+
+
+def assert_none_left(home: Path) -> None:
+    """Nothing of the run within 15 s; anything left is killed, then reported."""
+    wait_for(lambda: not processes_with_home(home), 15)
+    left = processes_with_home(home)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, f"left running: {left}"
+
+
+@pytest.fixture(params=MODES)
+def detaching(tiny, monkeypatch, request):
+    monkeypatch.setenv("KJOB_SANDBOX", request.param)
+    tiny.write("src/pkg/job.py", DETACHING_JOB)
+    return tiny
+
+
+@needs_proc
+def test_a_cancel_ends_the_processes_a_notebook_detached(detaching):
+    result = detaching.kjob("push", "tiny", "-p", "sleep=120")
+    assert result.exit_code == 0, result.output
+    run = detaching.root / ".kjob/local/tiny/v1"
+    log = run / "log.jsonl"
+    assert wait_for(lambda: log.is_file() and "detached" in log.read_text(), 60), (run / "runner.log").read_text()
+    assert len(sleepers(run / "home")) == 2
+    cancelled = detaching.kjob("cancel", "tiny")
+    assert cancelled.exit_code == 0 and "cancelled tiny v1" in cancelled.stdout, cancelled.output
+    assert_none_left(run / "home")
+    assert json.loads((run / "final.json").read_text())["status"] == "cancelled"
+
+
+@needs_proc
+def test_a_run_that_ends_leaves_no_detached_process(detaching):
+    result = detaching.kjob("push", "tiny", "--wait")
+    assert result.exit_code == 0, result.output
+    run = detaching.root / ".kjob/local/tiny/v1"
+    assert json.loads((run / "final.json").read_text())["status"] == "complete"
+    assert_none_left(run / "home")
+
+
+def test_the_fallback_chosen_by_kjob_sandbox_env_says_so(tiny, monkeypatch):
+    monkeypatch.setenv("KJOB_SANDBOX", "env")
+    result = tiny.kjob("push", "tiny", "--wait")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: runs are isolated")]
+    assert len(notes) == 1 and "environment only (KJOB_SANDBOX=env)" in notes[0], result.stderr
+    assert "bubblewrap is not available" not in result.stderr and "not installed" not in result.stderr
+    if sys.platform.startswith("linux"):
+        assert "may outlive the run" not in notes[0]  # the keeper adopts them
+
+
+@needs_proc
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_to_a_smoke_run_stops_its_sandbox(tiny, sig, code, said):
+    tiny.write("src/pkg/job.py", DETACHING_JOB)
+    recipe = tiny.root / "builders/tiny.toml"
+    recipe.write_text(recipe.read_text().replace("[smoke.parameters]\nsteps = 1\n",
+                                                 "[smoke.parameters]\nsteps = 1\nsleep = 120.0\n"))
+    recipe.write_text(recipe.read_text().replace("[smoke]\ntimeout = 60\n", "[smoke]\ntimeout = 300\n"))
+    smoke = tiny.root / ".kjob/smoke/tiny"
+    env = {**os.environ, "KJOB_SANDBOX": "env"}
+    process = subprocess.Popen([str(KJOB), "build", "tiny", "--smoke"], cwd=tiny.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        log = smoke / "log.jsonl"
+        assert wait_for(lambda: log.is_file() and "detached" in log.read_text(), 90), process.stderr
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, err
+    assert err.strip().splitlines()[-1] == said, err
+    assert json.loads((smoke / "final.json").read_text())["status"] == "cancelled"
+    assert_none_left(smoke / "home")
