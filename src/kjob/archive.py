@@ -5,15 +5,17 @@ check every file is in it, renames it into place, then removes the folder and ma
 archived. Each step can be repeated after an interruption: an archive without its folder is
 simply marked. Restoring unpacks into a temporary folder and renames it into place, so the
 folder appears whole or not at all; fetch refuses an archived run until it is restored.
+An archive or restore killed half-way leaves its temporary file or folder: the next archive,
+restore or fetch of that kernel removes it (only once its writer is gone).
 """
 
 import os
-import secrets
 import shutil
 import tarfile
 from pathlib import Path
 
 from kjob.errors import LocalFileError, NotFoundError, UsageError
+from kjob.fsutil import is_temporary_name, sweep_temporaries, temporary_path
 from kjob.runs import Run
 
 _COMPRESSION = 6  # gzip level: most of 9's size at a fraction of its time on big checkpoints
@@ -22,7 +24,9 @@ _COMPRESSION = 6  # gzip level: most of 9's size at a fraction of its time on bi
 def _paths(ws, run: Run):
     if run.version is None:
         raise UsageError(f"{run.ref} was never confirmed by {run.backend}: there is nothing to archive")
-    return ws.paths.download(run.kernel, run.backend, run.version, run.incarnation)
+    paths = ws.paths.download(run.kernel, run.backend, run.version, run.incarnation)
+    sweep_temporaries(paths.folder.parent)  # what a killed archive or restore left beside it
+    return paths
 
 
 def archive_run(ws, ledger, run: Run) -> tuple[Run, Path]:
@@ -36,14 +40,17 @@ def archive_run(ws, ledger, run: Run) -> tuple[Run, Path]:
         raise LocalFileError(f"{shown(archive)} already exists beside {shown(folder)}; move one of them aside")
     if not folder.is_dir():
         raise NotFoundError(f"{run.ref} has nothing fetched in {shown(folder)}: nothing to archive")
+    sweep_temporaries(folder, recursive=True)  # downloads a killed fetch left unfinished
+    busy = [path for path in folder.rglob(".*") if is_temporary_name(path.name)]
+    if busy:
+        raise LocalFileError(f"{shown(folder)} is being written by a fetch still running ({shown(busy[0])}); "
+                             "archive it once that ends")
     members = {}
-    partial = archive.with_name(f".{archive.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    partial = temporary_path(archive.parent)
     try:
         with tarfile.open(partial, "w:gz", compresslevel=_COMPRESSION) as tar:
             tar.add(folder, arcname=folder.name, recursive=False)
             for path in sorted(folder.rglob("*")):
-                if path.name.endswith(".part"):  # a download that never finished
-                    continue
                 name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
                 tar.add(path, arcname=name, recursive=False)
                 members[name] = path.stat().st_size if path.is_file() else None
@@ -68,7 +75,7 @@ def restore_run(ws, ledger, run: Run) -> tuple[Run, Path]:
         raise UsageError(f"{run.ref} is not archived (no {shown(archive)})")
     if folder.exists():
         raise LocalFileError(f"{shown(folder)} exists already; move it aside to restore {shown(archive)}")
-    staging = folder.with_name(f".{folder.name}.restore-{os.getpid()}-{secrets.token_hex(4)}")
+    staging = temporary_path(folder.parent, "restore")
     staging.mkdir()
     try:
         with tarfile.open(archive, "r:gz") as tar:

@@ -7,23 +7,32 @@ downloads/<kernel>/<version>/, never touching another version's folder.
   announced size and renamed only when complete; its SHA-256 (computed while it streams)
   is recorded in `.fetched.json`, with the remote stamp used to skip unchanged files.
 - A local file that differs from what kjob downloaded (you edited it) is never silently
-  replaced: fetch names it and refuses (exit 8) unless --force.
+  replaced: fetch names it and refuses (exit 8) unless --force. So are status.json, log.txt
+  and outputs.json, which kjob writes at every fetch (`.written.json` records what it wrote).
+- Your own files win every collision, even with --force: an output named like a file kjob
+  never downloaded (one you put in output/), or differing from one only in case or Unicode
+  normalisation (one file on macOS and Windows), or named like kjob's temporary files, is not
+  downloaded and is named in a warning (exit 7), as are names that collide with each other.
+- A fetch killed half-way leaves a temporary file (`.kjob-<pid>-<random>.part`): the next fetch
+  of that kernel removes it, once its writer is gone.
 - A folder records the identity of the remote kernel its files came from; files of another
   kernel (a deleted and re-created one) are refused.
 """
 
 import hashlib
+import json
 import os
 import re
-import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.backends.base import Backend, LogEntry, RemoteFile
 from kjob.errors import BackendError, LocalFileError, UsageError
-from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
+from kjob.fsutil import (atomic_write_json, atomic_write_text, is_temporary_name, read_json, safe_relative_path,
+                         sweep_temporaries, temporary_path)
 from kjob.ledger import Ledger
 from kjob.metrics import ModeBook, read_run_metrics, recipe_spec
 from kjob.paths import DownloadPaths
@@ -44,7 +53,7 @@ class FetchReport:
     unchanged: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # names that would escape the folder, never written
     problems: list[str] = field(default_factory=list)  # "name: why" for names that cannot be stored here
-    conflicts: list[str] = field(default_factory=list)  # local files edited since kjob downloaded them
+    conflicts: list[str] = field(default_factory=list)  # local files edited since kjob wrote them
     gone_remotely: list[str] = field(default_factory=list)  # local copies with no remote file
     waiting: bool = False  # the run has not ended: outputs listed, not downloaded
 
@@ -72,12 +81,17 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
         raise UsageError(f"{run.ref} is archived in {ws.paths.relative(paths.archive)}: restore it first "
                          f"(kjob runs archive {run.kernel} --version {run.version} --backend {run.backend} --restore)")
     _check_same_kernel(ws, paths, run)
+    sweep_temporaries(paths.folder.parent)  # left by a killed archive or restore
+    sweep_temporaries(paths.folder, recursive=True)  # left by a killed fetch
     report = FetchReport(run, paths.folder)
     listing = backend.list_outputs(run)
     report.listed = len(listing)
-    atomic_write_json(paths.status, {**run_record(run), "url": backend.url(run)})
-    atomic_write_text(paths.log, log_as_text(backend.log(run)))
-    atomic_write_json(paths.listing, [{"name": f.name, "size": f.size} for f in listing])
+    own = {paths.status: json_text({**run_record(run), "url": backend.url(run)}),
+           paths.log: log_as_text(backend.log(run)),
+           paths.listing: json_text([{"name": f.name, "size": f.size} for f in listing])}
+    for path, text in own.items():
+        if not _write_own_file(paths, path, text, force):
+            report.conflicts.append(ws.paths.relative(path))
     if outputs and not run.state.final:
         report.waiting = True
     elif outputs:
@@ -90,6 +104,29 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
     return report
 
 
+def json_text(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _write_own_file(paths: DownloadPaths, path: Path, text: str, force: bool) -> bool:
+    """Write one of kjob's own files (status, log, listing) unless it was edited since kjob
+    wrote it (then False; --force writes it anyway). A folder fetched before kjob kept a
+    record of these files has them replaced, as it always did."""
+    record = read_json(paths.written_record, None)
+    entry = (record or {}).get(path.name)
+    data = text.encode("utf-8")
+    if path.exists() and not force and record is not None:
+        local = _local_digest(path, entry)
+        if local and local != hashlib.sha256(data).hexdigest():
+            return False
+    atomic_write_text(path, text)
+    stat = path.stat()
+    record = read_json(paths.written_record, {}) or {}  # re-read: a fetch beside this one may have written
+    record[path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "local": [stat.st_size, stat.st_mtime_ns]}
+    atomic_write_json(paths.written_record, record)
+    return True
+
+
 def _check_same_kernel(ws: Workspace, paths: DownloadPaths, run: Run) -> None:
     recorded = (read_json(paths.status, {}) or {}).get("identity")
     if recorded and run.identity and str(recorded) != str(run.identity):
@@ -99,13 +136,14 @@ def _check_same_kernel(ws: Workspace, paths: DownloadPaths, run: Run) -> None:
 
 def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, report: FetchReport, force: bool) -> None:
     remote_names, taken = set(), {}
+    local = _local_names(paths.output_dir)
     for file in listing:
         relative = safe_relative_path(file.name)
         if relative is None:
             report.refused.append(file.name)
             continue
         name = relative.as_posix()
-        problem = _storage_problem(name, taken)
+        problem = _storage_problem(name, taken, local) or _link_problem(paths.output_dir, name)
         if problem:
             report.problems.append(f"{name!r}: {problem}")
             continue
@@ -119,29 +157,70 @@ def _download_outputs(backend, run, paths: DownloadPaths, listing, wanted, repor
                 raise
             report.problems.append(f"{name!r}: cannot be stored here ({exc.strerror or exc})")
     if paths.output_dir.is_dir():
+        downloaded = read_json(paths.fetch_record, {}) or {}  # your own files were never remote
         for local in sorted(paths.output_dir.rglob("*")):
             name = local.relative_to(paths.output_dir).as_posix()
-            if local.is_file() and not local.name.startswith(".") and name not in remote_names:
+            if local.is_file() and name in downloaded and name not in remote_names:
                 report.gone_remotely.append(name)
 
 
-def _storage_problem(name: str, taken: dict[str, str]) -> str | None:
-    """Why `name` cannot be stored beside the names already taken, or None.
+def _fold(name: str) -> str:
+    """The name as macOS and Windows compare names: case and Unicode normalisation ignored."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
 
-    Names are compared case-folded: on macOS and Windows `A.txt` and `a.txt` are one file."""
-    if any(len(part.encode("utf-8")) > _MAX_NAME_BYTES for part in name.split("/")):
+
+def _local_names(output_dir: Path) -> dict[str, list[str]]:
+    """Every file and folder already under output/ (kjob's downloads and your own), by folded name."""
+    found: dict[str, list[str]] = {}
+    if output_dir.is_dir():
+        for path in sorted(output_dir.rglob("*")):
+            if not is_temporary_name(path.name):
+                name = path.relative_to(output_dir).as_posix()
+                found.setdefault(_fold(name), []).append(name)
+    return found
+
+
+def _storage_problem(name: str, taken: dict[str, str], local: dict[str, list[str]] | None = None) -> str | None:
+    """Why `name` cannot be stored beside the names already taken by other outputs, or the
+    files already under output/ (`local`), or None.
+
+    Names are compared folded: on macOS and Windows `A.txt` and `a.txt` are one file, and so
+    are a name's composed and decomposed Unicode forms. A local file keeps its name: an output
+    that differs from it only so is not downloaded."""
+    local = local or {}
+    parts = name.split("/")
+    if any(len(part.encode("utf-8")) > _MAX_NAME_BYTES for part in parts):
         return f"a part of the name is longer than {_MAX_NAME_BYTES} bytes"
-    folded = name.casefold()
+    if any(is_temporary_name(part) for part in parts):
+        return "has the form of kjob's temporary files, which fetch removes"
+    folded = _fold(name)
     if folded in taken:
+        other = taken[folded]
+        if other != name and unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", other):
+            return f"is {taken[folded]!r} written in another Unicode form (one file on macOS)"
         return f"collides with {taken[folded]!r}"
-    parts = folded.split("/")
-    for i in range(1, len(parts)):
-        prefix = "/".join(parts[:i])
+    if folded in local and name not in local[folded]:
+        return f"differs only in case or accents from the local output/{local[folded][0]}, which was kept"
+    folded_parts, exact_parts = folded.split("/"), name.split("/")
+    for i in range(1, len(folded_parts)):
+        prefix, exact = "/".join(folded_parts[:i]), "/".join(exact_parts[:i])
         if prefix in taken:
             return f"needs {taken[prefix]!r} to be a folder, but it is a file"
+        if prefix in local and exact not in local[prefix]:
+            return f"its folder differs only in case or accents from the local output/{local[prefix][0]}, which was kept"
     if any(other.startswith(folded + "/") for other in taken):
         return "is also a folder of other output files"
     taken[folded] = name
+    return None
+
+
+def _link_problem(output_dir: Path, name: str) -> str | None:
+    """Why writing `name` would leave output/ through a link you made there, or None."""
+    parent = (output_dir / name).parent
+    while not parent.exists() and parent != output_dir:
+        parent = parent.parent
+    if parent.exists() and not parent.resolve().is_relative_to(output_dir.resolve()):
+        return f"would be written through the link output/{parent.relative_to(output_dir).as_posix()}, out of the folder"
     return None
 
 
@@ -158,12 +237,16 @@ def _fetch_file(backend, run, paths: DownloadPaths, file: RemoteFile, name: str,
         report.conflicts.append(name)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    partial = temporary_path(target.parent)  # short: `name` may already be 255 bytes long
     try:
         digest = _download_hashed(backend, run, file, partial)
         size = partial.stat().st_size
         if file.size is not None and size != file.size:
             raise BackendError(f"{file.name}: got {size} bytes, expected {file.size}")
+        if local and local != digest and not known:  # kjob never wrote it: your own file, kept even with --force
+            report.problems.append(f"{name!r}: output/{name} is a file of yours (kjob did not download it), "
+                                   "which was kept; move it aside to download this one")
+            return
         if local and local != digest and not force:
             report.conflicts.append(name)
             return

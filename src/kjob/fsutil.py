@@ -1,24 +1,71 @@
-"""Writing files so that a reader never sees half of one, and checking names from elsewhere."""
+"""Writing files so that a reader never sees half of one, and checking names from elsewhere.
+
+A file being written goes under a temporary name in its final folder, `.kjob-<pid>-<random>.part`
+(a folder being filled: `.restore`), renamed into place only when whole. The name is short
+whatever the final name (a final name of 255 bytes, the most one path component may have,
+still gets one), and it names its writer: `sweep_temporaries` removes those whose writer is
+gone (killed), never one still being written.
+"""
 
 import json
 import os
-import tempfile
+import re
+import secrets
+import shutil
 from pathlib import Path, PurePosixPath
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+# kjob's temporary names; and the older ones (the final name, then the writer's pid), still swept.
+_TEMPORARY = re.compile(r"\.kjob-(\d+)-[0-9a-f]{8}\.(?:part|restore)")
+_OLD_TEMPORARY = re.compile(r"\..+\.(?:restore-)?(\d+)-[0-9a-f]{8}(?:\.part)?")
+
+
+def temporary_path(folder: Path, kind: str = "part") -> Path:
+    """A new temporary name in `folder` for this process: `.kjob-<pid>-<random>.part`."""
+    return folder / f".kjob-{os.getpid()}-{secrets.token_hex(4)}.{kind}"
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether `name` has the form of kjob's temporary files (which `sweep_temporaries` removes)."""
+    return bool(_TEMPORARY.fullmatch(name) or _OLD_TEMPORARY.fullmatch(name))
+
+
+def sweep_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files (and restore folders) in `folder` left by a writer that is gone
+    (killed before it could clean up); those of a live process stay. The paths removed."""
+    from kjob.procs import start_time
+
+    if not folder.is_dir():
+        return []
+    removed = []
+    candidates = folder.rglob(".*") if recursive else folder.glob(".*")
+    for path in sorted(candidates):
+        match = _TEMPORARY.fullmatch(path.name) or _OLD_TEMPORARY.fullmatch(path.name)
+        if not match or path.is_symlink():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or start_time(pid) is not None:
+            continue  # still being written (a fetch running beside this one)
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = temporary_path(path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with open(tmp, "x", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -183,6 +183,16 @@ class DownloadPaths:
         """What was downloaded, with the remote stamps used to skip unchanged files."""
         return self.folder / ".fetched.json"
 
+    @property
+    def written_record(self) -> Path:
+        """What kjob itself last wrote here (status, log, listing): a file that differs was edited."""
+        return self.folder / ".written.json"
+
+    @property
+    def own_files(self) -> tuple[Path, ...]:
+        """The files kjob writes beside output/ at every fetch."""
+        return (self.status, self.log, self.listing)
+
     def output_file(self, name: str) -> Path:
         return self.output_dir / name
 
@@ -238,6 +248,17 @@ class WorkspacePaths:
     @property
     def ledger(self) -> Path:
         return self.state / "ledger.sqlite3"
+
+    @property
+    def uploads(self) -> Path:
+        """Dataset files uploaded but not yet in a dataset version: a re-run after a kill reuses them."""
+        return self.state / "uploads.json"
+
+    @property
+    def silent_ray_heads(self) -> Path:
+        """When each Ray head that stopped answering was first found silent ({address: epoch}):
+        a run on one silent for too long is lost (`kjob.backends.ray.LOST_AFTER_SECONDS`)."""
+        return self.state / "silent-ray-heads.json"
 
     @property
     def notebooks(self) -> Path:
