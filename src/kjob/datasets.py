@@ -8,7 +8,9 @@ structure through the create call's `directories`: nothing is zipped, so FOLDER/
 /kaggle/input/datasets/OWNER/SLUG/a/b.csv in a kernel. Then CreateDataset (a new dataset,
 private unless `public`) or CreateDatasetVersion (notes from `message`), as GetDataset says,
 and kjob waits, for at most `timeout` seconds, until GetDatasetStatus says READY and the
-dataset's current version is the new one.
+dataset's current version is the new one. A re-run of a killed push sends only the files not
+uploaded yet (kjob.uploads); a create answered "already exists" (the killed push made the
+dataset) becomes its next version.
 
 Refused before anything is uploaded:
 - UsageError (exit 2): a target not OWNER/SLUG (a new dataset's slug has 6 to 50 characters,
@@ -198,21 +200,43 @@ def push_dataset(folder: Path, target: str, message: str | None = None, public: 
         before = None
     if before is None and len(ref.slug) < 6:
         raise UsageError(f"a new dataset's slug needs 6 to 50 characters (Kaggle's rule), not '{ref.slug}'")
-    tokens = []
-    for file in files:
-        reserved = api.start_upload(file.name.rsplit("/", 1)[-1], file.size, file.modified)
-        api.transport.upload(reserved.create_url, file.path, file.size, file.name)
-        tokens.append((file.name, reserved.token))
+    book, tokens = _upload_book(api), []
+    for file in files:  # a file a killed push uploaded already is not sent again (kjob.uploads)
+        token, _ = book.upload(api, file.name.rsplit("/", 1)[-1], file.path, file.size, file.modified)
+        tokens.append((file.name, token))
         if uploaded:
             uploaded(file)
     response = _create(api, ref, tokens, before, message, public)
+    if before is None and "already exists" in (response.error or "").lower():
+        # A push killed after Kaggle took its create made the dataset (which Kaggle may show
+        # only once processed): this push is its next version.
+        try:
+            before = api.get(ref).current_version_number or 0
+        except NotFoundError as exc:
+            raise BackendError(f"Kaggle says {ref} already exists but does not show it yet (an earlier push "
+                               f"may have made it): look at {api.transport.endpoints.web}/datasets/{ref}, "
+                               "or push again in a minute") from exc
+        response = _create(api, ref, tokens, before, message, public)
     if (response.status or "").lower() != "ok":
         what = f"the new version of {ref}" if before is not None else f"the creation of {ref}"
         reason = " ".join(redact(response.error or "no reason given").split())
         raise BackendError(f"Kaggle refused {what}: {reason}")
+    book.used([token for _, token in tokens])
     version, status = _wait_ready(api, ref, before, timeout)
     url = f"{api.transport.endpoints.web}/datasets/{ref}"
     return DatasetPush(str(ref), tuple(files), before is None, version, status, url)
+
+
+def _upload_book(api):
+    from kjob.uploads import UploadBook
+    from kjob.workspace import find_workspace
+
+    try:
+        record = find_workspace().paths.uploads
+    except ConfigError:  # outside a workspace: nothing is kept for a re-run
+        record = None
+    credentials = api.transport.credentials
+    return UploadBook(record, api.transport.endpoints.api, credentials.username or credentials.source)
 
 
 def _api():
