@@ -15,10 +15,14 @@ the runner recorded; the runner's final record (on storage) says complete or err
 failure kind and src line, once the job ended (or as soon as the notebook completed, raised
 or timed out: nothing a stop could have caused). A job the head does not know (404),
 or one whose metadata carries another token (the head restarted and the id was reused), is
-lost (RunGone): never read as this run. Nothing secret travels in the job (no runtime_env
+lost (RunGone): never read as this run. So is a run whose head has not answered at all for
+LOST_AFTER_SECONDS (10 minutes; KJOB_RAY_LOST_AFTER changes it), counted from the first
+status request it did not answer (a head restarted at another address never will), unless
+its runner recorded a final status on the storage before the head went. Nothing secret travels in the job (no runtime_env
 variables at all: the thread limits go to the kernel through the spec file).
 """
 
+import os
 import re
 import secrets
 import shlex
@@ -44,6 +48,10 @@ ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 MAX_ID_LENGTH = 120
 _CANCEL_WAIT_SECONDS = 15.0
+# A run whose head has not answered for this long is lost, as one the head no longer knows is:
+# a head that moved to another address (or is gone for good) never answers for it again.
+# KJOB_RAY_LOST_AFTER (seconds) changes it.
+LOST_AFTER_SECONDS = 600.0
 
 
 def submission_id(kernel: str, version: int, token: str) -> str:
@@ -172,6 +180,16 @@ class RayBackend(Backend):
         except NotFoundError as exc:
             raise RunGone(f"the Ray cluster at {cluster.address} no longer knows job {handle['submission_id']} "
                           f"(its head restarted, or the job was deleted): {run.ref} is lost") from exc
+        except BackendError as exc:
+            if not _unanswered(exc):
+                raise
+            silent, limit = self._silent_for(handle["address"]), lost_after()
+            if silent < limit:
+                raise BackendError(f"{exc.message}; {run.ref} is lost if its head stays silent for "
+                                   f"{_duration(limit)} (silent for {_duration(silent)} so far)") from exc
+            raise _HeadSilent(f"the Ray cluster at {cluster.address} has not answered for {_duration(silent)}: "
+                              f"its head stopped or moved, and {run.ref} is lost") from exc
+        self._answered(handle["address"])
         if job.metadata.get("kjob_token") != handle["token"]:
             raise RunGone(f"job {handle['submission_id']} on the Ray cluster at {cluster.address} is another job "
                           f"now (the head restarted and its id was reused): {run.ref} is lost")
@@ -187,8 +205,33 @@ class RayBackend(Backend):
             raise BackendError(f"{paths.folder} holds another run than {run.ref}; kjob does not mix them")
         return Sandbox(paths.folder)
 
+    def _silent_for(self, address: str) -> float:
+        """Seconds since this head was first found not answering (0 now, remembered from now on)."""
+        path = self.ws.paths.silent_ray_heads
+        silent = read_json(path, {}) or {}
+        now = time.time()
+        if not isinstance(silent.get(address), (int, float)):
+            silent[address] = now
+            atomic_write_json(path, silent)
+        return max(0.0, now - silent[address])
+
+    def _answered(self, address: str) -> None:
+        path = self.ws.paths.silent_ray_heads
+        silent = read_json(path, {}) if path.exists() else {}
+        if isinstance(silent, dict) and address in silent:
+            del silent[address]
+            atomic_write_json(path, silent)
+
     def status(self, run: Run) -> RunStatus:
-        job = self._job(run)
+        try:
+            job = self._job(run)
+        except _HeadSilent:  # a runner that recorded its end before the head went is not lost
+            ended = self._storage(run).final_record() if Path(run.handle["folder"]).is_dir() else None
+            if not ended:
+                raise
+            return RunStatus(ended["status"], f"{ended['status']} (head silent)", ended.get("failure_kind"),
+                             ended.get("failure_message"), ended.get("failure_location"),
+                             ended.get("started_at"), ended.get("finished_at"))
         sandbox = self._storage(run)
         return _status(job, sandbox.recorded_state(), sandbox.paths.cancel_marker.exists())
 
@@ -235,6 +278,36 @@ class RayBackend(Backend):
         if "address" not in handle:
             return None
         return f"{handle['address']}/#/jobs/{handle['submission_id']}"
+
+
+class _HeadSilent(RunGone):
+    """The run's head has not answered for `lost_after()` seconds."""
+
+
+def lost_after() -> float:
+    """Seconds of silence from a run's head after which the run is lost (KJOB_RAY_LOST_AFTER)."""
+    text = (os.environ.get("KJOB_RAY_LOST_AFTER") or "").strip()
+    if not text:
+        return LOST_AFTER_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise ConfigError(f"KJOB_RAY_LOST_AFTER must be a number of seconds, not {text!r}")
+    return seconds
+
+
+def _unanswered(exc: BackendError) -> bool:
+    """Whether the head did not answer at all (no connection, or no answer in time), as opposed
+    to answering with an error."""
+    import requests
+
+    return isinstance(exc.__cause__, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _kernel_env(request) -> dict[str, str]:
