@@ -134,3 +134,52 @@ def test_a_signal_to_a_smoke_run_stops_its_sandbox(tiny, sig, code, said):
     assert err.strip().splitlines()[-1] == said, err
     assert json.loads((smoke / "final.json").read_text())["status"] == "cancelled"
     assert_none_left(smoke / "home")
+
+
+def test_a_run_on_a_ray_head_that_went_away_becomes_lost_after_the_documented_time(tiny, monkeypatch):
+    pytest.importorskip("ray.job_submission", reason="ray is not installed (pip install 'kjob[ray]')")
+    from ray_head import RayHead
+
+    tiny.write("pyproject.toml", (tiny.root / "pyproject.toml").read_text() + f"""
+[tool.kjob.ray]
+address = "{{address}}"
+storage = "storage"
+python = "{sys.executable}"
+
+[tool.kjob.ray.datasets]
+"someone/some-data" = "{tiny.root / 'data/some'}"
+""")
+    (tiny.root / "storage").mkdir()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("KJOB_RAY_LOST_AFTER", raising=False)
+    head = RayHead(cpus=1)
+    pyproject = tiny.root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("{address}", head.address))
+    for name, value in head.env.items():
+        monkeypatch.setenv(name, value)
+    state = tiny.root / "storage/tiny/v1/state.json"
+    try:
+        head.start()
+        assert tiny.kjob("push", "tiny", "--backend", "ray", "-p", "sleep=120").exit_code == 0
+        assert wait_for(lambda: state.is_file() and "started_at" in json.loads(state.read_text()), 120)
+        assert tiny.kjob("status", "tiny", "--backend", "ray").exit_code == 6  # running
+    finally:
+        head.close()  # gone for good: nothing answers at its address any more
+
+    first = tiny.kjob("status", "tiny", "--backend", "ray")
+    assert first.exit_code == 7 and f"cannot reach the Ray cluster at {head.address}" in first.stderr, first.output
+    assert "tiny v1 (ray) is lost if its head stays silent for 10 min" in first.stderr  # the default
+    time.sleep(2.5)
+    still = tiny.kjob("status", "tiny", "--backend", "ray", env={"KJOB_RAY_LOST_AFTER": "30"})
+    assert still.exit_code == 7 and "silent for 30 s" in still.stderr, still.output
+    lost = tiny.kjob("status", "tiny", "--backend", "ray", "--json", env={"KJOB_RAY_LOST_AFTER": "2"})
+    data = json.loads(lost.stdout)
+    assert (lost.exit_code, data["status"], data["gone"]) == (5, "cancelled", True), lost.output
+    assert f"the Ray cluster at {head.address} has not answered for" in data["failure_message"]
+    assert "tiny v1 (ray) is lost" in data["failure_message"]
+    again = tiny.kjob("status", "tiny", "--backend", "ray")  # final now: not asked again
+    assert again.exit_code == 5 and again.stderr == "", again.output
+    home = tiny.root / "storage/tiny/v1/home"
+    wait_for(lambda: not processes_with_home(home), 30)  # the run died with its head
+    for pid in processes_with_home(home):
+        os.kill(pid, signal.SIGKILL)
