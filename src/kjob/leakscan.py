@@ -165,13 +165,17 @@ def held_secrets() -> dict[str, str]:
         _held = _Held(environ, kaggle_auth.credential_files())
     stamps = tuple(_stamp(path) for path in _held.files)
     if _held.values is None or stamps != _held.stamps:
+        found = [(value, name) for name, value in os.environ.items()
+                 if _SECRET_NAME.fullmatch(name) and name != "KAGGLE_API_TOKEN"]  # a token, or its file's path
+        found += kaggle_auth.credential_values().items()
         values = {}
-        for name, value in os.environ.items():
-            if _SECRET_NAME.fullmatch(name) and name != "KAGGLE_API_TOKEN":
-                values.setdefault(value.strip(), name)
-        for value, where in kaggle_auth.credential_values().items():
-            values.setdefault(value, where)
+        for value, where in found:
+            # Each line of a value on several lines (a private key) too: scans and logs go by line.
+            lines = value.strip().splitlines()
+            for part in [value.strip(), *(line.strip() for line in lines if len(lines) > 1)]:
+                if not _trivial(part):
+                    values.setdefault(part, where)
         _held.stamps = stamps
-        # Longest first, so that a value inside another is masked after it.
-        _held.values = {v: w for v, w in sorted(values.items(), key=lambda i: -len(i[0])) if not _trivial(v)}
+        # Longest first: a value that holds another is masked whole, not around the shorter one.
+        _held.values = dict(sorted(values.items(), key=lambda item: -len(item[0])))
     return _held.values

@@ -82,9 +82,8 @@ def credential_files(environ: dict | None = None) -> tuple[Path, ...]:
     folder = _config_folder(env)
     files = [folder / name for name in (*TOKEN_FILES, "kaggle.json")]
     token = env.get("KAGGLE_API_TOKEN", "").strip()
-    if token and _looks_like_path(token):
-        files.append(Path(token).expanduser())
-    return tuple(files)
+    path = _as_path(token) if token else None
+    return (*files, path) if path is not None else tuple(files)
 
 
 def credential_values(environ: dict | None = None) -> dict[str, str]:
@@ -93,31 +92,35 @@ def credential_values(environ: dict | None = None) -> dict[str, str]:
     For finding them where they must not be (a notebook, a log), not for signing in: nothing
     is checked, nothing raised, and every place is read, not only the one that wins."""
     env = os.environ if environ is None else environ
-    found = {}
+    found = []
     token = env.get("KAGGLE_API_TOKEN", "").strip()
     if token:
         path = _as_path(token)
         if path is not None:
-            found[_quiet_read(path)] = f"{_shown(path)} (named by KAGGLE_API_TOKEN)"
+            found.append((_quiet_read(path), f"{_shown(path)} (named by KAGGLE_API_TOKEN)"))
         elif not _looks_like_path(token):
-            found[token] = "KAGGLE_API_TOKEN"
-    found[env.get("KAGGLE_KEY", "").strip()] = "KAGGLE_KEY"
+            found.append((token, "KAGGLE_API_TOKEN"))
+    found.append((env.get("KAGGLE_KEY", "").strip(), "KAGGLE_KEY"))
     folder = _config_folder(env)
-    for name in TOKEN_FILES:
-        found[_quiet_read(folder / name)] = _shown(folder / name)
+    found += [(_quiet_read(folder / name), _shown(folder / name)) for name in TOKEN_FILES]
     try:
         key = json.loads(_quiet_read(folder / "kaggle.json") or "{}").get("key")
     except (ValueError, AttributeError):
         key = None
     if isinstance(key, str):
-        found[key.strip()] = _shown(folder / "kaggle.json")
-    return {value: where for value, where in found.items() if value}
+        found.append((key.strip(), _shown(folder / "kaggle.json")))
+    values = {}
+    for value, where in found:
+        if value:
+            values.setdefault(value, where)
+    return values
 
 
 def _quiet_read(path: Path) -> str:
     """The file's text, stripped; "" if it cannot be read (missing, a folder, not UTF-8)."""
     try:
-        return path.read_bytes()[:65536].decode("utf-8-sig").strip()
+        with path.open("rb") as handle:
+            return handle.read(65536).decode("utf-8-sig").strip()  # a token is short
     except (OSError, ValueError):
         return ""
 

@@ -277,7 +277,9 @@ class RayBackend(Backend):
         handle = run.handle
         if "address" not in handle:
             return None
-        return f"{handle['address']}/#/jobs/{handle['submission_id']}"
+        from kjob.backends.ray_settings import browser_address
+
+        return f"{browser_address(handle['address'])}/#/jobs/{handle['submission_id']}"
 
 
 class _HeadSilent(RunGone):

@@ -42,6 +42,12 @@ def shown_address(address: str) -> str:
     return _PASSWORD.sub(lambda m: f"{m.group('user')}:***@", address)
 
 
+def browser_address(address: str) -> str:
+    """`address` for a link a person opens (and kjob prints or writes): no `user:password@`
+    part, for which a browser asks instead."""
+    return _PASSWORD.sub(lambda m: m.group("user").rsplit("//", 1)[0] + "//", address)
+
+
 def hide_password(text: str, address: str) -> str:
     """`text` (an error of Ray's or of requests, which may quote the URL) with `address`'s
     password masked wherever it appears."""
