@@ -111,6 +111,18 @@ def test_every_credential_kjob_can_see_is_refused_wherever_it_appears(tiny, tmp_
     assert tiny.kjob("build", "tiny").exit_code == 0
 
 
+def test_a_credential_among_the_workspaces_parameters_is_refused_before_anything_is_written(tiny, monkeypatch):
+    key = new_key()
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    tiny.write("pyproject.toml", (tiny.root / "pyproject.toml").read_text()
+               + f'\n[tool.kjob.local.parameters]\nlabel = "{key}"\n')
+    result = tiny.kjob("push", "tiny", "--wait")
+    line = one_error_line(result)
+    assert result.exit_code == 2, result.output
+    assert "[tool.kjob.local.parameters] label: looks like the value of WANDB_API_KEY (<32 hex characters>)" in line
+    assert key not in result.output and ledger_runs(tiny) == [] and key not in everything_written(tiny)
+
+
 def test_short_trivial_and_path_values_of_key_variables_refuse_nothing(tiny, tmp_path, monkeypatch):
     (tmp_path / "id_rsa").write_text("not read\n")
     env = {"SOME_KEY": "1", "FLAG_TOKEN": "true", "PORT_SECRET": "12345678", "SSH_KEY": str(tmp_path / "id_rsa")}

@@ -7,6 +7,8 @@ it is typed by the recipe's default like `-p`. What this returns is what the not
 parameters cell holds, what the ledger records and what `kjob runs` shows.
 """
 
+from kjob.errors import ConfigError
+from kjob.leakscan import find_leaks
 from kjob.recipe import KernelRecipe, ParamValue, coerce_value
 
 
@@ -16,6 +18,10 @@ def resolve_parameters(ws, recipe: KernelRecipe, backend: str, overrides: dict[s
     where = f"[tool.kjob.{backend}.parameters]"
     for key, value in ws.config.backend_parameters.get(backend, {}).items():
         if key in recipe.parameters:
+            # The build scanned the recipe and -p; this value reaches the notebook only now.
+            for leak in find_leaks(f"{key} = {value!r}")[:1]:
+                raise ConfigError(f"{where} {key}: looks like {leak.what} ({leak.masked}); never put "
+                                  "credentials in parameters")
             effective[key] = coerce_value(key, value, recipe.parameters[key], where=where)
     effective.update(overrides or {})
     return effective
