@@ -7,7 +7,9 @@ credentials and takes one PUT of the whole file (or a resumable session). The em
 documents nothing:
 - a blob is used once: the dataset version naming its token takes it (and its token is gone);
 - a PUT carries the whole file: its bytes go to a temporary name, renamed only once exactly
-  `contentLength` bytes arrived (a short or long body is refused with 400 and leaves nothing);
+  `contentLength` bytes arrived (a short body is refused with 400, a longer one with 413 as
+  soon as that is known, before its bytes are read; either leaves nothing);
+- a blob is at most MAX_BLOB_BYTES, Kaggle's limit for a whole dataset (more is 413);
 - a PUT with `Content-Range: bytes */N` and no body asks what arrived, as GCS's resumable
   uploads do: 200 when the blob is complete, 308 (nothing kept) otherwise;
 - blobs survive a restart (two files each under `_blobs/`), and the token is their only key.
@@ -24,6 +26,7 @@ from kjob.emulator.model import ApiError
 from kjob.fsutil import atomic_write_json, read_json, safe_relative_path
 
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
+MAX_BLOB_BYTES = 200 * 10**9  # Kaggle's documented maximum size of one dataset
 
 
 def folder(store) -> Path:
@@ -37,6 +40,9 @@ def start_blob_upload(store, body: dict, user: str | None) -> dict:
         raise ApiError(400, f"a blob's name must be a plain file name, not {name!r}")
     if request.content_length < 0:
         raise ApiError(400, "contentLength must not be negative")
+    if request.content_length > MAX_BLOB_BYTES:
+        raise ApiError(413, f"contentLength {request.content_length} is over {MAX_BLOB_BYTES} bytes, "
+                            "Kaggle's limit for a dataset")
     token = secrets.token_hex(16)
     atomic_write_json(folder(store) / f"{token}.json", {"name": name, "length": request.content_length,
                                                         "type": request.type.name, "user": user})
@@ -47,6 +53,12 @@ def start_blob_upload(store, body: dict, user: str | None) -> dict:
 
 def _reserved(store, token: str) -> dict | None:
     return read_json(folder(store) / f"{token}.json") if _TOKEN.match(token) else None
+
+
+def reserved_length(store, token: str) -> int | None:
+    """How many bytes the upload `token` was started for; None for an unknown token."""
+    info = _reserved(store, token)
+    return None if info is None else int(info["length"])
 
 
 def complete(store, token: str) -> bool:

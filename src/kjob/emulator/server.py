@@ -15,6 +15,12 @@
     GET  /_emulator/requests                           what clients sent (bodies, no headers)
 
 API calls without the expected credentials get 401; credentials are never logged or kept.
+
+What a request may hold: a JSON body of at most MAX_JSON_BODY bytes (else 413, answered before
+the body is read, and the connection closed), nested at most MAX_JSON_DEPTH deep (else 400);
+a PUT /upload/<token> streams to disk and may hold the blob's reserved contentLength, no more
+(else 413). A Content-Length that is not a count of bytes, or a broken chunked body, is 400.
+The server remembers the last REQUEST_LOG_LIMIT requests (store.py), so its memory stays bounded.
 Broken answers (mangled bodies, bad gzip, redirect loops) are made here, on the wire, from
 the switches in faults.py; the store answers as usual underneath.
 """
@@ -34,7 +40,7 @@ from kjob.emulator import blobs
 from kjob.emulator.auth import Auth
 from kjob.emulator.faults import Faults
 from kjob.emulator.model import ApiError
-from kjob.emulator.store import Store
+from kjob.emulator.store import REQUEST_LOG_LIMIT, RequestLog, Store
 
 _API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|datasets\.DatasetApiService|blobs\.BlobApiService"
                   r"|security\.OAuthService)/([A-Za-z]+)$")
@@ -42,21 +48,54 @@ _STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _LOOP = "redirect-loop"  # the query mark of a request that followed a looping redirect
 _HTML = "<!DOCTYPE html><html><head><title>{code}</title></head><body><h1>{code} {reason}</h1></body></html>"
+_COUNT = re.compile(r"^[0-9]+$")
+
+# The largest JSON request body read (Kaggle's API bodies are a few kB; a pushed notebook with
+# its modules inlined, a few MB). Blob uploads stream to disk, bounded by their reservation.
+MAX_JSON_BODY = 32 * 2**20
+# The deepest nesting of arrays and objects in a JSON body (Kaggle's bodies nest under 10).
+MAX_JSON_DEPTH = 64
+_PIECE = 1 << 20  # bodies are read at most this many bytes at a time
+
+
+class _Refused(Exception):
+    """A request refused before or while its body is read: answered `code`, connection closed."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _json_depth(value) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (walked with a stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: socketserver's default of 5 made the kernel drop or reset the
+    # connections of many clients connecting at once (25 of 800 requests from 50 clients).
+    request_queue_size = 1024
 
-    def __init__(self, address, store: Store, auth: Auth, verbose: bool):
+    def __init__(self, address, store: Store, auth: Auth, verbose: bool, log_limit: int = REQUEST_LOG_LIMIT):
         super().__init__(address, _Handler)
         self.store, self.auth, self.verbose = store, auth, verbose
         self.stopping = threading.Event()
+        # The latest `log_limit` of each, for tests to inspect (bounded: see store.RequestLog).
         # Per file request: (token, its Range header, whether it carried credentials).
-        self.downloads: list[tuple[str, str | None, bool]] = []
+        self.downloads: list[tuple[str, str | None, bool]] = RequestLog(log_limit)
         # Every request but the test controls: (verb, path), to prove that none was sent.
-        self.seen: list[tuple[str, str]] = []
-        self.uploads: list[bool] = []  # per blob upload: whether it carried credentials (it must not)
+        self.seen: list[tuple[str, str]] = RequestLog(log_limit)
+        # Per blob upload: whether it carried credentials (it must not).
+        self.uploads: list[bool] = RequestLog(log_limit)
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -79,14 +118,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answers ------------------------------------------------------------------------
 
-    def _send(self, code: int, body: bytes, kind: str, encoding: str | None = None) -> None:
+    def _send(self, code: int, body: bytes, kind: str, encoding: str | None = None, close: bool = False) -> None:
         self.send_response(code)
         self.send_header("Content-Type", kind)
         if encoding:
             self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")  # also sets close_connection
         self.end_headers()
         self.wfile.write(body)
+
+    def _refuse(self, refused: _Refused) -> None:
+        """Answer a request whose body was not read (or not all of it), then close: what is
+        left of the body cannot be told from a next request. What the client still sends is
+        read and dropped for a moment, so that closing does not reset the connection before
+        the client has read the answer."""
+        body = json.dumps({"code": refused.code, "message": refused.message}).encode()
+        self._send(refused.code, body, "application/json", close=True)
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.5)
+            deadline, dropped = time.monotonic() + 2, 0
+            while time.monotonic() < deadline and dropped < 64 * _PIECE:
+                piece = self.connection.recv(_PIECE)
+                if not piece:
+                    break
+                dropped += len(piece)
+        except OSError:  # the client went away first, or sent nothing more: either is fine
+            pass
 
     def _json(self, code: int, data) -> None:
         self._send(code, json.dumps(data).encode(), "application/json")
@@ -122,11 +182,19 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        data = json.loads(raw or b"{}")
+        """The JSON object the request carries ({} for none); _Refused if it is too large,
+        nested too deeply or not a JSON object."""
+        raw = b"".join(self._chunks(MAX_JSON_BODY, "a request body (JSON)"))
+        try:
+            data = json.loads(raw or b"{}")
+        except RecursionError as exc:
+            raise _Refused(400, f"bad request body: JSON nested more than {MAX_JSON_DEPTH} levels deep") from exc
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise _Refused(400, f"bad request body: {exc}") from exc
         if not isinstance(data, dict):
-            raise ValueError("the body must be a JSON object")
+            raise _Refused(400, "bad request body: the body must be a JSON object")
+        if _json_depth(data) > MAX_JSON_DEPTH:
+            raise _Refused(400, f"bad request body: JSON nested more than {MAX_JSON_DEPTH} levels deep")
         return data
 
     def _gate(self, signed_in: bool = True, method: str | None = None) -> tuple[bool, str | None]:
@@ -151,8 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         try:
             body = self._body()
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self._json(400, {"code": 400, "message": f"bad request body: {exc}"})
+        except _Refused as refused:
+            return self._refuse(refused)
         path = self.path.split("?")[0]
         if path.startswith("/_emulator/"):
             return self._control(path, body)
@@ -185,6 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?")[0]
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers:
+            self.close_connection = True  # a GET's body is never read: it must not pass for a next request
         if not path.startswith("/_emulator/"):
             self.server.seen.append(("GET", path))
         if self._redirect_loop(path, "download" if path.startswith("/outputs/") else None):
@@ -214,41 +284,75 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self):
         path = self.path.split("?")[0]
         self.server.seen.append(("PUT", path))
+        try:
+            self._put(path)
+        except _Refused as refused:
+            self._refuse(refused)
+
+    def _put(self, path: str) -> None:
         if not path.startswith("/upload/"):
-            return self._json(404, {"code": 404, "message": f"no such endpoint {path}"})
+            raise _Refused(404, f"no such endpoint {path}")
         token, store = path[len("/upload/"):], self.server.store
         self.server.uploads.append("Authorization" in self.headers)
-        if self.headers.get("Content-Range", "").startswith("bytes */") and not self._declared_length():
+        chunked = self._chunked()
+        if self.headers.get("Content-Range", "").startswith("bytes */") and not chunked and not self._declared_length():
             # GCS's "what did you get?": a blob is kept whole or not at all, so nothing or everything.
             return self._json(200, {}) if blobs.complete(store, token) else self._json(308, {})
+        reserved = blobs.reserved_length(store, token)
+        if reserved is None:
+            raise _Refused(404, "no such upload (its token is unknown or was already used)")
+        # The bytes go to disk, never all into memory; the reservation bounds how many.
+        what = f"this upload (started for {reserved} bytes)"
         if store.faults.take_upload_failure():
-            for _ in self._chunks():
+            for _ in self._chunks(reserved, what):
                 pass
             return self._html_error(503)
-        code, message = blobs.receive(store, token, self._chunks())
+        code, message = blobs.receive(store, token, self._chunks(reserved, what))
         self._json(code, {"code": code, "message": message} if code != 200 else {})
 
-    def _declared_length(self) -> int:
-        return int(self.headers.get("Content-Length") or 0)
+    def _chunked(self) -> bool:
+        return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
 
-    def _chunks(self):
-        """The request body, piece by piece: by Content-Length, or chunked transfer encoding."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+    def _declared_length(self) -> int:
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not _COUNT.match(text):
+            raise _Refused(400, f"Content-Length {text[:40]!r} is not a count of bytes")
+        return int(text)
+
+    def _chunks(self, limit: int, what: str):
+        """The request body, piece by piece (never more than _PIECE bytes at once): by
+        Content-Length, or chunked transfer encoding. _Refused (413) as soon as it is known
+        to hold more than `limit` bytes, before they are read."""
+        too_large = _Refused(413, f"{what} may hold at most {limit} bytes")
+        if self._chunked():
+            got = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(1024).split(b";")[0].strip()
+                try:
+                    size = int(line or b"0", 16)
+                except ValueError as exc:
+                    raise _Refused(400, f"bad chunked body: chunk size {line[:20]!r}") from exc
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
                         pass
                     return
-                yield self.rfile.read(size)
-                self.rfile.readline()
+                got += size
+                if got > limit:
+                    raise too_large
+                yield from self._read(size)
+                self.rfile.readline(1024)
         left = self._declared_length()
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
+        if left > limit:
+            raise too_large
+        yield from self._read(left)
+
+    def _read(self, count: int):
+        while count > 0:
+            piece = self.rfile.read(min(count, _PIECE))
+            if not piece:
                 return
-            left -= len(chunk)
-            yield chunk
+            count -= len(piece)
+            yield piece
 
     def _control(self, path: str, body: dict) -> None:
         store = self.server.store
@@ -362,15 +466,17 @@ class Emulator:
     exist on Kaggle (a dataset among them is also answered by GetDataset as a public one);
     datasets pushed to the emulator are served too; other sources are invalid.
     `users`, `tokens` and `token_user`: who may call (auth.py; by default anyone, tokens refused).
+    `request_log_limit`: how many requests it remembers for inspection (the latest).
     """
 
     def __init__(self, state_dir: Path, data_sources: dict[str, Path] | None = None,
                  users: dict[str, str] | None = None, tokens: dict[str, str] | None = None,
                  port: int = 0, page_size: int = 50, faults: Faults | None = None, verbose: bool = False,
-                 token_user: str | None = None):
-        self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size)
+                 token_user: str | None = None, request_log_limit: int = REQUEST_LOG_LIMIT):
+        self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size, request_log_limit)
         try:
-            self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens, token_user), verbose)
+            self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens, token_user), verbose,
+                                   request_log_limit)
         except BaseException:
             self.store.close()
             raise

@@ -25,17 +25,40 @@ from kjob.emulator.model import ApiError, Dataset, Kernel, Version
 from kjob.emulator.sessions import Session
 
 HOSTILE_CONTENT = b"this file's name tries to leave the download folder\n"
+# How many requests the emulator remembers for inspection (store.requests and the server's
+# logs of paths, downloads and uploads), the oldest forgotten first: about 1 kB each, so a
+# long-lived emulator's memory stays bounded (a few MB) however many requests it answers.
+REQUEST_LOG_LIMIT = 5_000
+
+
+class RequestLog(list):
+    """A list that keeps only its last `limit` entries (a list still, so `log == []` and
+    slicing read as before); appends from several threads at once are safe."""
+
+    def __init__(self, limit: int = REQUEST_LOG_LIMIT):
+        super().__init__()
+        if limit < 1:
+            raise ValueError("a request log keeps at least one entry")
+        self.limit = limit
+        self._lock = threading.Lock()
+
+    def append(self, entry) -> None:
+        with self._lock:
+            super().append(entry)
+            if len(self) > self.limit:
+                del self[:len(self) - self.limit]
 
 
 class Store:
     def __init__(self, root: Path, data_sources: dict[str, Path] | None = None, faults: Faults | None = None,
-                 page_size: int = 50):
+                 page_size: int = 50, request_log_limit: int = REQUEST_LOG_LIMIT):
         self.root = root
         self.data_sources = {k.lower(): Path(v).resolve() for k, v in (data_sources or {}).items()}
         self.faults = faults or Faults()
         self.page_size = page_size
         self.base_url = ""
-        self.requests: list[tuple[str, dict]] = []  # (method, body): what clients sent, for inspection
+        # (method, body): what clients sent, for inspection; the latest request_log_limit only.
+        self.requests: list[tuple[str, dict]] = RequestLog(request_log_limit)
         self.files: dict[str, tuple[Version, str, Path | bytes]] = {}  # download token -> what it serves
         self.lock = threading.RLock()
         root.mkdir(parents=True, exist_ok=True)
