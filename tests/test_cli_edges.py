@@ -1,6 +1,7 @@
 """The edges of the `kjob` command: click's usage errors, a stdout closed early, a storage kjob may not write."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,37 @@ def test_a_pipe_to_head_ends_quietly(tiny):
     done = subprocess.run(f"set -o pipefail; {KJOB} status tiny --json | head -c 1", shell=True, executable="/bin/bash",
                           cwd=tiny.root, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "{", ""), done
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None or not sys.platform.startswith("linux"),
+                    reason="makes the storage read-only with a bubblewrap bind mount")
+def test_a_ray_push_to_read_only_storage_is_one_line_and_leaves_no_run(tiny, monkeypatch):
+    pytest.importorskip("ray.job_submission", reason="ray is not installed (pip install 'kjob[ray]')")
+    from ray_head import RayHead
+
+    storage = tiny.root / "storage"
+    storage.mkdir()
+    head = RayHead(cpus=1)
+    tiny.write("pyproject.toml", (tiny.root / "pyproject.toml").read_text() + f"""
+[tool.kjob.ray]
+address = "{head.address}"
+storage = "storage"
+python = "{sys.executable}"
+
+[tool.kjob.ray.datasets]
+"someone/some-data" = "{tiny.root / 'data/some'}"
+""")
+    env = {**os.environ, **head.env}
+    env.pop("RAY_ADDRESS", None)
+    read_only = ["bwrap", "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--ro-bind", str(storage), str(storage), "--"]
+    try:
+        head.start()
+        done = subprocess.run([*read_only, str(KJOB), "push", "tiny", "--backend", "ray"], cwd=tiny.root, env=env,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        head.close()
+    assert done.returncode == 8, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "is not writable" in done.stderr, done.stderr
+    assert not list(storage.iterdir())
+    status = tiny.kjob("status", "tiny")
+    assert status.exit_code == 4, status.output  # no ledger row at all, "interrupted" or otherwise

@@ -36,7 +36,7 @@ from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
-from kjob.errors import BackendError, ConfigError, NotFoundError, RunGone
+from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
 from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
 from kjob.polling import Backoff
@@ -101,8 +101,13 @@ class RayBackend(Backend):
         cluster = self._cluster(settings.address).connect()  # Ray installed, cluster reachable, token taken
         if not submission.force:
             self._check_fits(cluster, request, recipe.accelerator)
-        version = claim_version(ray_runs(settings.storage, recipe.name), submission.first_version,
-                                lambda number: ray_run(settings.storage, recipe.name, number).folder)
+        try:
+            version = claim_version(ray_runs(settings.storage, recipe.name), submission.first_version,
+                                    lambda number: ray_run(settings.storage, recipe.name, number).folder)
+        except OSError as exc:  # a refusal, not a backend failure: the push leaves no run behind
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise LocalFileError(f"the Ray storage {settings.storage} is not writable here: {exc.strerror or exc}"
+                                 f"{where}; nothing was submitted ([tool.kjob.ray] storage)") from exc
         paths = ray_run(settings.storage, recipe.name, version)
         killpoints.reached("ray:claimed")
         token = secrets.token_hex(16)
