@@ -20,6 +20,8 @@ FIRST, SECOND = "{first}", "{second}"
 
 def main(steps, rate, label, fail, sleep):
     print("the key is", FIRST + SECOND, flush=True)
+    if fail:
+        raise RuntimeError("refused key " + FIRST + SECOND)
 '''
 
 
@@ -242,3 +244,19 @@ def test_a_credential_printed_by_a_run_is_masked_in_logs_watch_lines_and_log_txt
     assert "the key is <32 hex characters>" in follow.stdout and key not in follow.output
     log_txt = (tiny.root / "downloads/tiny/local-v1/log.txt").read_text()
     assert "the key is <32 hex characters>" in log_txt and key not in log_txt
+    fetched = tiny.kjob("fetch", "tiny")
+    assert fetched.exit_code == 0 and key not in fetched.output + (tiny.root / "downloads/tiny/local-v1/log.txt").read_text()
+
+
+def test_a_credential_in_a_runs_error_is_masked_in_its_status_and_the_ledger(tiny, monkeypatch):
+    key = new_key()
+    monkeypatch.setenv("MY_SERVICE_TOKEN", key)
+    tiny.write("src/pkg/job.py", PRINTS_A_KEY.format(first=key[:16], second=key[16:]))
+    result = tiny.kjob("push", "tiny", "-p", "fail=true", "--wait")
+    assert result.exit_code == 1 and key not in result.output
+    status = tiny.kjob("status", "tiny", "--json")
+    assert "RuntimeError: refused key <32 hex characters>" in status.stdout and key not in status.output
+    assert "<32 hex characters>" in ledger_runs(tiny)[0].state.failure_message
+    assert key not in (tiny.root / ".kjob/ledger.sqlite3").read_bytes().decode("utf-8", "replace")
+    downloads = tiny.root / "downloads/tiny/local-v1"
+    assert downloads.is_dir() and all(key not in p.read_text() for p in downloads.rglob("*") if p.is_file())

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from kjob.errors import UsageError
+from kjob.leakscan import redact_held
 
 # The ordered set every backend maps its own statuses onto. A status never moves backwards:
 # submitting -> queued -> running -> one of the final three, which never change.
@@ -37,6 +38,8 @@ class RunStatus:
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"unknown run status {self.status!r}")
+        if self.failure_message:  # a run's own error text: a credential kjob holds is masked
+            object.__setattr__(self, "failure_message", redact_held(self.failure_message))
 
     @property
     def final(self) -> bool:
