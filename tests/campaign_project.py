@@ -49,6 +49,8 @@ def main(lr, width, epochs, pause, fail):
         raise ValueError("asked to fail")
     with open("metadata.json", "w") as f:
         json.dump({"metrics": {"val_acc": round(1 - abs(lr - 0.01) - 1 / (width + epochs), 4)}}, f)
+    with open("params.json", "w") as f:  # what this run was given: a member's outputs are its own
+        json.dump({"lr": lr, "width": width, "epochs": epochs}, f)
 '''
 
 KJOB = Path(sys.executable).with_name("kjob")
@@ -70,10 +72,11 @@ class Lab:
     def kjob(self, *args: str):
         return self.runner.invoke(cli, list(args), env={"KJOB_WORKSPACE": str(self.root)}, catch_exceptions=False)
 
-    def start(self, *args: str) -> subprocess.Popen:
-        """The real `kjob` in a process of its own (to be interrupted or killed)."""
+    def start(self, *args: str, group: bool = False) -> subprocess.Popen:
+        """The real `kjob` in a process of its own (to be interrupted or killed); `group`: leading
+        a process group of its own, to be killed with everything it started (os.killpg)."""
         return subprocess.Popen([str(KJOB), *args], cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, start_new_session=group)
 
     def write(self, rel: str, text: str) -> None:
         path = self.root / rel

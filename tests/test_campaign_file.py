@@ -95,7 +95,7 @@ def test_a_dry_run_shows_the_union_of_the_grids_and_spends_nothing(lab):
     out = result.stdout
     assert "campaign good (campaigns/good.toml): recipe lab on local, 5 member(s) known" in out
     for point in ("lr=0.1 width=8", "lr=0.1 width=16", "lr=0.01 width=8", "lr=0.01 width=16", "lr=0.001"):
-        assert f"  {point} " in out
+        assert f"main[{point}] " in out
     assert out.count("pending") == 5
     assert "lanes: 2 (the campaign's lanes)" in out
     assert "to run: 5 member(s); hours (no GPU quota spent): at most 60.00 (session timeouts)" in out
@@ -141,7 +141,7 @@ def test_the_readme_campaign_is_the_knowledge_distillation_one(lab):
     result = lab.kjob("sweep", "kd", "--dry-run")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert out.count("phase1#") == 11 and out.count("distill#") == 24  # 2 baselines + 3 x 3; 3 x 4 x 2
+    assert out.count("phase1[") == 11 and out.count("distill[") == 24  # 2 baselines + 3 x 3; 3 x 4 x 2
     assert "stage distill: waiting, waits for phase1" in out and "stage long: waiting, waits for distill" in out
     assert "lanes: 2 (Kaggle's 2 GPU sessions)" in out
     assert "lane kernel alice/kd-model-kd-1 ('Kd Model kd 1', ledger name kd@kd-1)" in out

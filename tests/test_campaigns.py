@@ -80,8 +80,9 @@ def test_a_grid_runs_two_at_a_time_fetches_each_and_ranks_them(lab):
     assert {(r.parameters["lr"], r.parameters["width"]) for r in runs} == {
         (lr, w) for lr in (0.1, 0.01, 0.001) for w in (8, 16)}
     board = result.stdout.split("leaderboard by val_acc")[1].splitlines()[2:]
-    assert [line.split()[2:4] for line in board[:2]] == [["lr=0.01", "width=16"], ["lr=0.001", "width=16"]]
-    assert board[0].split()[4] == str(accuracy(0.01, 16))
+    assert [line.split()[1:3] for line in board[:2]] == [["main[lr=0.01", "width=16]"],
+                                                         ["main[lr=0.001", "width=16]"]]
+    assert board[0].split()[3] == str(accuracy(0.01, 16))
     assert "6 pushed, 6 fetched" in result.stderr
     ranked = lab.kjob("runs", "--campaign", "lr")  # ranked by the campaign's metric
     assert ranked.exit_code == 0, ranked.output
@@ -232,7 +233,7 @@ def test_editing_the_campaign_adds_and_drops_members_leaving_finished_ones(lab):
     assert set(after) == {(0.1, 8), (0.01, 8), (0.02, 8), (0.01, 4)}
     assert after[(0.01, 8)].id == first[0.01].id and after[(0.1, 8)].id == first[0.1].id  # untouched
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
-    assert "lr=0.1 " not in result.stdout.split("leaderboard")[0]  # no member now
+    assert "main[lr=0.1]" not in result.stdout and "main[lr=0.01]" in result.stdout  # no member now
 
 
 V3_LEDGER = """

@@ -36,11 +36,16 @@ one ConfigError line naming the file and the key (as recipes' are, `kjob.recipe_
 
 A grid value is a list of values (or one value); a list parameter's values are lists. Members
 get, lowest first: the campaign's parameters, their stage's, then their grid point; a name in
-both a grid and the parameters is refused (which one would it be?).
+both a grid and the parameters is refused (which one would it be?). Also refused, each as one
+line: a grid of more than MAX_MEMBERS members (its size is the product of its lists' lengths,
+known before it is built), a [[grid]] that no stage uses, a gate threshold that is not a finite
+number, and a condition whose value is no value (`lr<<<0.1`, `lr<nan`) or does not fit the
+recipe's parameter (`lr<fast`, `fail<true`).
 """
 
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -159,6 +164,9 @@ def parse_campaign(ws, name: str, rel: str, data: dict) -> Campaign:
     raw_stages = data.get("stage", [])
     if not isinstance(raw_stages, list) or not all(isinstance(s, dict) for s in raw_stages):
         raise w.fail("stage", "expected [[stage]] tables", raw_stages)
+    if grids is not None and raw_stages and all("grid" in t or "top" in t for t in raw_stages):
+        raise w.problem("grid: no stage uses the campaign's [[grid]] (each has its own [[stage.grid]] or a top): "
+                        "move it into the stage it is meant for")
     stages: list[Stage] = []
     for index, table in enumerate(raw_stages or [{"name": DEFAULT_STAGE}], 1):
         stages.append(_stage(rel, index, table, recipe, fixed, grids, metric, stages))
@@ -216,33 +224,81 @@ def _grids(w: Where, data: dict, recipe, fixed: dict, key: str = "grid") -> list
             values = [values] if one else values
             if not values:
                 raise gw.fail(name, "expected a list of at least one value", values)
-            axes.append([(name, _typed(gw, recipe, name, v)) for v in values])
+            typed = [_typed(gw, recipe, name, v) for v in values]
+            unique = {json.dumps(v, sort_keys=True): v for v in typed}  # a value given twice is one member
+            axes.append([(name, v) for v in unique.values()])
+        # its size before it is built: a grid far too large is refused at once
+        size = math.prod(len(axis) for axis in axes)
+        if len(points) + size > MAX_MEMBERS and len(points) + size - _overlap(axes, seen) > MAX_MEMBERS:
+            sizes = " x ".join(str(len(axis)) for axis in axes)
+            before = f" ({len(points):,} more in the grids before it)" if points else ""
+            raise gw.problem(f"{sizes} = {size:,} members{before}, more than {MAX_MEMBERS:,}: "
+                             "is a grid much larger than meant?")
         for combination in itertools.product(*axes):
             point = dict(combination)
             canonical = json.dumps(point, sort_keys=True)
             if canonical not in seen:
                 seen.add(canonical)
                 points.append(point)
-        if len(points) > MAX_MEMBERS:
-            raise gw.problem(f"more than {MAX_MEMBERS} members: is a grid much larger than meant?")
     return points
 
 
-def _conditions(w: Where, table: dict, key: str) -> tuple[str, ...]:
-    from kjob.runquery import parse_condition
+def _overlap(axes: list[list[tuple]], seen: set[str]) -> int:
+    """How many of the grid's points are among `seen` already (counted without building the grid)."""
+    names = [axis[0][0] for axis in axes]
+    values = [{json.dumps(v, sort_keys=True) for _, v in axis} for axis in axes]
+    count = 0
+    for canonical in seen:
+        point = json.loads(canonical)
+        if sorted(point) == sorted(names) and all(json.dumps(point[n], sort_keys=True) in vs
+                                                  for n, vs in zip(names, values)):
+            count += 1
+    return count
 
+
+def _conditions(w: Where, table: dict, key: str, recipe) -> tuple[str, ...]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
         raise w.fail(key, "expected a list of conditions like 'lr<0.01'", value)
     for condition in value:
-        try:
-            parse_condition(condition)
-        except UsageError:
-            raise w.fail(key, "expected NAME OP VALUE with OP one of < <= > >= = != (e.g. 'lr<0.01')",
-                         condition) from None
+        _check_condition(w, key, condition, recipe)
     return tuple(value)
+
+
+def _check_condition(w: Where, key: str, text: str, recipe) -> None:
+    """Refuse a condition that could never be meant: `kjob runs --where` reads `lr<<<0.1` as
+    lr < "<<0.1", which holds for no run, so a stage would silently pick nothing."""
+    from kjob.runquery import parse_condition
+
+    try:
+        condition = parse_condition(text)
+    except UsageError:
+        raise w.fail(key, "expected NAME OP VALUE with OP one of < <= > >= = != (e.g. 'lr<0.01')", text) from None
+    literal, name = condition.literal, condition.name
+    number = _float(literal)
+    default = recipe.parameters.get(name)
+    if literal[:1] in ("<", ">", "=", "!"):
+        why = f"{shown(literal)} is not a value (an operator typed twice?)"
+    elif number is not None and not math.isfinite(number):
+        why = f"{shown(literal)} compares with nothing"
+    elif isinstance(default, bool) and (literal.lower() not in ("true", "false") or condition.op not in ("=", "==", "!=")):
+        why = f"{name} is true or false: use = or != with one of those"
+    elif isinstance(default, (int, float)) and not isinstance(default, bool) and number is None:
+        why = f"{name} is a number, {shown(literal)} is not"
+    elif isinstance(default, list) and condition.op not in ("=", "==", "!="):
+        why = f"{name} is a list: use = or !="
+    else:
+        return
+    raise w.problem(f"{key}: {shown(text)}: {why}")
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _stage(rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric, earlier: list[Stage]) -> Stage:
@@ -270,7 +326,7 @@ def _stage(rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric
         by = _text(w, table, "by") or metric
         if by is None:
             raise w.problem("top needs a metric: set by, the campaign's metric, or the recipe's [metrics] primary")
-        top = TopK(source, _whole(w, table, "top", None, 1, MAX_MEMBERS), by, _conditions(w, table, "where"))
+        top = TopK(source, _whole(w, table, "top", None, 1, MAX_MEMBERS), by, _conditions(w, table, "where", recipe))
         after.append(source)
         points = ()
     else:
@@ -282,7 +338,7 @@ def _stage(rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric
         if clash:
             raise w.problem(f"parameters: {', '.join(clash)} also set by the campaign's [[grid]]")
         points = tuple(own if own is not None else grids or [{}])
-    gates = tuple(_gate(w, g, metric, names) for g in _gate_tables(w, table))
+    gates = tuple(_gate(w, g, metric, names, recipe) for g in _gate_tables(w, table))
     after += [g.stage for g in gates]
     return Stage(name, parameters, points, top, gates, tuple(dict.fromkeys(after)))
 
@@ -304,7 +360,7 @@ def _gate_tables(w: Where, table: dict) -> list[dict]:
     return gates
 
 
-def _gate(w: Where, table: dict, metric: str | None, earlier: list[str]) -> Gate:
+def _gate(w: Where, table: dict, metric: str | None, earlier: list[str], recipe) -> Gate:
     gw = w.at("gate")
     gw.refuse_unknown(table, _GATE_KEYS)
     if not earlier:
@@ -319,7 +375,8 @@ def _gate(w: Where, table: dict, metric: str | None, earlier: list[str]) -> Gate
     if len(ops) != 1:
         raise gw.problem(f"expected exactly one of {', '.join(GATE_OPS)} (the threshold)")
     value = table[ops[0]]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise gw.fail(ops[0], "expected a number", value)
-    minus = _conditions(gw, table, "minus") if "minus" in table else None
-    return Gate(stage, metric, ops[0], float(value), _conditions(gw, table, "member"), minus)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        # nan holds for no value and inf for none or every one: such a gate judges nothing
+        raise gw.fail(ops[0], "expected a finite number", value)
+    minus = _conditions(gw, table, "minus", recipe) if "minus" in table else None
+    return Gate(stage, metric, ops[0], float(value), _conditions(gw, table, "member", recipe), minus)

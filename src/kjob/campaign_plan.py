@@ -29,7 +29,7 @@ _COMPARE = {"at_least": lambda a, b: a >= b, "above": lambda a, b: a > b,
 @dataclass(frozen=True)
 class Member:
     stage: str
-    index: int  # 1-based, within its stage
+    index: int  # 1-based, within its stage: its place in the file (or the top-k ranking), for order only
     point: dict  # what sets it apart: its grid point (a top-k member: its source's)
     overrides: dict  # every -p value it is pushed with
     parameters: dict  # the effective parameters (kjob.params)
@@ -42,7 +42,16 @@ class Member:
 
     @property
     def label(self) -> str:
-        return f"{self.stage}#{self.index}"
+        """Its name, `screen[lr=0.01 width=16]`: its stage and its grid point, names sorted.
+
+        A name made of the parameters means the same member whatever the file's order, and
+        after any edit of it (a number would move when a value is added or removed); the
+        grid points of a stage are unique, so are the names."""
+        return member_label(self.stage, self.point)
+
+
+def member_label(stage: str, point: dict) -> str:
+    return f"{stage}[{point_text(dict(sorted(point.items())))}]" if point else stage
 
 
 @dataclass
@@ -60,6 +69,44 @@ class MemberState:
     def settled(self) -> bool:
         """Nothing more will happen to it: complete or failed for good, and fetched."""
         return self.status in ("complete", "failed") and (self.run is None or not needs_fetch(self.run))
+
+
+RETRIED = "retried once already"  # the note of a member --retry-failed does not push again
+
+
+def failed_rounds(attempts: list[Run], retries: int) -> int:
+    """How many times the member failed for good: a failure in its own code (or a timeout, a
+    cancel), or an infrastructure failure past the campaign's `retries`. More than one means
+    `--retry-failed` pushed it again once already, and it failed again."""
+    rounds = infra = 0
+    for run in attempts:
+        if not run.state.final or run.state.status == "complete":
+            continue
+        if run.state.failure_kind == "infrastructure" and infra < retries:
+            infra += 1  # retried by the sweep itself
+            continue
+        rounds, infra = rounds + 1, 0
+    return rounds
+
+
+def unaccounted(plan: "Plan") -> list[tuple["MemberState", str]]:
+    """The members whose end is not on this machine, each with why: one that ended but was
+    never fetched (a fetch killed, or failing), one whose run is gone before it was fetched, one
+    left without a run. A sweep that leaves any says so, and does not report success."""
+    found = []
+    for stage in plan.stages:
+        for state in stage.members:
+            run = state.run
+            if state.status in ("pending", "retry") and stage.state == "open":
+                found.append((state, "no run"))
+            elif state.status not in ("complete", "failed") or run is None or run.fetched_at is not None:
+                continue
+            elif run.gone:
+                found.append((state, f"{run.ref} is gone ({run.backend} no longer has it) and was never fetched"))
+            elif run.version is not None:
+                found.append((state, f"{run.ref} ended but was never fetched: `kjob fetch {run.kernel} --version "
+                                     f"{run.version} --output`"))
+    return found
 
 
 def needs_fetch(run: Run) -> bool:
@@ -172,6 +219,8 @@ class Planner:
         infra = push_failures + sum(1 for r in attempts if r.state.failure_kind == "infrastructure"
                                     and r.created_at >= since)
         if run.created_at < since:  # failed before this sweep, which was asked to retry failures
+            if failed_rounds(attempts, self.campaign.retries) > 1:
+                return MemberState(member, attempts, "failed", RETRIED)  # --retry-failed retries once
             return MemberState(member, attempts, "retry", "--retry-failed")
         if run.state.failure_kind == "infrastructure" and infra <= self.campaign.retries:
             return MemberState(member, attempts, "retry", f"infrastructure failure {infra} of at most "

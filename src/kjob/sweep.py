@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from kjob.backends import get_backend
 from kjob.campaign_file import Campaign
-from kjob.campaign_plan import MemberState, Plan, Planner, expected_seconds, needs_fetch, point_text, source_digest
+from kjob.campaign_plan import MemberState, Plan, Planner, expected_seconds, needs_fetch, source_digest
 from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
 from kjob.lanes import backend_lanes, gpu_seconds_left, lane_kernel, parse_lane
 from kjob.ledger import Ledger
@@ -379,7 +379,7 @@ class Sweep:
         self.on_event(Event(kind, text), self.plan)
 
     def _label(self, state: MemberState) -> str:
-        return f"{state.member.label} {point_text(state.member.point)}"
+        return state.member.label
 
     def _name(self, run: Run) -> str:
         for state in self.plan.members if self.plan else ():

@@ -15,21 +15,21 @@ _EXIT = {"complete": 0, "failed": 1, "unfinished": 6}
 
 
 def member_rows(plan, metric: str | None) -> tuple[list[str], list[list[str]]]:
-    from kjob.campaign_plan import point_text
-
-    headers = ["MEMBER", "PARAMETERS", "STATUS", "RUN"] + ([metric.upper()] if metric else [])
+    """A row per member: its name (`stage[parameters]`, kjob.campaign_plan), status, run, metric."""
+    headers = ["MEMBER", "STATUS", "RUN"] + ([metric.upper()] if metric else [])
     rows = []
-    for state in plan.members:
-        run = state.run
-        status = state.status
-        if status == "failed" and run is not None:
-            status = f"failed: {run.state.describe_failure()}" if run.state.status == "error" else run.state.status
-        elif state.note:
-            status += f" ({state.note})"
-        value = run.metrics.get(metric) if run is not None and metric else None
-        source = f" (from {state.member.source})" if state.member.source else ""
-        rows.append([state.member.label, point_text(state.member.point) + source, status,
-                     run.ref if run is not None else "-"] + ([number(value)] if metric else []))
+    for stage in plan.stages:
+        source = f" (from {stage.stage.top.source})" if stage.stage.top else ""
+        for state in stage.members:
+            run = state.run
+            status = state.status
+            if status == "failed" and run is not None:
+                status = f"failed: {run.state.describe_failure()}" if run.state.status == "error" else run.state.status
+            elif state.note:
+                status += f" ({state.note})"
+            value = run.metrics.get(metric) if run is not None and metric else None
+            rows.append([state.member.label + source, status, run.ref if run is not None else "-"]
+                        + ([number(value)] if metric else []))
     return headers, rows
 
 
@@ -45,15 +45,39 @@ def stage_lines(plan) -> list[str]:
 
 
 def outcome(plan) -> str:
+    """complete: every member ended well and is fetched here (or its stage was gated off)."""
+    from kjob.campaign_plan import unaccounted
+
     states = [m.status for m in plan.members]
     if "failed" in states:
         return "failed"
     waiting = any(s.state == "waiting" for s in plan.stages)
-    return "unfinished" if waiting or any(s not in ("complete", "gated off") for s in states) else "complete"
+    left = waiting or unaccounted(plan) or any(s not in ("complete", "gated off") for s in states)
+    return "unfinished" if left else "complete"
+
+
+def account_lines(plan, retry_failed: bool = False) -> list[str]:
+    """One line per member whose end is not here (never fetched, gone), one for those with no
+    run yet, and one for the failed members --retry-failed did not push again."""
+    from kjob.campaign_plan import RETRIED, unaccounted
+
+    missing = unaccounted(plan)
+    lines = [f"not accounted for: {state.member.label}: {why}" for state, why in missing if why != "no run"]
+    lines += _listed("not accounted for: {n} member(s) with no run", [s for s, why in missing if why == "no run"])
+    if retry_failed:
+        lines += _listed("not pushed again: {n} failed member(s) that --retry-failed pushed once already and that "
+                         "failed again (it retries a member once)", [m for m in plan.members if m.note == RETRIED])
+    return lines
+
+
+def _listed(text: str, states: list, most: int = 5) -> list[str]:
+    if not states:
+        return []
+    names = ", ".join(s.member.label for s in states[:most]) + (", ..." if len(states) > most else "")
+    return [f"{text.format(n=len(states))}: {names}"]
 
 
 def leaderboard(plan, modes, metric: str | None) -> str | None:
-    from kjob.campaign_plan import point_text
     from kjob.metrics import is_number
     from kjob.runquery import sort_runs
 
@@ -61,9 +85,9 @@ def leaderboard(plan, modes, metric: str | None) -> str | None:
     runs = [m.run for m in done.values() if metric and is_number(m.run.metrics.get(metric))]
     if not runs:
         return None
-    rows = [[str(rank), done[r.id].member.label, point_text(done[r.id].member.point), number(r.metrics[metric]),
-             r.ref] for rank, r in enumerate(sort_runs(runs, metric, modes), 1)]
-    return table(["RANK", "MEMBER", "PARAMETERS", metric.upper(), "RUN"], rows)
+    rows = [[str(rank), done[r.id].member.label, number(r.metrics[metric]), r.ref]
+            for rank, r in enumerate(sort_runs(runs, metric, modes), 1)]
+    return table(["RANK", "MEMBER", metric.upper(), "RUN"], rows)
 
 
 class Progress:
@@ -84,10 +108,33 @@ class Progress:
             click.echo(f"{stamp} {event.text}", err=True)
         self.drawn = 0
         if self.live and plan is not None:
-            text = table(*member_rows(plan, self.metric))
-            if text.count("\n") + 3 < shutil.get_terminal_size().lines:  # taller: it could not be redrawn
-                click.echo(text, err=True)
-                self.drawn = text.count("\n") + 1
+            size = shutil.get_terminal_size()
+            # the redraw goes up one line per row: a row the terminal wrapped would leave debris
+            rows = [fit(line, size.columns - 1) for line in table(*member_rows(plan, self.metric)).splitlines()]
+            if len(rows) + 2 < size.lines:  # taller: it could not be redrawn
+                click.echo("\n".join(rows), err=True)
+                self.drawn = len(rows)
+
+
+def fit(line: str, width: int) -> str:
+    """`line` cut to `width` terminal cells, ending in `…` where it was cut (wide characters
+    take two cells, combining ones none)."""
+    import unicodedata
+
+    def cells(char: str) -> int:
+        return 0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+    if sum(map(cells, line)) <= width:
+        return line
+    if width < 1:
+        return ""
+    kept, used = [], 0
+    for char in line:
+        if used + cells(char) > width - 1:
+            break
+        kept.append(char)
+        used += cells(char)
+    return "".join(kept) + "…"
 
 
 @click.command()
@@ -142,6 +189,8 @@ def sweep(name, status_only, dry_run, retry_failed):
         if runner.stop_reason == "interrupted":
             click.echo(f"interrupted: members in flight go on; `kjob sweep {name}` resumes", err=True)
             sys.exit(EXIT_INTERRUPTED)
+    for line in account_lines(plan, retry_failed):
+        click.echo(line, err=True)
     sys.exit(_EXIT[outcome(plan)])
 
 
