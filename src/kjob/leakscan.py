@@ -9,6 +9,7 @@ secret only as its kind and length (`mask`), never a character of it.
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,11 +127,17 @@ def _trivial(value: str) -> bool:
         return False
 
 
+# How often the credential files are looked at again (a stat of a missing file costs 20 us,
+# and this runs for every log entry and run status): an edit is seen within this time.
+RESTAT_SECONDS = 1.0
+
+
 @dataclass
 class _Held:
     environ: dict  # the environment they were read from
     files: tuple[Path, ...]  # the credential files that environment points at
     stamps: tuple | None = None  # each file's (inode, size, mtime) when it was read
+    checked: float = 0.0  # time.monotonic() of the last look at the files
     values: dict | None = None  # secret -> where it is held ("KAGGLE_KEY", "~/.kaggle/kaggle.json")
 
 
@@ -138,8 +145,8 @@ _held: _Held | None = None
 
 
 def _environ() -> dict:
-    # The raw mapping compares in a microsecond; decoding os.environ costs 20 times that, and
-    # this runs for every log entry.
+    # The raw mapping copies and compares in two microseconds; decoding os.environ costs ten
+    # times that.
     raw = getattr(os.environ, "_data", None)
     return dict(raw) if isinstance(raw, dict) else dict(os.environ)
 
@@ -155,7 +162,7 @@ def _stamp(path: Path):
 def held_secrets() -> dict[str, str]:
     """The credentials this process can see, value -> where it is held (for messages).
 
-    Read once, and again only when the environment or a credential file changes (tests run
+    Read once, and again when the environment changes or a credential file did (tests run
     many workspaces in one process)."""
     from kjob.backends import kaggle_auth  # a small module: json, os and pathlib only
 
@@ -163,6 +170,10 @@ def held_secrets() -> dict[str, str]:
     environ = _environ()
     if _held is None or _held.environ != environ:
         _held = _Held(environ, kaggle_auth.credential_files())
+    now = time.monotonic()
+    if _held.values is not None and now - _held.checked < RESTAT_SECONDS:
+        return _held.values
+    _held.checked = now
     stamps = tuple(_stamp(path) for path in _held.files)
     if _held.values is None or stamps != _held.stamps:
         found = [(value, name) for name, value in os.environ.items()
