@@ -16,13 +16,14 @@ from speechscore.model import load_model
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
 
-def save_checkpoint(path: Path, **changes) -> Path:
-    """The dict the training code writes for a CRN, with `changes` applied."""
+def save_checkpoint(path: Path, arch: str = "crn", config_changes: dict | None = None, **changes) -> Path:
+    """The dict the training code writes for a CRN (or `arch`), with `changes` (and
+    `config_changes` to its model_config) applied."""
     from enhancer.models import build_model
 
     torch.manual_seed(0)
-    model = build_model("crn")
-    obj = {"format_version": 1, "model_name": "crn", "model_config": model.config,
+    model = build_model(arch)
+    obj = {"format_version": 1, "model_name": arch, "model_config": {**model.config, **(config_changes or {})},
            "state_dict": model.state_dict(), "epoch": 3, "val_loss": -1.5, "optimizer_state": {}}
     obj.update(changes)
     torch.save(obj, path)
@@ -42,6 +43,21 @@ MALFORMED = {
     "epoch fraction": ({"epoch": 2.5}, "epoch: expected an integer, not 2.5"),
     "epoch bool": ({"epoch": True}, "epoch: expected an integer, not True"),
     "model_name list": ({"model_name": ["crn"]}, "model_name: expected one of crn, dpt, not ['crn']"),
+    # Issue 18: these gave tracebacks (IndexError) or failed only at inference, unnamed.
+    "config channels empty": ({"config_changes": {"channels": []}},
+                              "model_config.channels: expected a non-empty list like (16, 32, 32, 32, 32), not []"),
+    "config channels zero": ({"config_changes": {"channels": [16, 0, 32, 32, 32]}},
+                             "model_config.channels: expected positive integers like"),
+    "config hop zero": ({"config_changes": {"hop_length": 0}},
+                        "model_config.hop_length: expected a positive integer like 128, not 0"),
+    "config lstm negative": ({"config_changes": {"lstm_hidden": -1}},
+                             "model_config.lstm_hidden: expected a positive integer like 96, not -1"),
+    "dpt channels three": ({"arch": "dpt", "config_changes": {"channels": [8, 8, 8]}},
+                           "model_config.channels = [8, 8, 8]: cannot rebuild 'dpt' from it: DPT channels must list 2"),
+    "dpt heads": ({"arch": "dpt", "config_changes": {"n_heads": 3}},
+                  "model_config.n_heads = 3: the 'dpt' model built from it fails on a test input"),
+    "dpt dropout": ({"arch": "dpt", "config_changes": {"dropout": 2.0}},
+                    "model_config.dropout = 2.0: cannot rebuild 'dpt' from it: dropout probability"),
 }
 
 
@@ -65,7 +81,9 @@ def test_well_formed_odd_values_load(tmp_path):
 
 
 @pytest.mark.parametrize("changes, key", [({"model_config": ["x"]}, "model_config"),
-                                          ({"val_loss": "abc"}, "val_loss")])
+                                          ({"val_loss": "abc"}, "val_loss"),
+                                          ({"config_changes": {"channels": []}}, "model_config.channels"),
+                                          ({"config_changes": {"channels": ["a"]}}, "model_config.channels")])
 def test_eval_local_reports_a_malformed_checkpoint_in_one_line(tmp_path, monkeypatch, changes, key):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KJOB_WORKSPACE", raising=False)

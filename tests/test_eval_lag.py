@@ -54,8 +54,10 @@ def test_noise_type_and_snr_from_file_names():
 
     found = from_names({"a": "noisy/p232_001_babble_5dB.wav", "b": "cafe/p232_002_snr_-2.5.wav",
                         "c": "noisy/p232_003.wav", "d": "white/x_10db.flac"})
-    assert found == {"a": {"noise": "babble", "snr_db": 5.0}, "b": {"noise": "cafe", "snr_db": -2.5},
-                     "d": {"noise": "white", "snr_db": 10.0}}
+    assert found == {"a": {"noise": "babble", "snr_db": 5.0, "voice": "p232"},
+                     "b": {"noise": "cafe", "snr_db": -2.5, "voice": "p232"},
+                     "c": {"noise": None, "snr_db": None, "voice": "p232"},  # VoiceBank's speaker
+                     "d": {"noise": "white", "snr_db": 10.0, "voice": None}}
     assert snr_band(-2.5) == "-5 to 0 dB" and snr_band(5.0) == "5 to 10 dB"
     rows = [{"noise": "babble", "snr_db": 5.0, "pesq_wb_noisy": 1.0, "pesq_wb_enhanced": 2.0, "pesq_wb_delta": 1.0},
             {"noise": "babble", "snr_db": 7.0, "pesq_wb_noisy": 2.0, "pesq_wb_enhanced": 2.0, "pesq_wb_delta": 0.0}]

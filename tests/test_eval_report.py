@@ -30,13 +30,21 @@ def report(tmp_path_factory):
     a half-way mix (better), the noisy input (unchanged) and a 0.2 s clip."""
     tmp = tmp_path_factory.mktemp("report")
     data, enhanced = tmp / "data", tmp / "enhanced"
+    # The lag and the added noise must make things worse: they go to the cleanest inputs
+    # (whatever the demo generator currently makes), the others in file order.
+    entries = [e for e in json.loads((DEMO / "manifest.json").read_text())["files"] if e.get("split") == "test"]
+    by_snr = sorted(entries, key=lambda e: -float(e["snr_db"]))
+    rest = [e for e in entries if e not in by_snr[:2]]
+    sources = {"0002": by_snr[0], "0003": by_snr[1], "0001": rest[0], "0004": rest[1], "0005": rest[2],
+               "0006": rest[3], "short": rest[4]}
     for side in ("test", "y_test"):
         (data / side).mkdir(parents=True)
-        for i in range(1, 7):
-            shutil.copy(DEMO / side / f"{i:04d}.wav", data / side / f"{i:04d}.wav")
-        wave, rate = sf.read(DEMO / side / "0007.wav")
-        sf.write(data / side / "short.wav", wave[:3200], rate)
-    shutil.copy(DEMO / "manifest.json", data / "manifest.json")  # noise type and SNR per file
+        for name, entry in sources.items():
+            wave, rate = sf.read(DEMO / side / entry["file"])
+            sf.write(data / side / f"{name}.wav", wave[:3200] if name == "short" else wave, rate)
+    # Noise type and SNR per file, as the demo's manifest gives them.
+    manifest = [{**entry, "file": f"{name}.wav"} for name, entry in sources.items()]
+    (data / "manifest.json").write_text(json.dumps({"files": manifest}))
     enhanced.mkdir()
     rng = np.random.default_rng(0)
     for name in ("0001", "0002", "0003", "0004", "0005", "0006", "short"):
@@ -48,7 +56,7 @@ def report(tmp_path_factory):
         sf.write(enhanced / f"{name}.wav", wave, 16000, subtype="FLOAT")
     out = tmp / "out"
     summary = evaluate(EvalRequest(data, out, enhanced=enhanced, report=True, jobs=2))
-    return out, summary, tmp
+    return out, summary, tmp, {e["noise"] for e in sources.values()}
 
 
 def chromium(page: Path, fragment: str, tmp: Path, *, screenshot: Path | None = None, budget: int = 8000) -> str:
@@ -83,7 +91,7 @@ def order(dom: str) -> list[tuple[str, bool]]:
 
 
 def test_report_loads_every_player_fits_1400_px_and_sorts(report):
-    out, summary, tmp = report
+    out, summary, tmp, _ = report
     page = out / "report.html"
     html = page.read_text()
     assert "http://" not in html and "https://" not in html  # nothing from the network
@@ -122,7 +130,7 @@ def test_report_loads_every_player_fits_1400_px_and_sorts(report):
 
 
 def test_report_screenshots_at_1400_by_900(report):
-    out, _, tmp = report
+    out, _, tmp, _ = report
     for name, fragment in (("overview", ""), ("utterance", "view=utterances&sort=pesq_wb_delta")):
         shot = tmp / f"{name}.png"
         chromium(out / "report.html", fragment, tmp, screenshot=shot, budget=4000)
@@ -142,14 +150,15 @@ def _rows(out: Path) -> list[dict]:
 
 
 def test_report_content_summary_charts_breakdown_lags_and_ceiling(report):
-    out, summary, _ = report
+    out, summary, _, noises = report
     html = (out / "report.html").read_text()
     assert 'href="per_utterance.csv"' in html and 'href="summary.json"' in html
-    assert html.count("<svg class=chart") == 2 * len(summary["metrics"])  # histogram + scatter per metric
+    # A histogram, a scatter and the improvement against the input SNR per metric.
+    assert html.count("<svg class=chart") == 3 * len(summary["metrics"])
     assert "kHz</span>" in html and "time (s)" in html and 'alt="colour scale"' in html
     # Noise type and SNR from the manifest, as a breakdown.
     assert summary["breakdown"]["source"] == "manifest.json"
-    assert set(summary["breakdown"]["by_noise"]) >= {"pink", "hum"} and "By noise type and SNR" in html
+    assert set(summary["breakdown"]["by_noise"]) == noises and "By noise type, SNR and voice" in html
     # Counts improved / unchanged / worse.
     assert summary["changes"]["any"] == {"improved": 2, "unchanged": 3, "worse": 2, "undefined": 0}
     assert summary["changes"]["pesq_wb"]["undefined"] == 1  # the 0.2 s clip

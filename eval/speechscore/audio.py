@@ -1,4 +1,5 @@
-"""Reading audio as float32 mono at 16 kHz (soxr for other rates) and writing WAVs."""
+"""Reading audio as float32 mono at 16 kHz (soxr for other rates; several channels are
+averaged, and the count kept so that the evaluation can say so) and writing WAVs."""
 
 import hashlib
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ class Audio:
     wave: np.ndarray  # float32, mono, SAMPLE_RATE
     rate: int  # the file's own rate
     frames: int  # the file's own length in samples
+    channels: int = 1  # the file's own channels (more than one: averaged to mono)
 
 
 class AudioError(Exception):
@@ -27,9 +29,9 @@ def read(path: Path) -> Audio:
         wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise AudioError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    frames = wave.shape[0]
-    wave = wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
-    return Audio(resample(wave, rate), int(rate), int(frames))
+    frames, channels = wave.shape
+    wave = wave.mean(axis=1) if channels > 1 else wave[:, 0]
+    return Audio(resample(wave, rate), int(rate), int(frames), int(channels))
 
 
 def resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:

@@ -83,6 +83,18 @@ def match_files(noisy: dict[str, Path], clean: dict[str, Path]) -> tuple[list[Pa
     return [Pair(s, noisy[s], pairs[s]) for s in sorted(pairs)], unmatched
 
 
+def refuse_loops(root, dirpath: str, dirnames: list[str]) -> None:
+    """UsageError naming a folder link under `dirpath` that leads back to a folder holding it:
+    os.walk(followlinks=True) would go round it until the path is too long (40 copies of
+    every file), and round two such links 2**40 times."""
+    parts = Path(os.path.relpath(dirpath, root)).parts
+    above = {os.path.realpath(Path(root).joinpath(*parts[:i])) for i in range(len(parts) + 1)}
+    for name in dirnames:
+        link = os.path.join(dirpath, name)
+        if os.path.islink(link) and os.path.realpath(link) in above:
+            raise UsageError(f"{link}: a symlink loop (it leads back to {os.path.realpath(link)}); remove it")
+
+
 def discover(data: Path, extract_dir: Path) -> Discovery:
     """The test pairs under `data` (a folder, an archive or a CSV manifest)."""
     data = Path(data)
@@ -115,6 +127,7 @@ def _scan(roots: list[Path]) -> dict:
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+            refuse_loops(root, dirpath, dirnames)
             audio = sorted(f for f in filenames if f.lower().endswith(AUDIO_EXTENSIONS) and not f.startswith("._"))
             if not audio:
                 continue

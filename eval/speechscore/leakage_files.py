@@ -18,7 +18,7 @@ import numpy as np
 
 from kjob.errors import NotFoundError, UsageError
 from speechscore import audio, fingerprint as fp, leakage
-from speechscore.discovery import AUDIO_EXTENSIONS, folder_role
+from speechscore.discovery import AUDIO_EXTENSIONS, folder_role, refuse_loops
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ def collect(folders: list[Path], split: str) -> list[AudioFile]:
         files = []
         for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+            refuse_loops(folder, dirpath, dirnames)
             for name in sorted(filenames):
                 if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith("._"):
                     path = Path(dirpath) / name

@@ -2,7 +2,7 @@
 unreadable files and unequal lengths stop the evaluation before any work is done."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ class LoadedPair:
     noisy: np.ndarray
     clean: np.ndarray
     rate: int  # the noisy file's own rate
+    channels: dict = field(default_factory=dict)  # {"noisy": n, "clean": n}: the files' own channel counts
 
 
 def _same_length(a: audio.Audio, b: audio.Audio) -> bool:
@@ -38,7 +39,7 @@ def _load_one(pair: Pair) -> LoadedPair | str:
         return (f"{pair.name}: noisy {pair.noisy} has {noisy.frames} samples at {noisy.rate} Hz, "
                 f"clean {pair.clean} has {clean.frames} at {clean.rate} Hz (they must be equally long)")
     n = min(noisy.wave.size, clean.wave.size)
-    return LoadedPair(pair, noisy.wave[:n], clean.wave[:n], noisy.rate)
+    return LoadedPair(pair, noisy.wave[:n], clean.wave[:n], noisy.rate, {"noisy": noisy.channels, "clean": clean.channels})
 
 
 def load_pairs(pairs: list[Pair], progress=None) -> list[LoadedPair]:
@@ -56,7 +57,8 @@ def load_pairs(pairs: list[Pair], progress=None) -> list[LoadedPair]:
 
 def load_enhanced(folder: Path, loaded: list[LoadedPair]) -> tuple[list, list[Unmatched]]:
     """Enhanced waves matched by file name (the pair's name, or its noisy or clean file's
-    stem), None where a pair has none; files that match no pair are listed."""
+    stem), None where a pair has none; files that match no pair are listed. A pair whose
+    enhanced file has several channels gets channels["enhanced"]."""
     if not folder.is_dir():
         from kjob.errors import NotFoundError
 
@@ -89,6 +91,7 @@ def load_enhanced(folder: Path, loaded: list[LoadedPair]) -> tuple[list, list[Un
             problems.append(f"{item.pair.name}: enhanced {files[stem]} has {enhanced.wave.size} samples at 16 kHz, "
                             f"its clean file {item.clean.size} (they must be equally long)")
             continue
+        item.channels["enhanced"] = enhanced.channels
         wave = enhanced.wave[: item.clean.size]
         waves.append(np.pad(wave, (0, item.clean.size - wave.size)))
     unmatched += [Unmatched(str(files[s]), "enhanced", "matches no test pair") for s in sorted(files) if s not in used]

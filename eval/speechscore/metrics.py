@@ -19,6 +19,9 @@ SI_SDR_EPS = 1e-8
 SILENCE_PEAK = 1e-5
 
 METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
+# How people write them, and their units, for messages and the report.
+LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI", "si_sdr": "SI-SDR"}
+UNITS = {"si_sdr": " (dB)"}
 
 CONVENTIONS = {
     "sample_rate": SAMPLE_RATE,

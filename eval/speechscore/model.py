@@ -108,11 +108,7 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
     state = dict(state)
     for prefix in _PREFIXES:
         consume_prefix_in_state_dict_if_present(state, prefix)
-    try:
-        model = build_model(name, config)
-    except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValidationError(f"{path}: cannot rebuild '{name}' from its model_config: {first[:200]}") from exc
+    model = _rebuild(path, name, config, build_model)
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -123,8 +119,54 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
         raise ValidationError(f"{path} does not fit model '{name}': {len(result.missing_keys)} missing "
                               f"weight(s) ({shown}); {len(result.unexpected_keys)} unexpected")
     model.eval()
+    _trial_run(path, name, config, model, build_model)
     return LoadedModel(model, name, dict(getattr(model, "config", config) or {}), count_parameters(model),
                        path, epoch, val_loss, list(result.unexpected_keys))
+
+
+def _first_line(exc: BaseException) -> str:
+    return ((str(exc).strip().splitlines() or [type(exc).__name__])[0] or type(exc).__name__)[:200]
+
+
+def _rebuild(path: Path, name: str, config: dict, build_model):
+    """The model from its checked config; any failure of the model's own constructor is
+    one line naming the setting that causes it, when one setting alone does."""
+    try:
+        return build_model(name, config)
+    except Exception as exc:  # the constructor is the project's code: IndexError, ZeroDivisionError, ...
+        key = _culprit(config, lambda one: build_model(name, one))
+        where = f"model_config.{key} = {_shown(config[key])}" if key else "model_config"
+        raise ValidationError(f"{path}: {where}: cannot rebuild '{name}' from it: {_first_line(exc)}") from exc
+
+
+def _trial_run(path: Path, name: str, config: dict, model, build_model) -> None:
+    """Run the model on a quarter second of silence, so that a setting the constructor
+    accepts but inference cannot use (a hop of 0, heads that do not divide the width)
+    is reported here, by its name, before any audio is read."""
+    import torch
+
+    def run(module) -> None:
+        with torch.inference_mode():
+            module(torch.zeros(1, 4000))
+
+    try:
+        run(model)
+    except Exception as exc:
+        key = _culprit(config, lambda one: run(build_model(name, one).eval()))
+        where = f"model_config.{key} = {_shown(config[key])}" if key else "model_config"
+        raise ValidationError(f"{path}: {where}: the '{name}' model built from it fails on a test input: "
+                              f"{_first_line(exc)}") from exc
+
+
+def _culprit(config: dict, attempt) -> str | None:
+    """The first setting that makes `attempt` fail when it alone is applied to the
+    model's defaults; None when none does on its own."""
+    for key, value in config.items():
+        try:
+            attempt({key: value})
+        except Exception:
+            return key
+    return None
 
 
 def _shown(value) -> str:
@@ -163,7 +205,21 @@ def _model_config(path: Path, config, model_class) -> dict:
         default = settings[key].default
         if not _typed_like(value, default):
             raise ValidationError(f"{path}: model_config.{key}: expected a value like {default!r}, not {_shown(value)}")
+        if isinstance(default, (list, tuple)) and default and not value:
+            raise ValidationError(f"{path}: model_config.{key}: expected a non-empty list like {default!r}, not {_shown(value)}")
+        if not _positive_like(value, default):
+            what = "positive integers" if isinstance(default, (list, tuple)) else "a positive integer"
+            raise ValidationError(f"{path}: model_config.{key}: expected {what} like {default!r}, not {_shown(value)}")
     return dict(config)
+
+
+def _positive_like(value, default) -> bool:
+    """A size (an integer default above zero, or a list of them) stays above zero."""
+    if isinstance(default, (list, tuple)):
+        return all(_positive_like(v, default[0]) for v in value) if default else True
+    if isinstance(default, int) and not isinstance(default, bool) and default > 0:
+        return value > 0
+    return True
 
 
 def _typed_like(value, default) -> bool:

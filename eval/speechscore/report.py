@@ -1,5 +1,7 @@
 """The HTML report: who and what was evaluated, the summary with counts of utterances
-improved and made worse, charts of the improvements, a breakdown by noise type and SNR,
+improved and made worse with bootstrap intervals, charts of the improvements (also against
+the input SNR), a breakdown by noise type, SNR and voice, warnings on where the model hurts
+at the top,
 and every utterance with its scores over its three players and spectrograms (noisy,
 enhanced, clean; time and frequency axes, one colour scale), sortable and filterable.
 
@@ -55,6 +57,7 @@ def render(summary: dict, rows: list[dict], scales: list[dict] | None = None) ->
             f"<h2>Summary</h2>{report_parts.summary_table(summary)}"
             f"<details><summary>Conventions</summary><ul>{conventions}</ul></details>"
             f"<h2>Improvements per utterance</h2>{report_parts.charts(summary, rows)}"
+            f"<h2>Improvement against input SNR</h2>{report_parts.snr_charts(summary, rows)}"
             f"{report_parts.breakdown(summary)}</div>"
             f"<h2>Utterances</h2><p id=audio-status>audio players loading…</p>"
             f"{report_parts.utterance_table(summary, rows, media, scales)}"

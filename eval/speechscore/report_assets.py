@@ -14,6 +14,7 @@ th{background:#f2f2f2;font-weight:600}td.num{text-align:right;font-variant-numer
 .chart-pair h3{font-size:1em;margin:.2em 0}.chart-pair svg{margin-right:8px}
 svg .axis{font-size:11px;fill:#444}svg .tick{font-size:10px;fill:#444}
 .breakdown{display:flex;gap:28px;flex-wrap:wrap}
+.snr-charts{display:flex;gap:16px;flex-wrap:wrap}.snr-charts h3{font-size:1em;margin:.2em 0}
 html[data-view=utterances] .overview{display:none}.controls a{margin-right:1em}.sort a{text-decoration:none;color:#345;padding:0 2px}
 #utterances{width:100%;table-layout:fixed}#utterances td{overflow-wrap:anywhere}
 #utterances tbody{border-top:3px solid #888}

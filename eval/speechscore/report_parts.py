@@ -3,9 +3,7 @@
 from html import escape
 
 from speechscore import CSV_FILE, SUMMARY_FILE, report_charts
-
-LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI", "si_sdr": "SI-SDR"}
-UNITS = {"si_sdr": " (dB)"}
+from speechscore.metrics import LABELS, UNITS
 DIGITS = {"si_sdr": 2}
 SIDES = ("noisy", "enhanced", "clean")
 
@@ -63,18 +61,23 @@ def warnings(summary: dict) -> str:
 
 def summary_table(summary: dict) -> str:
     head = ("<tr><th>metric</th><th>noisy mean</th><th>enhanced mean</th><th>improvement</th>"
+            "<th title='95 % bootstrap confidence interval of the mean improvement'>95 % CI</th>"
             "<th>improved / unchanged / worse</th><th>noisy median</th><th>enhanced median</th>"
             "<th>failures (noisy / enhanced)</th></tr>")
     rows = []
     means, medians, fails, changes = summary["means"], summary["medians"], summary["failures"], summary["changes"]
+    intervals = summary.get("improvement_intervals") or {}
     for m in summary["metrics"]:
+        ci = intervals.get(m) or {}
+        bounds = ("–" if ci.get("low") is None else
+                  f"{ci['low']:+.{DIGITS.get(m, 3)}f} to {ci['high']:+.{DIGITS.get(m, 3)}f}")
         c = changes[m]
         counts = (f'<span class=up>{c["improved"]}</span> / {c["unchanged"]} / <span class=down>{c["worse"]}</span>'
                   + (f' <span class=muted>({c["undefined"]} undefined)</span>' if c["undefined"] else ""))
         rows.append(
             f"<tr><td>{LABELS.get(m, m)}{UNITS.get(m, '')}</td><td class=num>{num(means['noisy'][m], m)}</td>"
             f"<td class=num>{num(means['enhanced'][m], m)}</td><td class=num>{delta(summary['improvements'][m], m)}</td>"
-            f"<td class=num>{counts}</td><td class=num>{num(medians['noisy'][m], m)}</td>"
+            f"<td class='num ci'>{bounds}</td><td class=num>{counts}</td><td class=num>{num(medians['noisy'][m], m)}</td>"
             f"<td class=num>{num(medians['enhanced'][m], m)}</td>"
             f"<td class=num>{fails['noisy'][m]['count']} / {fails['enhanced'][m]['count']}</td></tr>")
     note = ""
@@ -106,23 +109,51 @@ def charts(summary: dict, rows: list[dict]) -> str:
     return f"<div class=charts>{''.join(cards)}</div>"
 
 
+def input_snr(row: dict):
+    """The input SNR a chart places an utterance at: the data's, else the estimate."""
+    return row.get("snr_db") if row.get("snr_db") is not None else row.get("snr_estimated_db")
+
+
+def snr_charts(summary: dict, rows: list[dict]) -> str:
+    """One chart per metric of the improvement against the input SNR."""
+    given = sum(1 for r in rows if r.get("snr_db") is not None)
+    source = (summary.get("breakdown") or {}).get("source") or "the data"
+    if given == len(rows):
+        where = f"input SNR from {source}"
+    elif given:
+        where = f"input SNR from {source} for {given} of {len(rows)}, the others estimated from clean and noisy"
+    else:
+        where = "input SNR estimated from clean and noisy (energy of clean over energy of noisy minus clean)"
+    ceiling = {r["name"] for r in rows if r.get("si_sdr_ceiling")}
+    cards = []
+    for m in summary["metrics"]:
+        use = [r for r in rows if not (m == "si_sdr" and r["name"] in ceiling)]
+        label, unit = LABELS.get(m, m), UNITS.get(m, "")
+        cards.append(f"<div><h3>{label}{unit}</h3>"
+                     + report_charts.against_snr([input_snr(r) for r in use], [r[f"{m}_delta"] for r in use],
+                                                 f"{label}: improvement against input SNR", unit) + "</div>")
+    return (f"<p class=muted>Each point is an utterance; below the dashed line it got worse. {escape(where)}.</p>"
+            f"<div class=snr-charts>{''.join(cards)}</div>")
+
+
 def breakdown(summary: dict) -> str:
     found = summary.get("breakdown")
     if not found:
         return ""
     metrics = summary["metrics"]
     tables = []
-    for key, title in (("by_noise", "noise type"), ("by_snr", "SNR of the noisy input")):
+    for key, title in (("by_noise", "noise type"), ("by_snr", "SNR of the noisy input"), ("by_voice", "voice")):
         groups = found.get(key) or {}
         if not groups:
             continue
         head = "".join(f"<th>{LABELS.get(m, m)}<br><span class=muted>noisy → enhanced</span></th>" for m in metrics)
         body = "".join(
             f"<tr><td>{escape(name)}</td><td class=num>{g['count']}</td>"
+            f"<td class=num>{'<span class=down>' + str(g['worse']) + '</span>' if g.get('worse') else 0}</td>"
             + "".join(f"<td class=num>{num(g[f'{m}_noisy'], m)} → {num(g[f'{m}_enhanced'], m)}{delta(g[f'{m}_delta'], m)}</td>"
                       for m in metrics) + "</tr>" for name, g in groups.items())
-        tables.append(f"<table><tr><th>{title}</th><th>n</th>{head}</tr>{body}</table>")
-    return (f"<h2>By noise type and SNR</h2><p class=muted>from {escape(str(found.get('source')))}</p>"
+        tables.append(f"<table><tr><th>{title}</th><th>n</th><th>worse</th>{head}</tr>{body}</table>")
+    return (f"<h2>By noise type, SNR and voice</h2><p class=muted>from {escape(str(found.get('source')))}</p>"
             f"<div class=breakdown>{''.join(tables)}</div>")
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from kjob.errors import UsageError
 from kjob.fsutil import atomic_write_json
-from speechscore import SAMPLE_RATE, SUMMARY_FILE, SUMMARY_FORMAT, audio, conditions, loading, naming, summary as summ
+from speechscore import (SAMPLE_RATE, SUMMARY_FILE, SUMMARY_FORMAT, audio, conditions, confidence, loading, naming,
+                         regressions, summary as summ)
 from speechscore.cache import ScoreCache
 from speechscore.discovery import discover
 from speechscore.metrics import CONVENTIONS, active_metrics
@@ -97,10 +98,12 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
                                  p.rate, {s: results[i][s]["scores"] for s in summ.SIDES}, None,
                                  {s: results[i][s]["lag"] for s in summ.SIDES},
                                  {s: results[i][s]["si_sdr_ceiling"] for s in summ.SIDES},
-                                 found_conditions.get(p.pair.name, {}))
+                                 {**found_conditions.get(p.pair.name, {}),
+                                  "snr_estimated_db": conditions.estimate_snr(p.clean, p.noisy)})
                   for i, p in enumerate(pairs)]
     rows = [summ.make_row(u, metrics) for u in utterances]
     result = summ.summarize(utterances, rows, metrics)
+    result["improvement_intervals"] = confidence.improvement_intervals(rows, metrics)
     data = _data_record(request, found, pairs, unmatched, fingerprint)
     label = request.label or (naming.checkpoint_base(request.checkpoint) if request.checkpoint is not None
                               else naming.enhanced_base(request.enhanced))
@@ -109,7 +112,9 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
         label=label,
         identity=naming.identity(provenance, fingerprint),
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        conventions=CONVENTIONS,
+        conventions={**CONVENTIONS, "improvement_intervals": confidence.CONVENTION,
+                     "snr_estimated_db": "10 log10(clean energy / (noisy - clean) energy) over the whole utterance",
+                     "regressions": regressions.CONVENTION},
         provenance=provenance,
         data=data,
         noisy_cache=cache.stats("noisy"),
@@ -119,7 +124,8 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
         breakdown=({"source": conditions_source, **conditions.breakdown(rows, metrics)} if found_conditions else None),
         leakage=leakage.as_dict() if leakage is not None else None,
     )
-    result["warnings"] = _warnings(unmatched, model, data["resampled_from"], result, request)
+    hurts, result["regressions"] = regressions.where_it_hurts(result)
+    result["warnings"] = hurts + _warnings(unmatched, model, data, result, request)
     result["run_metrics"] = run_metrics(result)
     mark = time.perf_counter()
     folder = write_evaluation(request, result, rows, pairs, enhanced, metrics)
@@ -210,14 +216,28 @@ def _data_record(request, found, pairs, unmatched, fingerprint) -> dict:
     for p in pairs:
         if p.rate != SAMPLE_RATE:
             rates[str(p.rate)] = rates.get(str(p.rate), 0) + 1
+    downmixed = {side: [str(getattr(p.pair, side)) if side != "enhanced" else p.pair.name
+                        for p in pairs if p.channels.get(side, 1) > 1] for side in ("noisy", "clean", "enhanced")}
     return {"root": str(request.data), "source": found.source, "pairs": len(pairs), "fingerprint": fingerprint,
             "resampled_from": rates, "extracted": found.extracted, "ignored_folders": found.ignored_folders,
-            "unmatched": [{"file": u.path, "side": u.side, "why": u.why} for u in unmatched]}
+            "unmatched": [{"file": u.path, "side": u.side, "why": u.why} for u in unmatched],
+            "averaged_to_mono": {side: {"count": len(files), "files": files[:20]} for side, files in downmixed.items()}}
 
 
-def _warnings(unmatched, model, resampled: dict, result: dict, request) -> list[str]:
-    notes = [f"unmatched {u.side} file {u.path}: {u.why}" for u in unmatched]
-    notes += [f"{n} noisy file(s) at {rate} Hz resampled to 16 kHz (soxr)" for rate, n in sorted(resampled.items())]
+def _warnings(unmatched, model, data: dict, result: dict, request) -> list[str]:
+    notes = []
+    if model is not None:
+        epochs_run = _epochs_run(model.path)
+        note = regressions.few_epochs_note(model.epoch, epochs_run)
+        if note:
+            notes.append(note)
+    for side, found in data["averaged_to_mono"].items():
+        if found["count"]:
+            example = f"the one for {found['files'][0]}" if side == "enhanced" else found["files"][0]
+            notes.append(f"{found['count']} {side} file(s) had more than one channel (e.g. {example}): averaged to "
+                         "mono before scoring; check that the channels hold one recording")
+    notes += [f"unmatched {u.side} file {u.path}: {u.why}" for u in unmatched]
+    notes += [f"{n} noisy file(s) at {rate} Hz resampled to 16 kHz (soxr)" for rate, n in sorted(data["resampled_from"].items())]
     if model is not None and model.unexpected_keys:
         notes.append(f"checkpoint has {len(model.unexpected_keys)} unexpected key(s), ignored: "
                      + ", ".join(model.unexpected_keys[:5]))
@@ -246,6 +266,19 @@ def _warnings(unmatched, model, resampled: dict, result: dict, request) -> list[
     elif leakage and leakage["skipped"]:
         notes.append(f"leakage check: {leakage['skipped']}; run `kjob leakage` on the splits")
     return notes
+
+
+def _epochs_run(checkpoint: Path) -> int | None:
+    """The epochs the run trained, from the training record (metadata.json) beside the
+    checkpoint, when there is one; None otherwise or when it cannot be read."""
+    import json
+
+    try:
+        final = json.loads((Path(checkpoint).parent / "metadata.json").read_text(encoding="utf-8")).get("final")
+        value = final.get("epochs_run") if isinstance(final, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _db(value) -> str:

@@ -21,7 +21,8 @@ class Utterance:
     enhanced_file: str | None = None
     lags: dict = field(default_factory=dict)  # {"noisy": (samples or None, correlation), "enhanced": ...}
     ceiling: dict = field(default_factory=dict)  # {"noisy": bool, "enhanced": bool}: SI-SDR at the ceiling
-    conditions: dict = field(default_factory=dict)  # {"noise": str or None, "snr_db": float or None}
+    # {"noise": str or None, "snr_db": float or None, "voice": str or None, "snr_estimated_db": float or None}
+    conditions: dict = field(default_factory=dict)
 
 
 def make_row(utt: Utterance, metrics) -> dict:
@@ -49,6 +50,7 @@ def make_row(utt: Utterance, metrics) -> dict:
         notes.append(f"{row['si_sdr_ceiling']} SI-SDR at the numerical ceiling (equal to the reference)")
     row["notes"] = "; ".join(notes)
     row["noise"], row["snr_db"] = utt.conditions.get("noise"), utt.conditions.get("snr_db")
+    row["voice"], row["snr_estimated_db"] = utt.conditions.get("voice"), utt.conditions.get("snr_estimated_db")
     row["change"] = change(row, metrics)
     row.update(noisy_file=utt.noisy_file, clean_file=utt.clean_file, enhanced_file=utt.enhanced_file or "")
     return row
@@ -69,7 +71,8 @@ def columns(metrics) -> list[str]:
     cols = ["name", "seconds", "sample_rate"]
     for m in metrics:
         cols += [f"{m}_noisy", f"{m}_enhanced", f"{m}_delta"]
-    return cols + ["lag_noisy", "lag_enhanced", "si_sdr_ceiling", "noise", "snr_db", "change", "notes",
+    return cols + ["lag_noisy", "lag_enhanced", "si_sdr_ceiling", "noise", "snr_db", "voice", "snr_estimated_db",
+                   "change", "notes",
                    "noisy_file", "clean_file", "enhanced_file"]
 
 

@@ -3,6 +3,7 @@ place, so that a reader never sees half a report; under a name that never takes 
 evaluation's place (speechscore.naming)."""
 
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -51,9 +52,10 @@ def _fill(parent: Path, name: str, request, result, rows, pairs, enhanced, metri
         outputs = {"per_utterance": CSV_FILE, "summary": SUMMARY_FILE, "report": None, "enhanced_audio": None}
         if request.save_audio:
             outputs["enhanced_audio"] = ENHANCED_DIR + "/"
-            for row, p, wave in zip(rows, pairs, enhanced):
+            names = audio_file_names([p.pair.name for p in pairs])
+            for row, name, wave in zip(rows, names, enhanced):
                 if wave is not None:
-                    row["enhanced_file"] = f"{ENHANCED_DIR}/{_safe(p.pair.name)}.wav"
+                    row["enhanced_file"] = f"{ENHANCED_DIR}/{name}"
                     audio.write(tmp / row["enhanced_file"], wave, subtype="FLOAT")
         scales = []
         if request.report:
@@ -100,4 +102,25 @@ def _default_mode(folder: Path) -> None:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "utterance"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name).lstrip(".") or "utterance"
+
+
+def audio_file_names(names: list[str]) -> list[str]:
+    """A distinct WAV file name for each utterance name, the same whatever the order: the
+    name itself when it is safe (letters, digits, '.', '_', '-'), else its safe
+    form with a short hash of the real name (a"b and a?b would both be a_b). A name that
+    still meets another, even only in case (case-insensitive file systems), gets the hash too."""
+    def hashed(name: str, length: int) -> str:
+        return f"{_safe(name)[:100]}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:length]}"
+
+    chosen = [name if _safe(name) == name and len(name) <= 120 else hashed(name, 8) for name in names]
+    for length in (8, 16, 64):
+        folded: dict[str, int] = {}
+        for c in chosen:
+            folded[c.lower()] = folded.get(c.lower(), 0) + 1
+        clashes = [i for i, c in enumerate(chosen) if folded[c.lower()] > 1]
+        if not clashes:
+            break
+        for i in clashes:
+            chosen[i] = hashed(names[i], length * 2 if length < 64 else 64)
+    return [f"{c}.wav" for c in chosen]

@@ -50,11 +50,15 @@ def _print_summary(summary: dict, out: Path, ws) -> None:
     click.echo(f"evaluated {summary['count']} utterances ({summary['data']['source']}) of {what} in "
                f"{duration(summary['timing']['total_s'])}; {failed} with values that could not be computed")
     rows = []
+    intervals = summary.get("improvement_intervals") or {}
     for m in summary["metrics"]:
         f = summary["failures"]
+        ci = intervals.get(m) or {}
+        bounds = "-" if ci.get("low") is None else f"{_num(ci['low'], signed=True)} to {_num(ci['high'], signed=True)}"
         rows.append([m, _num(summary["means"]["noisy"][m]), _num(summary["means"]["enhanced"][m]),
-                     _num(summary["improvements"][m], signed=True), f"{f['noisy'][m]['count']}/{f['enhanced'][m]['count']}"])
-    click.echo(table(["METRIC", "NOISY", "ENHANCED", "IMPROVEMENT", "FAILURES"], rows))
+                     _num(summary["improvements"][m], signed=True), bounds,
+                     f"{f['noisy'][m]['count']}/{f['enhanced'][m]['count']}"])
+    click.echo(table(["METRIC", "NOISY", "ENHANCED", "IMPROVEMENT", "95% CI", "FAILURES"], rows))
     changes = summary["changes"]["any"]
     click.echo(f"utterances improved {changes['improved']}, unchanged {changes['unchanged']}, "
                f"worse on some metric {changes['worse']}")
@@ -102,9 +106,13 @@ def _num(value, signed: bool = False) -> str:
 def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_audio, pesq_nb, jobs, out, name,
                replace, report, as_json, show_compare):
     """Score a model (or enhanced files) on a test set with PESQ, STOI, ESTOI and SI-SDR,
-    per utterance and overall, on the CPU. A report never replaces another evaluation's
-    (an existing --name or --out needs --replace). Exit code: 0 done, 2 bad options, 3
-    unusable data or checkpoint, 4 not found.
+    per utterance and overall, on the CPU, with 95 % bootstrap intervals of the mean
+    improvements. Warnings come first: a mean improvement below zero, more than a tenth of
+    the utterances worse (by noise kind, SNR band and voice where the data name them), a
+    checkpoint from an epoch below 3, stereo files averaged to mono. A report never
+    replaces another evaluation's (an existing --name or --out needs --replace). Exit
+    code: 0 done, 2 bad options, 3 unusable data or checkpoint (one line naming the file
+    and the bad key), 4 not found.
 
     Example: kjob eval-local --data data/demo --run r3-dpt:v3 --report
     """
