@@ -37,9 +37,10 @@ _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
 _PASSWORD = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*):[^/?#\s]*@")
 
 
-def shown_address(address: str) -> str:
-    """`address` as messages show it: the password of a `user:password@` part masked."""
-    return _PASSWORD.sub(lambda m: f"{m.group('user')}:***@", address)
+def shown_address(text: str) -> str:
+    """An address as messages show it: the password of a `user:password@` part masked (in
+    every URL of `text`)."""
+    return _PASSWORD.sub(lambda m: f"{m.group('user')}:***@", text)
 
 
 def browser_address(address: str) -> str:
@@ -51,7 +52,7 @@ def browser_address(address: str) -> str:
 def hide_password(text: str, address: str) -> str:
     """`text` (an error of Ray's or of requests, which may quote the URL) with `address`'s
     password masked wherever it appears."""
-    text = _PASSWORD.sub(lambda m: f"{m.group('user')}:***@", text.replace(address, shown_address(address)))
+    text = shown_address(text)
     match = _PASSWORD.match(address)
     password = match.group(0)[len(match.group("user")) + 1:-1] if match else ""
     # Alone too, as some messages quote it; not a short one, which would mangle ordinary words.
