@@ -6,7 +6,6 @@ set in the environment with monkeypatch or CliRunner's env=.
 """
 
 import json
-import os
 import secrets
 
 import pytest
@@ -245,7 +244,8 @@ def test_a_credential_printed_by_a_run_is_masked_in_logs_watch_lines_and_log_txt
     log_txt = (tiny.root / "downloads/tiny/local-v1/log.txt").read_text()
     assert "the key is <32 hex characters>" in log_txt and key not in log_txt
     fetched = tiny.kjob("fetch", "tiny")
-    assert fetched.exit_code == 0 and key not in fetched.output + (tiny.root / "downloads/tiny/local-v1/log.txt").read_text()
+    log_txt = (tiny.root / "downloads/tiny/local-v1/log.txt").read_text()
+    assert fetched.exit_code == 0 and key not in fetched.output + log_txt
 
 
 def test_a_credential_in_a_runs_error_is_masked_in_its_status_and_the_ledger(tiny, monkeypatch):
