@@ -170,9 +170,13 @@ def test_a_killed_archive_leaves_a_part_that_the_next_archive_removes(tiny):
     archived = tiny.kjob("runs", "archive", "names", "--version", "1")
     assert archived.exit_code == 0, archived.output
     assert temporaries(kernel) == [] and not folder.exists()
+    process = background_kjob("runs", "archive", "names", "--version", "1", "--restore",
+                              KJOB_WORKSPACE=str(tiny.root))
+    kill_when(process, lambda: any(p.is_dir() for p in temporaries(kernel)))
+    assert temporaries(kernel)  # the killed restore's half-filled folder
     restored = tiny.kjob("runs", "archive", "names", "--version", "1", "--restore")
     assert restored.exit_code == 0, restored.output
-    assert (folder / "output/blob.bin").read_bytes() == blob
+    assert (folder / "output/blob.bin").read_bytes() == blob and temporaries(kernel) == []
     assert (folder / "output/a.part").read_text() == "an output that merely ends in .part"  # archived, not dropped
 
 

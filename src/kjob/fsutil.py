@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 # kjob's temporary names; and the older ones (the final name, then the writer's pid), still swept.
 _TEMPORARY = re.compile(r"\.kjob-(\d+)-[0-9a-f]{8}\.(?:part|restore)")
-_OLD_TEMPORARY = re.compile(r"\..+\.(?:restore-)?(\d+)-[0-9a-f]{8}(?:\.part)?")
+_OLD_TEMPORARY = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.part|\..+\.restore-(\d+)-[0-9a-f]{8}")
 
 
 def temporary_path(folder: Path, kind: str = "part") -> Path:
@@ -43,7 +43,7 @@ def sweep_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
         match = _TEMPORARY.fullmatch(path.name) or _OLD_TEMPORARY.fullmatch(path.name)
         if not match or path.is_symlink():
             continue
-        pid = int(match.group(1))
+        pid = int(next(group for group in match.groups() if group))
         if pid == os.getpid() or start_time(pid) is not None:
             continue  # still being written (a fetch running beside this one)
         try:

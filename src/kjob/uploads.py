@@ -36,17 +36,21 @@ class UploadBook:
 
     def __init__(self, record: Path | None, endpoint: str, account: str):
         self.record, self.scope = record, f"{endpoint} {account}"
+        self._given: set[str] = set()  # tokens of this push: two equal files still need two blobs
 
     def _key(self, name: str, size: int, digest: str) -> str:
         return f"{self.scope} {name} {size} {digest}"
 
     def _read(self) -> dict:
-        entries = read_json(self.record, {}) if self.record else {}
+        try:
+            entries = read_json(self.record, {}) if self.record else {}
+        except (OSError, ValueError):  # unreadable: it only costs sending the files again
+            return {}
         if not isinstance(entries, dict):
             return {}
         now = time.time()
-        return {key: value for key, value in entries.items()
-                if isinstance(value, dict) and now - float(value.get("at", 0)) < _KEEP_SECONDS}
+        return {key: value for key, value in entries.items() if isinstance(value, dict)
+                and isinstance(value.get("at"), (int, float)) and now - value["at"] < _KEEP_SECONDS}
 
     def _write(self, entries: dict) -> None:
         if self.record:
@@ -58,9 +62,12 @@ class UploadBook:
         digest = content_digest(path) if self.record else ""
         key = self._key(name, size, digest)
         earlier = self._read().get(key)
-        if earlier and _complete(api.transport, str(earlier.get("url", "")), size):
+        reusable = earlier and earlier.get("token") not in self._given
+        if reusable and _complete(api.transport, str(earlier.get("url", "")), size):
+            self._given.add(str(earlier["token"]))
             return str(earlier["token"]), True
         reserved = api.start_upload(name, size, modified)
+        self._given.add(reserved.token)
         if self.record:
             entries = self._read()
             entries[key] = {"token": reserved.token, "url": reserved.create_url, "at": time.time()}
