@@ -412,14 +412,12 @@ def _keep(folder: Path, command: list[str]) -> int:
     except OSError as exc:
         print(f"kjob sandbox: cannot start the runner: {exc}", file=sys.stderr, flush=True)
         code = 127
+    if adopting:
+        end_descendants()  # what the run left behind, detached or not: a run's processes end with it
     if read_json(paths.final) is None:
         progress = read_json(paths.state, {}) or {}
         _kill_leftovers(progress)  # a runner killed alone leaves its kernel or script running
-        if adopting:
-            end_descendants()
         record_final(paths, died_record(paths, progress, code))
-    if adopting:
-        end_descendants()  # what the notebook left behind, detached or not: a run's processes end with it
     return code
 
 

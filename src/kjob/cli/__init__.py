@@ -96,15 +96,25 @@ def _stdout_closed(exc: OSError) -> bool:
 
 
 def _reader_gone(fd: int) -> bool:
-    """Whether the pipe or socket `fd` writes to has no reader any more (POLLERR or POLLHUP);
-    where poll(2) is missing (Windows), a broken pipe is taken to be stdout's own."""
+    """Whether the pipe or socket `fd` writes to has no reader any more. Linux's poll(2) says
+    so (POLLERR); elsewhere, where it may not, a broken pipe while stdout is a pipe is taken to
+    be stdout's own."""
+    import os
     import select
+    import stat
+    import sys
 
-    if not hasattr(select, "poll"):
-        return True
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+            return True
+        if sys.platform.startswith("linux"):
+            return False
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def _debug(ctx: click.Context) -> None:
