@@ -1,13 +1,22 @@
-"""`kjob status` and `kjob runs` with 1,000 runs in the ledger, and the polling cost of a
-10-minute run.
+"""`kjob status` and `kjob runs` with 1,000 runs in the ledger, `kjob runs` with 100,000, and
+the polling cost of a 10-minute run.
 
-Targets (issue 3): each command below 0.3 s; no more than 40 status checks for a run that
-takes 10 minutes. The polling count uses each backend's own schedule and a fake clock.
+Targets: with 1,000 runs each command below 0.3 s (issue 3); with 100,000 runs `kjob runs`
+(and `--sort-by`, `--where`) below 1 s and 200 MB (issue 18); no more than 40 status checks
+for a run that takes 10 minutes (each backend's own schedule, a fake clock).
 
-    .venv/bin/python benchmarks/bench_runs.py
+The 100,000-run figures are each command's own wall time and peak memory (`wait4`'s rusage
+of the child), and their ratio to an anchor measured in the same run: a Python child that
+reads every row of the same ledger with sqlite3 (`SELECT *`, newest first), so a slower or
+busier machine moves both.
+
+    .venv/bin/python benchmarks/bench_runs.py            # both sizes
+    .venv/bin/python benchmarks/bench_runs.py --large    # only the 100,000 runs
 """
 
+import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -22,17 +31,48 @@ from kjob.paths import WorkspacePaths
 from kjob.runs import RunStatus
 
 KJOB = Path(sys.executable).with_name("kjob")
+KERNELS = ["r3-dpt", "crn", "r4-dpt"]
 
 
 def fill(ledger: Ledger, count: int) -> None:
+    """`count` runs made through the ledger's API (record, update, set_metrics)."""
     rng = random.Random(0)
     for i in range(count):
-        kernel = rng.choice(["r3-dpt", "crn", "r4-dpt"])
+        kernel = rng.choice(KERNELS)
         run = ledger.record(kernel=kernel, backend="kaggle", version=i + 1, notebook_sha256="0" * 64,
                             parameters={"epochs": 60, "lr": 0.001}, overrides={"lr": 0.001},
                             git_commit="f" * 40, git_dirty=False, handle={})
         run = ledger.update(run, RunStatus(rng.choice(["complete", "error", "cancelled"])))
         ledger.set_metrics(run, {"best_val_loss": -rng.uniform(5, 15), "pesq_wb": rng.uniform(1, 3)})
+
+
+def fill_fast(path: Path, count: int) -> None:
+    """`count` runs, quickly: a few through the API (so every column is what kjob writes),
+    then copies of those rows with their own kernel, version, status, time and metrics,
+    inserted in one transaction (the API commits each write: minutes for 100,000)."""
+    with Ledger(path) as ledger:
+        fill(ledger, 3)
+    rng = random.Random(1)
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    templates = db.execute("SELECT * FROM runs").fetchall()
+    columns = [c for c in templates[0].keys() if c != "id"]
+    now = time.time()
+    rows = []
+    for i in range(count - len(templates)):
+        row = dict(templates[i % len(templates)])
+        version = len(templates) + i + 1
+        created = now - (count - i) * 60
+        row.update(kernel=KERNELS[i % 3], version=version, token=f"t{version}", created_at=created,
+                   started_at=created + 5, finished_at=created + 5 + rng.uniform(60, 3600),
+                   status=rng.choice(["complete", "error", "cancelled"]),
+                   metrics='{"metadata": {"best_val_loss": %r, "pesq_wb": %r}}'
+                           % (-rng.uniform(5, 15), rng.uniform(1, 3)),
+                   parameters='{"epochs": 60, "lr": %r}' % rng.choice([0.1, 0.01, 0.001]))
+        rows.append([row[c] for c in columns])
+    with db:
+        db.executemany(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+    db.close()
 
 
 def timed(args: list[str], cwd: Path, repeat: int = 7) -> list[float]:
@@ -46,6 +86,48 @@ def timed(args: list[str], cwd: Path, repeat: int = 7) -> list[float]:
     return samples
 
 
+def measured(command: list[str], cwd: Path) -> tuple[float, float, int]:
+    """(seconds, peak MB, lines printed) of one child process running `command`."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            err.seek(0)
+            sys.exit(f"{' '.join(command)} failed: {err.read().decode()}")
+        out.seek(0)
+        lines = out.read().count(b"\n")
+    return seconds, usage.ru_maxrss / 1024, lines  # ru_maxrss: KiB on Linux
+
+
+def best_of(command: list[str], cwd: Path, repeat: int) -> tuple[float, float, int]:
+    samples = [measured(command, cwd) for _ in range(repeat)]
+    return min(s[0] for s in samples), max(s[1] for s in samples), samples[0][2]
+
+
+def large(count: int = 100_000, repeat: int = 3) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp)
+        (ws / "pyproject.toml").write_text('[tool.kjob]\nowner = "bench"\n')
+        ledger = WorkspacePaths(ws).ledger
+        started = time.perf_counter()
+        fill_fast(ledger, count)
+        print(f"filled a ledger with {count:,} runs in {time.perf_counter() - started:.1f} s")
+        anchor_code = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+                       " rows = db.execute('SELECT * FROM runs ORDER BY created_at DESC, id DESC').fetchall();"
+                       " print(len(rows))")
+        anchor = best_of([sys.executable, "-c", anchor_code, str(ledger)], ws, repeat)
+        print(f"anchor (python + sqlite3 reading every row): {anchor[0]:.3f} s, {anchor[1]:.0f} MB")
+        for args in (["runs"], ["runs", "--sort-by", "pesq_wb"], ["runs", "--where", "lr<0.05", "--sort-by", "-lr"],
+                     ["runs", "--kernel", "crn", "--limit", "20"], ["status"]):
+            seconds, mb, lines = best_of([str(KJOB), *args], ws, repeat)
+            ok = "ok" if seconds < 1 and mb < 200 else "OVER TARGET"
+            print(f"kjob {' '.join(args):<40} {count:,} runs: {seconds:.3f} s ({seconds / anchor[0]:.1f}x anchor), "
+                  f"{mb:.0f} MB ({mb / anchor[1]:.1f}x anchor), {lines} lines (target < 1 s, < 200 MB: {ok})")
+
+
 def polls_for(schedule, seconds: float) -> int:
     """Status checks made while watching a run that ends after `seconds` (fake clock)."""
     clock, checks = 0.0, 0
@@ -57,7 +139,7 @@ def polls_for(schedule, seconds: float) -> int:
         clock += next(delays)
 
 
-def main() -> None:
+def small() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp)
         (ws / "pyproject.toml").write_text('[tool.kjob]\nowner = "bench"\n')
@@ -71,6 +153,12 @@ def main() -> None:
     for name, schedule in (("local", LocalBackend.poll), ("kaggle", KaggleBackend.poll)):
         checks = polls_for(schedule, 600)
         print(f"{name} backend: {checks} status checks for a 10-minute run (target <= 40: {'ok' if checks <= 40 else 'OVER'})")
+
+
+def main() -> None:
+    if "--large" not in sys.argv:
+        small()
+    large()
 
 
 if __name__ == "__main__":

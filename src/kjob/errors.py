@@ -2,13 +2,15 @@
 
     KjobError                 base; carries the CLI exit code
     ├── UsageError            bad arguments or parameters (exit 2)
-    ├── ConfigError           workspace or recipe configuration is wrong (exit 2)
+    ├── ConfigError           workspace or recipe configuration is wrong (exit 2); also the run
+    │                         ledger damaged, or written by a newer kjob (kjob.ledger_db)
     ├── ValidationError       a built kernel failed its static checks (exit 3)
     ├── NotFoundError         no such recipe, kernel, run or file (exit 4)
     │   └── RunGone           the run's remote kernel was deleted or re-created
     ├── RunFailed             a notebook run ended in error or timed out (exit 1)
     ├── LocalFileError        a local file cannot be written or would be replaced (exit 8):
-    │                         disk full, no permission, a downloaded file edited locally
+    │                         disk full, no permission, a downloaded file edited locally,
+    │                         the run ledger locked by another process past KJOB_LEDGER_TIMEOUT
     └── BackendError          a backend or its service failed (exit 7)
         ├── PushedWithProblem the backend made a version but something is wrong with it
         ├── NoRoom            the backend runs as many sessions as it allows: later, it may take it

@@ -16,27 +16,18 @@ import time
 from pathlib import Path
 
 from kjob import metrics as mx
-from kjob.errors import BackendError, ConfigError, NotFoundError, UsageError
+from kjob.errors import BackendError, NotFoundError, UsageError
 from kjob.ledger_schema import SCHEMA_VERSION, migrate  # noqa: F401  (SCHEMA_VERSION: the ledger's vocabulary)
+from kjob.ledger_db import open_ledger
 from kjob.runs import UNFINISHED, Run, RunNotes, RunStatus, can_move
 
 
 class Ledger:
     def __init__(self, path: Path):
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) where a
-            # read-then-write must not interleave with another process.
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            migrate(self._db)  # the table and its schema versions: kjob.ledger_schema
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise ConfigError(f"cannot open the run ledger {path.name} ({exc}): nothing was submitted; move "
-                              f"{path} aside to start a new one") from exc
+        # WAL, the current schema (a newer one refused untouched), and every SQLite error of
+        # this connection, now or later, turned into one kjob error: kjob.ledger_db
+        self._db = open_ledger(path)
 
     def close(self) -> None:
         self._db.close()
@@ -278,6 +269,24 @@ class Ledger:
         if limit:
             query, args = query + " LIMIT ?", args + [limit]
         return [self._from_row(r) for r in self._db.execute(query, args).fetchall()]
+
+    def runs_with_ids(self, ids: list[int]) -> list[Run]:
+        """These runs, in this order (a listing decodes only the rows it shows)."""
+        found: dict[int, Run] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self._db.execute(f"SELECT * FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update((r["id"], self._from_row(r)) for r in rows.fetchall())
+        return [found[i] for i in ids if i in found]
+
+    def read(self, sql: str, args=()) -> list[sqlite3.Row]:
+        """The rows of a read-only query over `runs`: kjob.ledger_select asks in SQL for the few
+        values a listing filters and ranks by, instead of decoding every run."""
+        return self._db.execute(sql, args).fetchall()
+
+    def first(self, sql: str, args=()) -> sqlite3.Row | None:
+        """The first row of a read-only query (it stops there)."""
+        return self._db.execute(sql, args).fetchone()
 
     @staticmethod
     def _from_row(row: sqlite3.Row) -> Run:

@@ -9,11 +9,14 @@
        signature (what it computes: sources, effective parameters, backend) and when its
        outputs were fetched (a Kaggle kernel's next version makes them unreachable)
 
-`PRAGMA user_version` holds the number.
+`PRAGMA user_version` holds the number. A ledger of a higher number (a newer kjob wrote it)
+is refused, untouched: its rows may mean what this kjob cannot know.
 """
 
 import json
 import sqlite3
+
+from kjob.errors import ConfigError
 
 SCHEMA_VERSION = 4
 COLUMNS = """
@@ -68,13 +71,22 @@ V1_COLUMNS = ("id, kernel, backend, version, status, raw_status, failure_kind, f
               " finished_at, handle, metrics")
 
 
+def check_known(db: sqlite3.Connection) -> int:
+    """The ledger's schema version; a ConfigError if a newer kjob wrote it."""
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise ConfigError(f"the ledger was written by a newer kjob (schema {found}; this kjob knows "
+                          f"{SCHEMA_VERSION}): upgrade kjob")
+    return found
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Bring the ledger to SCHEMA_VERSION in one transaction (another process may race us)."""
-    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+    if check_known(db) == SCHEMA_VERSION:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        current = db.execute("PRAGMA user_version").fetchone()[0]
+        current = check_known(db)
         if current < SCHEMA_VERSION:
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
             if not exists:

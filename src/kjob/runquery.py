@@ -53,12 +53,17 @@ class Field:
 
 def resolve(name: str, runs: list[Run]) -> Field:
     """What NAME means for these runs (see the module's docstring); a UsageError if nothing."""
-    def metric(n):
-        return any(n in r.metrics for r in runs)
+    def known():
+        return sorted({m for r in runs for m in r.metrics}), sorted({p for r in runs for p in r.parameters})
 
-    def param(n):
-        return any(n in r.parameters for r in runs)
+    return resolve_with(name, lambda n: any(n in r.metrics for r in runs),
+                        lambda n: any(n in r.parameters for r in runs), known)
 
+
+def resolve_with(name: str, metric: Callable[[str], bool], param: Callable[[str], bool],
+                 known: Callable[[], tuple[list[str], list[str]]]) -> Field:
+    """`resolve` over any set of runs: whether some run has a metric, or a parameter, of a
+    name, and (for the message) every metric and parameter name they have."""
     head, _, rest = name.partition(".")
     if name in RUN_COLUMNS:
         return Field("column", name)
@@ -72,9 +77,9 @@ def resolve(name: str, runs: list[Run]) -> Field:
         return Field("metric", f"{name}.best")
     if param(name):
         return Field("param", name)
-    known = sorted({m for r in runs for m in r.metrics})
-    shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
-    params = ", ".join(sorted({p for r in runs for p in r.parameters})) or "none"
+    metrics, params = known()
+    shown = ", ".join(metrics[:20]) + (f", ... ({len(metrics)} in all)" if len(metrics) > 20 else "")
+    params = ", ".join(params) or "none"
     raise UsageError(f"no run has a metric '{name}' (nor a parameter or column of that name); "
                      f"metrics: {shown or 'none recorded yet'}; parameters: {params}")
 
@@ -203,6 +208,9 @@ def default_columns(runs: list[Run], recipe_specs: dict[str, MetricSpec | None])
     return columns
 
 
+DEFAULT_LIMIT = 50  # rows `kjob runs` shows unless --limit N or --all
+
+
 @dataclass(frozen=True)
 class RunQuery:
     """What `kjob runs` was asked for."""
@@ -213,16 +221,21 @@ class RunQuery:
     tags: tuple[str, ...] = ()  # all of them
     archived: bool = False  # list archived runs too
     campaign: str | None = None  # only this campaign's members (`kjob sweep`)
+    limit: int | None = None  # only the first N of the ranked runs (None: every one)
+    columns: tuple[str, ...] | None = None  # --columns, resolved against every selected run
 
 
 @dataclass(frozen=True)
 class Selection:
-    runs: list[Run]  # filtered and ranked
+    runs: list[Run]  # filtered and ranked: the first `limit` of them
     hidden: int  # archived runs left out
     recipe_specs: dict  # kernel -> its recipe's MetricSpec (None: no usable recipe)
     modes: ModeBook
     sort_by: str | None = None
     campaign: str | None = None
+    more: int = 0  # selected runs past the limit, not in `runs`
+    sort_fields: tuple[Field, ...] = ()  # what each --sort-by key meant
+    named: tuple[tuple[str, Field], ...] = ()  # (name, field) of RunQuery.columns
 
     def fields(self, names: list[str] | None = None) -> list[tuple[str, Field]]:
         """(header, field) of each column after kernel, version and backend: `names`, or
@@ -230,14 +243,14 @@ class Selection:
         ranking metric), and tags, message and note where any run has them."""
         runs = self.runs
         if names is not None:
-            chosen = [(n, resolve(n, runs)) for n in names]
+            named = list(self.named) if [n for n, _ in self.named] == list(names) else None
+            chosen = named or [(n, resolve(n, runs)) for n in names]
             # `val_loss` may stand for `val_loss.best`: the header says which value it is
             return [(f.name if f.kind == "metric" else n, f) for n, f in chosen]
         metrics = default_columns(runs, self.recipe_specs)
-        for key in (self.sort_by or "").split(","):
-            key = key.strip().lstrip("+-")
-            field = resolve(key, runs) if key else None
-            if field is not None and field.kind == "metric" and field.name not in metrics:
+        keys = [k.strip().lstrip("+-") for k in (self.sort_by or "").split(",") if k.strip().lstrip("+-")]
+        for field in self.sort_fields or [resolve(key, runs) for key in keys]:
+            if field.kind == "metric" and field.name not in metrics:
                 metrics.append(field.name)
         # the notebook's hash tells apart two runs whose code changed but not their -p
         fields = [(c, Field("column", c)) for c in ("status", "duration", "parameters", "notebook")]
@@ -249,19 +262,36 @@ class Selection:
 
 
 def select_runs(ws, query: RunQuery) -> Selection:
+    """The runs a query selects, ranked, the first `query.limit` of them decoded.
+
+    The ledger filters and ranks them in SQL (kjob.ledger_select) and only the shown rows
+    become Run objects; where SQL cannot apply a rule as Python does (a list or table value,
+    say), every run is read and the rules above apply in Python."""
     from kjob.ledger import Ledger
-    from kjob.metrics import recipe_spec
+    from kjob.ledger_select import select_in_sql
 
     with Ledger(ws.paths.ledger) as ledger:
-        runs = ledger.runs(query.kernel, campaign=query.campaign)
+        return select_in_sql(ws, ledger, query) or select_in_python(ws, ledger, query)
+
+
+def select_in_python(ws, ledger, query: RunQuery) -> Selection:
+    from kjob.metrics import recipe_spec
+
+    runs = ledger.runs(query.kernel, campaign=query.campaign)
     hidden = 0 if query.archived else sum(1 for r in runs if r.archived)
     runs = [r for r in runs if (query.archived or not r.archived) and all(t in r.notes.tags for t in query.tags)]
     runs = filter_runs(runs, [parse_condition(c) for c in query.where])
     specs = {kernel: recipe_spec(ws, kernel) for kernel in dict.fromkeys(r.kernel for r in runs)}
     modes = mode_book(runs, specs)
-    if query.sort_by:
+    sort_fields: tuple[Field, ...] = ()
+    if query.sort_by and runs:
         runs = sort_runs(runs, query.sort_by, modes)
-    return Selection(runs, hidden, specs, modes, query.sort_by, query.campaign)
+        keys = [k.strip() for k in query.sort_by.split(",") if k.strip()]
+        sort_fields = tuple(resolve(k[1:] if k[0] in "+-" else k, runs) for k in keys)
+    shown = runs[:query.limit] if query.limit else runs
+    named = tuple((n, resolve(n, runs)) for n in query.columns) if query.columns and shown else ()
+    return Selection(shown, hidden, specs, modes, query.sort_by, query.campaign, more=len(runs) - len(shown),
+                     sort_fields=sort_fields, named=named)
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -300,25 +330,47 @@ def csv_value(value) -> str:
     return str(value)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe(cell: str) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice): text
+    starting with = + - @ tab or CR gets a leading ', except a plain number such as -0.5."""
+    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    """RFC 4180 lines ending in \\n. A cell holding a carriage return is quoted too (the csv
+    module quotes only its line terminator's characters, and a bare CR splits a row in two)."""
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\r\n') else text
+
+    return "".join(",".join(cell(c) for c in row) + "\n" for row in rows)
+
+
 def export_rows(runs: list[Run], names: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
     """(header, rows) for CSV: the run's own columns, then one `param.NAME` per parameter and
-    one `metric.NAME` per metric; with `names`, the identity columns and those."""
+    one `metric.NAME` per metric; with `names`, the identity columns and those. No cell
+    starts a formula (`csv_safe`)."""
     if names:
         fields = [resolve(n, runs) for n in names]
         header = ["kernel", "version", "backend", *names]
         rows = [[r.kernel, csv_value(r.version), r.backend, *(csv_value(_export_value(f, r)) for f in fields)]
                 for r in runs]
-        return header, rows
-    params = sorted({p for r in runs for p in r.parameters})
-    metrics = sorted({m for r in runs for m in r.metrics})
-    header = [*_EXPORT_COLUMNS, *(f"param.{p}" for p in params), *(f"metric.{m}" for m in metrics)]
-    rows = []
-    for run in runs:
-        record = export_record(run)
-        rows.append([*(csv_value(record[c]) for c in _EXPORT_COLUMNS),
-                     *(csv_value(run.parameters.get(p)) for p in params),
-                     *(csv_value(run.metrics.get(m)) for m in metrics)])
-    return header, rows
+    else:
+        params = sorted({p for r in runs for p in r.parameters})
+        metrics = sorted({m for r in runs for m in r.metrics})
+        header = [*_EXPORT_COLUMNS, *(f"param.{p}" for p in params), *(f"metric.{m}" for m in metrics)]
+        rows = []
+        for run in runs:
+            record = export_record(run)
+            rows.append([*(csv_value(record[c]) for c in _EXPORT_COLUMNS),
+                         *(csv_value(run.parameters.get(p)) for p in params),
+                         *(csv_value(run.metrics.get(m)) for m in metrics)])
+    return [csv_safe(h) for h in header], [[csv_safe(cell) for cell in row] for row in rows]
 
 
 def _export_value(field: Field, run: Run):

@@ -59,36 +59,42 @@ def _cell(field, run) -> str:
 @click.option("--campaign", default=None, metavar="NAME",
               help="Only the members of this campaign (`kjob sweep NAME`), ranked by its metric.")
 @click.option("--export", type=click.Choice(["csv", "json"]), default=None,
-              help="Print every column (one per parameter and per metric) as CSV or JSON.")
+              help="Print every selected run (not only the first 50), every column (one per parameter and per "
+                   "metric) as CSV or JSON.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Show the first N runs (default 50).")
+@click.option("--all", "show_all", is_flag=True, help="Show every run, however many.")
 @click.pass_context
-def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, campaign, export):
-    """Every recorded run with its parameters and metrics, ranked and filtered by any of them.
+def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, campaign, export, limit, show_all):
+    """Every recorded run with its parameters and metrics, ranked and filtered by any of them
+    (the first 50 unless --limit N or --all).
 
     Example: kjob runs --kernel r3-dpt --sort-by best_val_loss --where 'lr<0.01' --columns lr,best_val_loss,best_epoch
     """
     if ctx.invoked_subcommand is not None:
         return
-    import csv
-    import io
     import json
 
     from kjob import runquery as rq
+    from kjob.errors import UsageError
 
+    if show_all and limit is not None:
+        raise UsageError("--all and --limit N: give one of them")
     ws = workspace()
     if campaign and not sort_by:
         sort_by = _campaign_metric(ws, campaign)
-    selection = rq.select_runs(ws, rq.RunQuery(kernel, sort_by, tuple(conditions), tuple(tags), with_archived,
-                                               campaign))
-    runs = selection.runs
     names = [n.strip() for n in columns.split(",") if n.strip()] if columns else None
+    shown = None if export or show_all else (limit or rq.DEFAULT_LIMIT)
+    selection = rq.select_runs(ws, rq.RunQuery(kernel, sort_by, tuple(conditions), tuple(tags), with_archived,
+                                               campaign, limit=shown,
+                                               columns=tuple(names) if names and not export else None))
+    runs = selection.runs
     if export == "json":
         click.echo(json.dumps([rq.export_record(r) for r in runs], indent=2))
         return
     if export == "csv":
         header, rows = rq.export_rows(runs, names)
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(rq.csv_text([header, *rows]), nl=False)
         return
     if runs:
         fields = selection.fields(names)
@@ -97,6 +103,8 @@ def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, c
         click.echo(table([h.upper() for h in headers], rows))
     else:
         click.echo("no runs to show" if selection.hidden or conditions or tags else "no runs recorded yet")
+    if selection.more:
+        click.echo(f"{selection.more:,} more: --all or --limit N", err=True)
     if selection.hidden:
         click.echo(f"note: {selection.hidden} archived run(s) not shown (--archived lists them)", err=True)
 
@@ -106,14 +114,16 @@ def _campaign_metric(ws, name: str) -> str | None:
     from kjob.campaign_file import load_campaign
     from kjob.errors import KjobError
     from kjob.ledger import Ledger
+    from kjob.ledger_select import has_metric
 
     try:
         metric = load_campaign(ws, name).metric
     except KjobError:  # the file is gone or broken (another machine's ledger): the newest first
         return None
+    if not metric:
+        return None
     with Ledger(ws.paths.ledger) as ledger:
-        members = ledger.runs(campaign=name)
-    return metric if metric and any(metric in r.metrics for r in members) else None
+        return metric if has_metric(ledger, name, metric) else None
 
 
 def _version(text: str) -> int:
