@@ -183,3 +183,17 @@ python = "{sys.executable}"
     wait_for(lambda: not processes_with_home(home), 30)  # the run died with its head
     for pid in processes_with_home(home):
         os.kill(pid, signal.SIGKILL)
+
+
+@needs_proc
+@pytest.mark.parametrize("mode", MODES)
+def test_a_script_run_ends_what_it_detached(tmp_path, monkeypatch, mode):
+    from kjob.sandbox import RunSpec, Sandbox
+
+    monkeypatch.setenv("KJOB_SANDBOX", mode)
+    script = DETACHING_JOB + "\nmain(1, 0.5, 'x', False, 0.0)\n"
+    sandbox = Sandbox.create(tmp_path / "run", script, {}, RunSpec(timeout=120, kind="script"))
+    state = sandbox.run(grace=30)
+    assert state["status"] == "complete", state
+    assert [e["data"] for e in sandbox.log_entries()] == ["detached\n"]
+    assert_none_left(sandbox.paths.home_dir)
