@@ -86,9 +86,9 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
     report = FetchReport(run, paths.folder)
     listing = backend.list_outputs(run)
     report.listed = len(listing)
-    own = {paths.status: json_text({**run_record(run), "url": backend.url(run)}),
+    own = {paths.status: _json_text({**run_record(run), "url": backend.url(run)}),
            paths.log: log_as_text(backend.log(run)),
-           paths.listing: json_text([{"name": f.name, "size": f.size} for f in listing])}
+           paths.listing: _json_text([{"name": f.name, "size": f.size} for f in listing])}
     for path, text in own.items():
         if not _write_own_file(paths, path, text, force):
             report.conflicts.append(ws.paths.relative(path))
@@ -104,7 +104,7 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
     return report
 
 
-def json_text(data) -> str:
+def _json_text(data) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -207,7 +207,8 @@ def _storage_problem(name: str, taken: dict[str, str], local: dict[str, list[str
         if prefix in taken:
             return f"needs {taken[prefix]!r} to be a folder, but it is a file"
         if prefix in local and exact not in local[prefix]:
-            return f"its folder differs only in case or accents from the local output/{local[prefix][0]}, which was kept"
+            return (f"its folder differs only in case or accents from the local output/{local[prefix][0]}, "
+                    "which was kept")
     if any(other.startswith(folded + "/") for other in taken):
         return "is also a folder of other output files"
     taken[folded] = name
@@ -220,7 +221,8 @@ def _link_problem(output_dir: Path, name: str) -> str | None:
     while not parent.exists() and parent != output_dir:
         parent = parent.parent
     if parent.exists() and not parent.resolve().is_relative_to(output_dir.resolve()):
-        return f"would be written through the link output/{parent.relative_to(output_dir).as_posix()}, out of the folder"
+        link = parent.relative_to(output_dir).as_posix()
+        return f"would be written through the link output/{link}, out of the folder"
     return None
 
 
