@@ -193,6 +193,9 @@ def test_a_killed_fetch_leaves_a_part_that_the_next_fetch_removes(kaggle):
     try:
         live = output / f".kjob-{writer.pid}-0123abcd.part"
         live.write_bytes(b"half")
+        abandoned = output / f".kjob-{writer.pid}-4567cdef.part"  # its pid is someone else's by now
+        abandoned.write_bytes(b"old")
+        os.utime(abandoned, (time.time() - 3 * 86400,) * 2)
         fetched = kaggle.kjob("fetch", "tiny", "--output")
         assert fetched.exit_code == 0, fetched.output
         assert temporaries(output) == [live]

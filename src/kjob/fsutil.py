@@ -4,7 +4,7 @@ A file being written goes under a temporary name in its final folder, `.kjob-<pi
 (a folder being filled: `.restore`), renamed into place only when whole. The name is short
 whatever the final name (a final name of 255 bytes, the most one path component may have,
 still gets one), and it names its writer: `sweep_temporaries` removes those whose writer is
-gone (killed), never one still being written.
+gone (killed), or that nobody touched for a day, never one still being written.
 """
 
 import json
@@ -12,12 +12,14 @@ import os
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path, PurePosixPath
 
 
 # kjob's temporary names; and the older ones (the final name, then the writer's pid), still swept.
 _TEMPORARY = re.compile(r"\.kjob-(\d+)-[0-9a-f]{8}\.(?:part|restore)")
 _OLD_TEMPORARY = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.part|\..+\.restore-(\d+)-[0-9a-f]{8}")
+_ABANDONED_SECONDS = 24 * 3600  # a writer streams at least every few minutes, even while retrying
 
 
 def temporary_path(folder: Path, kind: str = "part") -> Path:
@@ -32,7 +34,8 @@ def is_temporary_name(name: str) -> bool:
 
 def sweep_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
     """Remove the temporary files (and restore folders) in `folder` left by a writer that is gone
-    (killed before it could clean up); those of a live process stay. The paths removed."""
+    (killed before it could clean up), or untouched for a day; those of a live process stay.
+    The paths removed."""
     from kjob.procs import start_time
 
     if not folder.is_dir():
@@ -44,7 +47,7 @@ def sweep_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
         if not match or path.is_symlink():
             continue
         pid = int(next(group for group in match.groups() if group))
-        if pid == os.getpid() or start_time(pid) is not None:
+        if pid == os.getpid() or (start_time(pid) is not None and not _abandoned(path)):
             continue  # still being written (a fetch running beside this one)
         try:
             if path.is_dir():
@@ -55,6 +58,14 @@ def sweep_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+def _abandoned(path: Path) -> bool:
+    """A temporary file untouched for a day: its pid now names another process."""
+    try:
+        return path.is_file() and time.time() - path.stat().st_mtime > _ABANDONED_SECONDS
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: Path, text: str) -> None:
