@@ -54,6 +54,8 @@ MALFORMED = {
                              "model_config.lstm_hidden: expected a positive integer like 96, not -1"),
     "dpt channels three": ({"arch": "dpt", "config_changes": {"channels": [8, 8, 8]}},
                            "model_config.channels = [8, 8, 8]: cannot rebuild 'dpt' from it: DPT channels must list 2"),
+    "epoch negative": ({"epoch": -3}, "epoch: expected an integer of at least 0, not -3"),
+    "state_dict int keys": ({"state_dict": {0: torch.zeros(3)}}, "the state_dict's keys must be parameter names (text), not 0"),
     "dpt heads": ({"arch": "dpt", "config_changes": {"n_heads": 3}},
                   "model_config.n_heads = 3: the 'dpt' model built from it fails on a test input"),
     "dpt dropout": ({"arch": "dpt", "config_changes": {"dropout": 2.0}},

@@ -146,6 +146,23 @@ def test_the_bootstrap_is_seeded_and_about_as_wide_as_the_normal_interval():
     assert bootstrap_interval([1.0]) is None and bootstrap_interval([]) is None
 
 
+def test_the_training_record_beside_the_checkpoint_tells_a_young_run_from_a_stalled_one(outside):
+    data = make_set(outside / "data", demo_files()[:1])
+    save_random_crn(outside / "young" / "best.pt", epoch=2)
+    save_random_crn(outside / "stalled" / "best.pt", epoch=1)
+    (outside / "stalled" / "metadata.json").write_text(json.dumps({"status": "completed", "final": {"epochs_run": 30}}))
+    save_random_crn(outside / "grown" / "best.pt", epoch=3)
+    notes = {}
+    for name in ("young", "stalled", "grown"):
+        result = kjob("eval-local", "--data", data, "--checkpoint", outside / name / "best.pt", "--out", outside / f"o-{name}")
+        assert result.exit_code == 0, result.output
+        notes[name] = [line for line in result.stderr.splitlines() if "checkpoint's weights" in line]
+    assert notes["young"] == ["warning: the checkpoint's weights are from epoch 2 (fewer than 3): so little training "
+                              "says little about what the model or its recipe can do"]
+    assert len(notes["stalled"]) == 1 and "from epoch 1 (fewer than 3) although its run trained 30" in notes["stalled"][0]
+    assert notes["grown"] == []
+
+
 # --- a model good overall that hurts one noise kind ----------------------------------
 
 def test_a_condition_the_model_hurts_is_named_even_when_the_overall_figures_look_fine(tmp_path):

@@ -105,6 +105,9 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
     config = _model_config(path, config, MODELS[name])
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValidationError(f"{path}: the state_dict is empty or holds values that are not tensors")
+    odd = next((k for k in state if not isinstance(k, str)), None)
+    if odd is not None:
+        raise ValidationError(f"{path}: the state_dict's keys must be parameter names (text), not {_shown(odd)}")
     state = dict(state)
     for prefix in _PREFIXES:
         consume_prefix_in_state_dict_if_present(state, prefix)
@@ -145,9 +148,12 @@ def _trial_run(path: Path, name: str, config: dict, model, build_model) -> None:
     is reported here, by its name, before any audio is read."""
     import torch
 
+    n_fft = config.get("n_fft")
+    samples = max(4000, 2 * n_fft) if isinstance(n_fft, int) else 4000  # longer than any window
+
     def run(module) -> None:
         with torch.inference_mode():
-            module(torch.zeros(1, 4000))
+            module(torch.zeros(1, samples))
 
     try:
         run(model)
@@ -183,8 +189,9 @@ def _number(path: Path, key: str, value, *, integer: bool):
         value = value.item()
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        expected = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) or (integer and value < 0):
+        expected = "an integer of at least 0" if integer and isinstance(value, int) and not isinstance(value, bool) \
+            else "an integer" if integer else "a number"
         raise ValidationError(f"{path}: {key}: expected {expected}, not {_shown(value)}")
     return int(value) if integer else float(value)
 

@@ -79,6 +79,8 @@ def few_epochs_note(epoch, epochs_run=None) -> str | None:
     """A note when the checkpoint's weights come from an epoch below FEW_EPOCHS."""
     if not isinstance(epoch, int) or epoch >= FEW_EPOCHS:
         return None
-    run = f" of a run that trained {epochs_run}" if isinstance(epochs_run, int) and epochs_run != epoch else ""
-    return (f"the checkpoint's weights are from epoch {epoch}{run} (fewer than {FEW_EPOCHS}): "
+    if isinstance(epochs_run, int) and epochs_run >= FEW_EPOCHS:
+        return (f"the checkpoint's weights are from epoch {epoch} (fewer than {FEW_EPOCHS}) although its run trained "
+                f"{epochs_run}: validation never improved after epoch {epoch} (check the learning rate and the loss)")
+    return (f"the checkpoint's weights are from epoch {epoch} (fewer than {FEW_EPOCHS}): "
             "so little training says little about what the model or its recipe can do")
