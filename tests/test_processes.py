@@ -152,7 +152,7 @@ python = "{sys.executable}"
     (tiny.root / "storage").mkdir()
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("KJOB_RAY_LOST_AFTER", raising=False)
-    head = RayHead(cpus=1)
+    head = RayHead(cpus=2)
     pyproject = tiny.root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("{address}", head.address))
     for name, value in head.env.items():
@@ -163,22 +163,30 @@ python = "{sys.executable}"
         assert tiny.kjob("push", "tiny", "--backend", "ray", "-p", "sleep=120").exit_code == 0
         assert wait_for(lambda: state.is_file() and "started_at" in json.loads(state.read_text()), 120)
         assert tiny.kjob("status", "tiny", "--backend", "ray").exit_code == 6  # running
+        # v2 ends before the head goes, but kjob has not seen it end yet
+        assert tiny.kjob("push", "tiny", "--backend", "ray").exit_code == 0
+        assert wait_for(lambda: (tiny.root / "storage/tiny/v2/final.json").is_file(), 120)
     finally:
         head.close()  # gone for good: nothing answers at its address any more
 
-    first = tiny.kjob("status", "tiny", "--backend", "ray")
+    first = tiny.kjob("status", "tiny", "--version", "1", "--backend", "ray")
     assert first.exit_code == 7 and f"cannot reach the Ray cluster at {head.address}" in first.stderr, first.output
     assert "tiny v1 (ray) is lost if its head stays silent for 10 min" in first.stderr  # the default
     time.sleep(2.5)
-    still = tiny.kjob("status", "tiny", "--backend", "ray", env={"KJOB_RAY_LOST_AFTER": "30"})
+    still = tiny.kjob("status", "tiny", "--version", "1", "--backend", "ray", env={"KJOB_RAY_LOST_AFTER": "30"})
     assert still.exit_code == 7 and "silent for 30 s" in still.stderr, still.output
-    lost = tiny.kjob("status", "tiny", "--backend", "ray", "--json", env={"KJOB_RAY_LOST_AFTER": "2"})
+    lost = tiny.kjob("status", "tiny", "--version", "1", "--backend", "ray", "--json",
+                     env={"KJOB_RAY_LOST_AFTER": "2"})
     data = json.loads(lost.stdout)
     assert (lost.exit_code, data["status"], data["gone"]) == (5, "cancelled", True), lost.output
     assert f"the Ray cluster at {head.address} has not answered for" in data["failure_message"]
     assert "tiny v1 (ray) is lost" in data["failure_message"]
-    again = tiny.kjob("status", "tiny", "--backend", "ray")  # final now: not asked again
+    again = tiny.kjob("status", "tiny", "--version", "1", "--backend", "ray")  # final now: not asked again
     assert again.exit_code == 5 and again.stderr == "", again.output
+    ended = tiny.kjob("status", "tiny", "--version", "2", "--backend", "ray", "--json", env={"KJOB_RAY_LOST_AFTER": "2"})
+    data = json.loads(ended.stdout)
+    assert (ended.exit_code, data["status"], data["raw_status"]) == (0, "complete", "complete (head silent)"), ended.output
+    assert not data.get("gone")
     home = tiny.root / "storage/tiny/v1/home"
     wait_for(lambda: not processes_with_home(home), 30)  # the run died with its head
     for pid in processes_with_home(home):

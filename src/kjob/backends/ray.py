@@ -231,7 +231,10 @@ class RayBackend(Backend):
         try:
             job = self._job(run)
         except _HeadSilent:  # a runner that recorded its end before the head went is not lost
-            ended = self._storage(run).final_record() if Path(run.handle["folder"]).is_dir() else None
+            try:
+                ended = self._storage(run).final_record()
+            except BackendError:  # the storage is gone too, or holds another run
+                ended = None
             if not ended:
                 raise
             return RunStatus(ended["status"], f"{ended['status']} (head silent)", ended.get("failure_kind"),
