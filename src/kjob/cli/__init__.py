@@ -14,7 +14,8 @@ COMMAND_MODULES = [init, build, runs, runs_extra, demo, emulator, evaluate, data
 EXIT_CODES_HELP = """Exit codes: 0 success (run complete), 1 run failed, 2 usage or configuration
 error, 3 validation failed, 4 not found, 5 run cancelled, 6 run not finished, 7 backend
 or authentication error, 8 a local file cannot be written (disk full, no permission) or
-would replace one you edited, 9 leakage found (kjob leakage), 130 interrupted."""
+would replace one you edited, 9 leakage found (kjob leakage), 130 interrupted, 143
+terminated (SIGTERM to build --smoke, whose run stops with it)."""
 
 
 def _os_error_text(exc: OSError) -> str:
