@@ -208,7 +208,7 @@ def test_the_input_snr_is_estimated_where_the_data_do_not_give_it(tmp_path):
         # The demo's SNR counts only active speech frames, so the whole-signal estimate sits a little below.
         assert entry["snr_db"] - 3.0 < float(row["snr_estimated_db"]) < entry["snr_db"] + 0.5, (row, entry)
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "input SNR estimated from clean and noisy" in html
+    assert "Input SNR estimated from clean and noisy" in html
     assert html.count('data-kind="snr"') == 4
 
 
@@ -321,7 +321,7 @@ def test_report_top_warnings_snr_plots_and_nice_ticks_in_chromium(untrained):
         assert chart["points"] == summary["count"] == len(snrs)
         ticks = chart["axes"]["x"][1]
         assert ticks[0] <= min(snrs) and max(snrs) <= ticks[-1]
-    assert "input SNR from manifest.json" in dom
+    assert "Input SNR from manifest.json" in dom
 
     chromium(page, "", tmp, screenshot=SHOT, budget=3000)
     assert SHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,10 +13,14 @@ replaces another evaluation's.
     fingerprint  a noise- and gain-robust picture of an utterance, and how two correlate
     leakage      exact, near-duplicate and shared-id findings between two sides
     summary      per-utterance rows, summary.json's statistics, the CSV
-    conditions   noise type and SNR per pair (manifest or file names), the breakdown
+    confidence   seeded bootstrap intervals of the mean improvements
+    regressions  where the model hurts: negative means, more than a tenth worse, by
+                 condition; the note on a checkpoint from very few epochs
+    conditions   noise type, SNR and voice per pair (manifest or file names), the input
+                 SNR estimated from the signals, the breakdown
     naming       default report names, identities, the never-replace rule
     compare      the table across evaluated runs
-    spectrogram  PNG images without matplotlib; report_charts: SVG charts;
+    spectrogram  PNG images without matplotlib; report_charts: SVG charts with nice ticks;
     report_parts the report's markup; report_assets: its CSS and two short scripts
   runner
     runner       evaluate(EvalRequest) -> summary dict

@@ -132,7 +132,8 @@ def snr_charts(summary: dict, rows: list[dict]) -> str:
         cards.append(f"<div><h3>{label}{unit}</h3>"
                      + report_charts.against_snr([input_snr(r) for r in use], [r[f"{m}_delta"] for r in use],
                                                  f"{label}: improvement against input SNR", unit) + "</div>")
-    return (f"<p class=muted>Each point is an utterance; below the dashed line it got worse. {escape(where)}.</p>"
+    return (f"<p class=muted>Each point is an utterance; below the dashed line it got worse. "
+            f"{escape(where[0].upper() + where[1:])}.</p>"
             f"<div class=snr-charts>{''.join(cards)}</div>")
 
 
