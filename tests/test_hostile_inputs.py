@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import Workspace
+from kjob.cli import cli
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
@@ -97,6 +98,54 @@ def test_a_long_but_checkable_expression_builds(tiny):
                "def scale(x, rate):\n    return math.floor(x * rate * 10)\n")
     result = tiny.kjob("build", "tiny")
     assert result.exit_code == 0, result.output
+
+
+# -- 3. symlink loops in a dataset folder -----------------------------------------------------
+
+def make_loop(folder: Path, kind: str) -> str:
+    """A loop under `folder`, and its name: `loop -> .`, or `a -> b` with `b -> a`."""
+    if kind == "self":
+        os.symlink(".", folder / "loop")
+        return "loop"
+    os.symlink("b", folder / "a")
+    os.symlink("a", folder / "b")
+    return "a"
+
+
+@pytest.mark.parametrize("kind", ["self", "pair"])
+def test_dataset_push_names_a_symlink_loop_in_one_line_and_sends_nothing(kaggle, kind):
+    name = make_loop(kaggle.ws.root / "data/some", kind)
+    result = kaggle.kjob("dataset", "push", "data/some", "--as", "alice/my-data")
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result)
+    assert lines[0].startswith(f"error: {name}: a symlink loop (it leads back to"), lines
+    assert lines[-1].startswith("error: ") and all(line.startswith("error: ") for line in lines)
+    assert kaggle.emulator.requests("StartBlobUpload") == [] and kaggle.emulator.requests("CreateDataset") == []
+
+
+@pytest.mark.parametrize("kind", ["self", "pair"])
+def test_runs_and_smoke_runs_mount_a_dataset_folder_holding_a_loop(tiny, kind):
+    make_loop(tiny.root / "data/some", kind)
+    smoke = tiny.kjob("build", "tiny", "--smoke")
+    assert smoke.exit_code == 0, smoke.output
+    pushed = tiny.kjob("push", "tiny", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    produced = json.loads((tiny.root / "downloads/tiny/local-v1/output/result.json").read_text())
+    assert any(produced["inputs"]["found"].values())  # the dataset's own file is still there
+
+
+def test_leakage_refuses_a_symlink_loop_by_its_path(tmp_path, monkeypatch):
+    pytest.importorskip("soundfile")
+    monkeypatch.chdir(tmp_path)
+    for side, source in (("train", "train/0010.wav"), ("test", "test/0001.wav")):
+        (tmp_path / side).mkdir()
+        shutil.copy(DEMO / source, tmp_path / side / "a.wav")
+    os.symlink(".", tmp_path / "train/loop")
+    os.symlink(".", tmp_path / "train/loop2")  # with two, the walk went round 2**40 times
+    result = CliRunner().invoke(cli, ["leakage", "--train", "train", "--test", "test"])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result) == [f"error: train/loop: a symlink loop (it leads back to {tmp_path / 'train'}); "
+                                   "remove it"]
 
 
 # -- 8. a UTF-8 BOM and a NUL byte in a module -----------------------------------------------

@@ -98,8 +98,8 @@ def collect_files(folder: Path) -> list[LocalFile]:
             if name.startswith(".") or (base / name).is_symlink():
                 dirs.remove(name)
                 if not name.startswith("."):
-                    problems.append(f"{(base / name).relative_to(root).as_posix()}: a symlink to a folder "
-                                    "(link its files, or copy them in)")
+                    problems.append(f"{_shown((base / name).relative_to(root).as_posix())}: "
+                                    f"{_folder_link_problem(base / name, base)}")
         dirs.sort()
         for name in sorted(names):
             if name.startswith(".") or (base == root and name in SKIPPED):
@@ -146,11 +146,26 @@ def _problem(path: Path, relative: str, root: Path) -> str | None:
         return "its name has a backslash, colon or control character, which Kaggle or Windows cannot keep"
     if any(len(part) > 255 for part in parts):
         return "a part of its name is over 255 bytes"
-    if path.is_symlink() and not path.resolve().is_relative_to(root):
-        return "a symlink that leads out of the folder"
+    if path.is_symlink():
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13
+            return "a symlink loop (it leads back to itself); remove it"
+        if not target.is_relative_to(root):
+            return "a symlink that leads out of the folder"
     if not path.is_file():
         return "not a regular file (a broken link, a device, a pipe)"
     return None
+
+
+def _folder_link_problem(link: Path, base: Path) -> str:
+    try:
+        target = link.resolve()
+    except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13
+        target = base
+    if base.resolve().is_relative_to(target):
+        return "a symlink loop (it leads back to a folder that holds it); remove it"
+    return "a symlink to a folder (link its files, or copy them in)"
 
 
 def credential_files(files: list[LocalFile]) -> list[str]:
