@@ -8,8 +8,14 @@ exist), an unfinished one is followed where it is, and a second machine with the
 sees the same campaign. A change to the sources makes new signatures: those members run
 again, and the old runs stay in the ledger, no longer members.
 
+A member is named by its stage and its grid point, `screen[lr=0.01 width=16]` (a top-k
+member: its source's point), never by a number: a name keeps its meaning through any edit of
+the file, and the runs of earlier sweeps are found by their signature whatever the file says.
+
 A stage waits until every stage it names has settled (each member complete, or failed for
-good, and fetched); then its gates are judged and a top-k stage picks its members.
+good, and fetched); then its gates are judged and a top-k stage picks its members. A member
+that ended but was never fetched, or whose run is gone unfetched, is not accounted for
+(`unaccounted`): the sweep names it and does not report the campaign complete.
 """
 
 import json

@@ -144,11 +144,14 @@ def fit(line: str, width: int) -> str:
 @click.option("--dry-run", is_flag=True,
               help="Print the plan: members, lanes, estimated GPU hours. Nothing is pushed, asked or spent.")
 @click.option("--retry-failed", is_flag=True,
-              help="Push again, once, the members whose last run failed (in your code, a timeout, ...).")
+              help="Push again, once, the members whose last run failed (in your code, a timeout, ...); "
+                   "a member this pushed before is not pushed again.")
 def sweep(name, status_only, dry_run, retry_failed):
     """Run campaigns/NAME.toml: push its members into lanes, follow each, fetch each as it
     ends, then rank them. Ctrl-C stops pushing (the members in flight are followed and
-    fetched; Ctrl-C again leaves them running); `kjob sweep NAME` again resumes.
+    fetched; Ctrl-C again leaves them running); `kjob sweep NAME` again resumes. Exit: 0 every
+    member complete and fetched, 1 a member failed, 6 members left or not accounted for
+    (each named), 130 interrupted.
 
     Example: kjob sweep lr-sweep --dry-run   (then: kjob sweep lr-sweep)
     """
