@@ -118,6 +118,12 @@ class LedgerConnection:
     def in_transaction(self) -> bool:
         return self._raw.in_transaction
 
+    def __getattr__(self, name: str):
+        # the rest of sqlite3.Connection, as it is (its errors not mapped): statements go through execute
+        if name == "_raw":
+            raise AttributeError(name)
+        return getattr(self._raw, name)
+
     def close(self) -> None:
         self._raw.close()
 

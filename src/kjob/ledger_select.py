@@ -93,7 +93,8 @@ class _Select:
         base += [f"EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value={_text(t)})" for t in query.tags]
         self.base = " AND ".join(base)
         self.conditions: list[tuple[Condition, Field]] = []
-        self.names: dict[str, set[str]] = {}  # every metric and parameter name of the selection
+        self.names: dict[str, set[str]] = {}  # every metric and parameter name (for messages)
+        self.anywhere: dict[tuple[str, str], bool] = {}  # whether any run (before --where) has the name
 
     # -- SQL pieces ----------------------------------------------------------------------------
 
@@ -115,8 +116,10 @@ class _Select:
         return f"COALESCE({known}, {others})"
 
     def _values(self, fields: list[Field]) -> list[str]:
-        """`j<i>` (JSON text) of each field that is not a plain column."""
-        return [f"{sql} AS j{i}" for i, f in enumerate(fields) if (sql := self._json(f)) is not None]
+        """`j<i>` (JSON text) of each field that is not a plain column (the first of equal ones:
+        `fields.index`)."""
+        return [f"{sql} AS j{i}" for i, f in enumerate(fields)
+                if fields.index(f) == i and (sql := self._json(f)) is not None]
 
     def _condition(self, condition: Condition, field: Field, i: int) -> tuple[str, str]:
         """(holds, odd) SQL of a --where condition on field number i."""
@@ -149,21 +152,25 @@ class _Select:
             odd.append("'array'")
         return f"(CASE {t} {' '.join(branches)} ELSE 0 END)", f"({t} IN ({', '.join(odd)}))"
 
-    def _selected(self, fields: list[Field], extra: str = "", conditions: bool = True) -> str:
+    def _inner(self, fields: list[Field], texts: bool = True) -> str:
+        """SELECT of the base's rows with the fields' values (and their metrics and parameters)."""
+        columns = dict.fromkeys(["id", "created_at", "incarnation", "version", *(["metrics", "parameters"] if texts
+                                 else []), *(_COLUMNS[f.name] for f in fields if f.kind == "column")])
+        return f"SELECT {', '.join([*columns, *self._values(fields)])} FROM runs WHERE {self.base}"
+
+    def _selected(self, fields: list[Field], extra: str = "", conditions: bool = True, source: str = "") -> str:
         """The runs the base and the --where conditions select, with `keep` (all conditions hold)
         and `odd` (a value SQL would not treat as Python does) for each. `fields`: the conditions'
-        fields first, then any others whose values are wanted (`j<i>`)."""
-        values = self._values(fields)
+        fields first, then any others whose values are wanted (`j<i>`); `source`: a table of
+        `_inner`'s rows (else they are computed here)."""
         holds, odd = ["1"], []
-        for i, (condition, field) in enumerate(self.conditions if conditions else []):
-            yes, strange = self._condition(condition, field, i)
+        for condition, field in self.conditions if conditions else []:
+            yes, strange = self._condition(condition, field, fields.index(field))
             holds.append(yes)
             odd.append(strange)
-        inner = ", ".join(["id", "created_at", "incarnation", "version", "metrics", "parameters",
-                           *(f"{c} AS {c}" for c in set(_COLUMNS.values()) - {"created_at", "version"}), *values])
         return (f"(SELECT *, COALESCE({' AND '.join(holds)}, 0) AS keep, "
                 f"COALESCE({' OR '.join(odd) if odd else '0'}, 0) AS odd{extra} "
-                f"FROM (SELECT {inner} FROM runs WHERE {self.base}))")
+                f"FROM {source or '(' + self._inner(fields) + ')'})")
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -173,7 +180,9 @@ class _Select:
         read) where the name is plain ASCII, written by json.dumps as it is."""
         if self._scan(column, name, filtered, 1000):
             return True
-        if not self._scan(column, name, False, None):  # no run at all has it (no --where to compute)
+        if (column, name) not in self.anywhere:  # the same names come back (--where, then --sort-by)
+            self.anywhere[column, name] = self._scan(column, name, False, None)
+        if not self.anywhere[column, name]:
             return False
         return not filtered or self._scan(column, name, True, None)
 
@@ -238,7 +247,8 @@ class _Select:
                 keys.append((field, descending))
         fields = [f for _, f in self.conditions] + [f for f, _ in keys]
         order, odd_keys = [], []
-        for i, (field, descending) in enumerate(keys, len(self.conditions)):
+        for field, descending in keys:
+            i = fields.index(field)
             direction = "DESC" if descending else "ASC"
             if field.kind == "column" and field.name == "version":
                 order += [f"incarnation {direction}", f"COALESCE(version, 0) {direction}"]
@@ -253,13 +263,16 @@ class _Select:
         checked = bool(self.conditions or odd_keys)  # else no row can be strange: the index gives the order
         order = ", ".join([*(["strange DESC"] if checked else []), *order, "created_at DESC", "id DESC"])
         limit = f" LIMIT {int(query.limit)}" if query.limit and not self.conditions else ""
-        rows = ledger.read(f"SELECT id, (odd OR (keep AND odd_key)) AS strange FROM {self._selected(fields, extra)}"
+        # each value read once per run (a materialized table): SQLite would read it again for
+        # each use in the conditions and the order
+        picked = f"WITH picked AS MATERIALIZED ({self._inner(fields, texts=False)}) " if checked else ""
+        rows = ledger.read(f"{picked}SELECT id, (odd OR (keep AND odd_key)) AS strange FROM"
+                           f" {self._selected(fields, extra, source='picked' if checked else '')}"
                            f" WHERE {'keep OR strange' if checked else 'keep'} ORDER BY {order}{limit}")
         if rows and rows[0]["strange"]:
             raise _NotInSql
         total = len(rows) if self.conditions else ledger.first(f"SELECT COUNT(*) FROM runs WHERE {self.base}")[0]
-        runs = ledger.runs_with_ids([r["id"] for r in rows[:query.limit] if query.limit] if query.limit
-                                    else [r["id"] for r in rows])
+        runs = ledger.runs_with_ids([r["id"] for r in (rows[:query.limit] if query.limit else rows)])
         if specs is None:
             specs = {kernel: recipe_spec(ws, kernel) for kernel in dict.fromkeys(r.kernel for r in runs)}
             modes = mode_book(runs, specs)
