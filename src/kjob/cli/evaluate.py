@@ -72,7 +72,9 @@ def _print_summary(summary: dict, out: Path, ws) -> None:
     click.echo(f"wrote {where}/: {written}")
 
 
-def _print_warnings(warnings: list[str], limit: int = 10) -> None:
+def print_warnings(warnings: list[str], limit: int = 10) -> None:
+    """Each of an evaluation's warnings as a `warning:` line on stderr (where the model hurts
+    first), at most `limit` of them; `kjob demo` can show its evaluation's the same way."""
     for warning in warnings[:limit]:
         click.echo(f"warning: {warning}", err=True)
     if len(warnings) > limit:
@@ -156,7 +158,7 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
                               reports=ws.paths.reports if ws else None, **options)
         summary = evaluate(request, progress=ProgressPrinter())
     folder = Path(summary.pop("folder"))
-    _print_warnings(summary["warnings"])
+    print_warnings(summary["warnings"])
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
