@@ -17,7 +17,9 @@ def bootstrap_interval(values, resamples: int = RESAMPLES, level: float = LEVEL,
     if data.size < 2:
         return None
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    rows = max(1, 1_000_000 // data.size)  # resamples drawn a block at a time: bounded memory on any set
+    means = np.concatenate([data[rng.integers(0, data.size, size=(min(rows, resamples - start), data.size))].mean(axis=1)
+                            for start in range(0, resamples, rows)])
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
