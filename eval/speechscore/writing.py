@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from kjob.errors import LocalFileError
@@ -107,20 +108,18 @@ def _safe(name: str) -> str:
 
 def audio_file_names(names: list[str]) -> list[str]:
     """A distinct WAV file name for each utterance name, the same whatever the order: the
-    name itself when it is safe (letters, digits, '.', '_', '-'), else its safe
-    form with a short hash of the real name (a"b and a?b would both be a_b). A name that
-    still meets another, even only in case (case-insensitive file systems), gets the hash too."""
+    name itself when it is safe (letters, digits, '.', '_', '-'), else its safe form with
+    a short hash of the real name (a"b and a?b would both be a_b). Names that still meet,
+    even only in case (case-insensitive file systems), get longer hashes."""
     def hashed(name: str, length: int) -> str:
         return f"{_safe(name)[:100]}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:length]}"
 
     chosen = [name if _safe(name) == name and len(name) <= 120 else hashed(name, 8) for name in names]
-    for length in (8, 16, 64):
-        folded: dict[str, int] = {}
-        for c in chosen:
-            folded[c.lower()] = folded.get(c.lower(), 0) + 1
+    for length in (16, 64):
+        folded = Counter(c.lower() for c in chosen)
         clashes = [i for i, c in enumerate(chosen) if folded[c.lower()] > 1]
         if not clashes:
             break
         for i in clashes:
-            chosen[i] = hashed(names[i], length * 2 if length < 64 else 64)
+            chosen[i] = hashed(names[i], length)
     return [f"{c}.wav" for c in chosen]
