@@ -14,7 +14,6 @@ busier machine moves both.
     .venv/bin/python benchmarks/bench_runs.py --large    # only the 100,000 runs
 """
 
-import os
 import random
 import sqlite3
 import statistics

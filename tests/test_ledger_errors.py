@@ -292,8 +292,6 @@ def test_the_listing_in_sql_ranks_and_filters_as_python_does(varied, limit):
 
 
 def test_runs_shows_50_unless_told_and_says_how_many_more(varied):
-    from kjob.errors import UsageError  # noqa: F401
-
     result = varied.kjob("runs")
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 1 + 50

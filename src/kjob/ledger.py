@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kjob import metrics as mx
 from kjob.errors import BackendError, NotFoundError, UsageError
-from kjob.ledger_schema import SCHEMA_VERSION, migrate  # noqa: F401  (SCHEMA_VERSION: the ledger's vocabulary)
+from kjob.ledger_schema import SCHEMA_VERSION  # noqa: F401  (SCHEMA_VERSION: the ledger's vocabulary)
 from kjob.ledger_db import open_ledger
 from kjob.runs import UNFINISHED, Run, RunNotes, RunStatus, can_move
 
