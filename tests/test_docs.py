@@ -83,3 +83,15 @@ def test_readme_keeps_the_commands_ci_runs():
     text = README.read_text(encoding="utf-8")
     assert "```bash\nbash scripts/setup.sh && .venv/bin/kjob demo\n```" in text
     assert "```bash\n.venv/bin/python -m pytest -q\n```" in text
+
+
+def test_the_generator_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('g', {str(ROOT / 'scripts' / 'command_docs.py')!r}); "
+            "g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g); g.render(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'nbclient', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
