@@ -54,7 +54,7 @@ def planted(tmp_path_factory) -> Path:
 def test_the_demo_data_has_no_leakage():
     result = kjob("leakage", "--train", str(DEMO), "--test", str(DEMO))
     assert result.exit_code == 0, result.output
-    assert "76 training and 48 test files" in result.stdout and "no leakage found" in result.stdout
+    assert "128 training and 64 test files" in result.stdout and "no leakage found" in result.stdout
     # Its splits named folder by folder, noisy side only: still clean.
     assert kjob("leakage", "--train", str(DEMO / "train"), "--test", str(DEMO / "test")).exit_code == 0
 
@@ -105,7 +105,7 @@ def test_clip_ids_on_both_sides_are_grouped(tmp_path):
 def test_eval_local_warns_about_a_training_split_beside_the_test_set(planted, tmp_path):
     summary = evaluate(EvalRequest(planted, tmp_path / "out", enhanced=planted / "y_test", jobs=2))
     leakage = summary["leakage"]
-    assert not leakage["clean"] and leakage["train_files"] == 76 and leakage["test_files"] == 54
+    assert not leakage["clean"] and leakage["train_files"] == 128 and leakage["test_files"] == 70
     assert {(f["kind"], f["test"]) for f in leakage["findings"]} == {
         ("near-duplicate", "y_test/leak.wav"), ("exact", "y_test/dup.wav"), ("exact", "test/dup.wav"),
         ("exact", "y_test/flac.flac"), ("exact", "test/flac.flac")}
