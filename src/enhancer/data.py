@@ -193,7 +193,11 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.pairs)
 
-    def __getitem__(self, index):
+    def __getitem__(self, item):
+        # (index, seed) from CropSampler: the crop's offset comes from its own seeded generator,
+        # so crops are the same whatever the number of workers; a bare index draws from torch's RNG.
+        index, seed = item if isinstance(item, (tuple, list)) else (item, None)
+        rng = np.random.default_rng(seed) if seed is not None else None
         noisy_path, clean_path = self.pairs[index]
         info_n, info_c = sf.info(noisy_path), sf.info(clean_path)
         # At the target rate only the crop is read, not the whole file.
@@ -206,7 +210,8 @@ class CropDataset(torch.utils.data.Dataset):
             length = min(len(full_n), len(full_c))
         for _ in range(3):
             # torch's RNG, because DataLoader seeds it per worker and numpy's it does not.
-            start = int(torch.randint(0, max(1, length - self.crop + 1), ()).item())
+            high = max(1, length - self.crop + 1)
+            start = int(rng.integers(high)) if rng is not None else int(torch.randint(0, high, ()).item())
             if direct:
                 clean = read_audio(clean_path, self.sample_rate, start, self.crop)
             else:
@@ -221,6 +226,25 @@ class CropDataset(torch.utils.data.Dataset):
         n = min(len(noisy), len(clean))
         return (torch.from_numpy(_data_fit(noisy[:n], self.crop)),
                 torch.from_numpy(_data_fit(clean[:n], self.crop)))
+
+
+class CropSampler(torch.utils.data.Sampler):
+    """A seeded shuffle of the training files with one crop seed per draw: (index, seed) items.
+
+    Drawn in the main process from one generator, so the data order and the crops depend on
+    the seed only, never on workers, threads or timing."""
+
+    def __init__(self, n, seed=0):
+        self.n = int(n)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        seeds = torch.randint(0, 2 ** 31 - 1, (self.n,), generator=self.generator).tolist()
+        return iter(list(zip(order, seeds)))
 
 
 class FileDataset(torch.utils.data.Dataset):
@@ -263,12 +287,15 @@ def make_loaders(train_pairs, val_pairs, batch_size, crop_samples, num_workers=0
         if "fork" in multiprocessing.get_all_start_methods():
             common["multiprocessing_context"] = "fork"
     train_set = CropDataset(train_pairs, crop_samples)
+    # Each loader has its own generator: a loader draws its workers' base seed from it at every
+    # new pass (a pass without persistent workers), which would otherwise move torch's global
+    # RNG, and with it dropout, differently with and without workers.
     train = torch.utils.data.DataLoader(
-        train_set, batch_size=batch_size, shuffle=True,
+        train_set, batch_size=batch_size, sampler=CropSampler(len(train_set), seed),
         drop_last=len(train_set) >= batch_size,
         generator=torch.Generator().manual_seed(int(seed)), **common)
     val = None
     if val_pairs:
-        val = torch.utils.data.DataLoader(FileDataset(val_pairs), batch_size=1,
-                                          shuffle=False, **common)
+        val = torch.utils.data.DataLoader(FileDataset(val_pairs), batch_size=1, shuffle=False,
+                                          generator=torch.Generator().manual_seed(int(seed)), **common)
     return train, val

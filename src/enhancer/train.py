@@ -37,6 +37,10 @@ TRAIN_DEFAULTS = {
     "num_workers": 2,
     "seed": 0,
     "time_budget_seconds": 0,
+    "max_steps": 0,
+    "schedule": "plateau",
+    "num_threads": 0,
+    "deterministic": False,
     "loss": "sisdr",
 }
 
@@ -47,10 +51,15 @@ def _train_config(params):
         raise TypeError("main() got unknown parameter(s) %s; valid ones are: %s"
                         % (", ".join(unknown), ", ".join(TRAIN_DEFAULTS)))
     cfg = dict(TRAIN_DEFAULTS, **params)
+    if isinstance(cfg["model_config"], str):
+        # A recipe parameter is a scalar, so a recipe gives the model's settings as JSON text.
+        cfg["model_config"] = json.loads(cfg["model_config"]) if cfg["model_config"].strip() else None
     if cfg["model"] not in MODELS:
         raise ValueError("model must be one of %s, not %r" % (sorted(MODELS), cfg["model"]))
     if cfg["loss"] not in ("sisdr", "l1"):
         raise ValueError("loss must be 'sisdr' or 'l1', not %r" % (cfg["loss"],))
+    if cfg["schedule"] not in ("plateau", "cosine"):
+        raise ValueError("schedule must be 'plateau' or 'cosine', not %r" % (cfg["schedule"],))
     if cfg["device"] not in ("cuda", "auto", "cpu"):
         raise ValueError("device must be 'cuda', 'auto' or 'cpu', not %r" % (cfg["device"],))
     for key in ("epochs", "batch_size"):
@@ -129,10 +138,14 @@ def _train_epoch(model, batches, n_total, optimizer, scaler, cfg, device, stft, 
         if (n_steps or skipped) and over_budget():
             state["stop_reason"] = "time_budget"
             break
+        if cfg["max_steps"] and state["steps"] >= cfg["max_steps"]:
+            state["stop_reason"] = "max_steps"
+            break
         noisy, clean = next(batches)
-        if state["steps"] < cfg["warmup_steps"]:
+        lr = _train_lr(cfg, state["steps"])
+        if lr is not None:
             for group in optimizer.param_groups:
-                group["lr"] = cfg["lr"] * (state["steps"] + 1) / cfg["warmup_steps"]
+                group["lr"] = lr
         noisy = noisy.to(device, non_blocking=True)
         clean = clean.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
@@ -155,6 +168,25 @@ def _train_epoch(model, batches, n_total, optimizer, scaler, cfg, device, stft, 
     return (loss_sum / n_steps if n_steps else float("nan")), n_steps, skipped
 
 
+def _train_total_steps(cfg, steps_per_epoch):
+    total = int(cfg["epochs"]) * int(steps_per_epoch)
+    return min(total, int(cfg["max_steps"])) if cfg["max_steps"] else total
+
+
+def _train_lr(cfg, step):
+    """The learning rate for optimizer step `step` (from 0), or None to leave it to the plateau
+    scheduler: a linear warm-up, then for "cosine" a half cosine down to 5 % at the last step,
+    which lets a run of a few dozen steps end on small, careful updates."""
+    warmup = int(cfg["warmup_steps"])
+    if step < warmup:
+        return cfg["lr"] * (step + 1) / warmup
+    if cfg["schedule"] != "cosine":
+        return None
+    span = max(1, cfg["_total_steps"] - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return cfg["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def _train_resolve_data(cfg):
     if cfg["synthetic"]:
         root = os.path.join(scratch_root(), "synthetic")
@@ -174,6 +206,12 @@ def main(**params):
     started = time.time()
     cfg = _train_config(params)
     device = select_device(cfg["device"])
+    if cfg["num_threads"]:
+        # CPU reductions split work by thread, so the thread count changes the last bits of the
+        # sums; a fixed count keeps a CPU run's figures the same on every machine.
+        torch.set_num_threads(int(cfg["num_threads"]))
+    if cfg["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
@@ -208,6 +246,7 @@ def main(**params):
     setup_seconds = time.time() - started
     budget = float(cfg["time_budget_seconds"] or 0)
     steps_per_epoch = int(cfg["steps_per_epoch"]) or len(train_loader)
+    cfg["_total_steps"] = _train_total_steps(cfg, steps_per_epoch)
     batches = _train_forever(train_loader)
     stale = 0
     last_epoch_seconds = 0.0
@@ -216,7 +255,8 @@ def main(**params):
         return budget > 0 and time.time() - started + extra > budget
 
     def metadata(status):
-        return {"status": status, "config": cfg, "model_config": model.config,
+        return {"status": status, "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+                "model_config": model.config,
                 "parameters": n_params, "data_root": data_root,
                 "pairs": {"train": len(train_pairs), "val": len(val_pairs),
                           "test": len(found["test"])},
@@ -247,7 +287,8 @@ def main(**params):
                 state["val_sisdr_noisy"] = round(val_input, 4)
             else:
                 val_loss, val_sisdr = train_loss, None
-            if state["steps"] >= cfg["warmup_steps"] and math.isfinite(val_loss):
+            if (cfg["schedule"] == "plateau" and state["steps"] >= cfg["warmup_steps"]
+                    and math.isfinite(val_loss)):
                 plateau.step(val_loss)
             # The first epoch always counts as best so that best.pt always exists.
             improved = state["best_val_loss"] is None or (
@@ -280,7 +321,10 @@ def main(**params):
                      last_epoch_seconds, "  (best)" if improved else "",
                      "  [%d non-finite steps skipped]" % skipped if skipped else ""), flush=True)
             _train_write_json(os.path.join(out_dir, "metadata.json"), metadata("running"))
-            if state["stop_reason"] == "time_budget":
+            if state["stop_reason"] in ("time_budget", "max_steps"):
+                break
+            if cfg["max_steps"] and state["steps"] >= cfg["max_steps"]:
+                state["stop_reason"] = "max_steps"
                 break
             if cfg["patience"] and stale >= cfg["patience"]:
                 state["stop_reason"] = "early_stopping"

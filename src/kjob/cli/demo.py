@@ -1,6 +1,7 @@
 """`kjob demo`: the whole loop on this machine, on the shipped demo data."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -12,13 +13,15 @@ from kjob.extras import require_speech, speech_installed
 
 
 @click.command(hidden=not speech_installed())
-@click.option("--budget", type=click.IntRange(min=10), default=None,
-              help="CPU training budget in seconds (default: the workspace's demo configuration).")
-def demo(budget):
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training steps (default: the workspace's demo configuration). The figures depend "
+                   "on the steps, never on the machine's speed.")
+def demo(steps):
     """Build the demo recipe, run it on the local backend on the demo data, wait, fetch its
-    outputs and evaluate the best checkpoint. Configured under [tool.kjob.demo].
+    outputs and evaluate the best checkpoint. Configured under [tool.kjob.demo]; it trains a
+    fixed number of steps with a fixed seed and thread count, so every machine gets the same figures.
 
-    Example: kjob demo
+    Example: kjob demo --steps 20
     """
     require_speech("demo")
     from kjob.cli.runs import follow_and_fetch
@@ -32,8 +35,10 @@ def demo(budget):
         raise ConfigError("no demo configured: add [tool.kjob.demo] with recipe = \"NAME\" to pyproject.toml")
     recipe = load_recipe(ws, config["recipe"])
     values = dict(config.get("parameters", {}))
-    if budget:
-        values["time_budget_seconds"] = budget  # replaces the configured budget
+    if steps:
+        # Replaces the configured amount of work: enough epochs of the configured length, cut at `steps`.
+        per_epoch = int(values.get("steps_per_epoch") or recipe.parameters.get("steps_per_epoch") or steps)
+        values.update(max_steps=steps, epochs=math.ceil(steps / per_epoch))
     # As if typed with -p: lists as JSON, the way -p reads them.
     overrides = parse_overrides(recipe, [f"{k}={json.dumps(v) if isinstance(v, list) else v}"
                                          for k, v in values.items()])
