@@ -237,6 +237,25 @@ def test_a_resumed_sweep_fetches_what_ended_removes_a_killed_fetchs_leftover_and
     assert status.exit_code == 6 and "not accounted for: main[lr=0.01]" in status.stderr
 
 
+def test_a_member_whose_row_was_marked_gone_by_mistake_is_still_fetched_and_ranked(lab):
+    """A local run's files outlive a row marked gone (an earlier kjob marked rows gone on a
+    version collision of its own numbering): the sweep fetches them once, and ranks the member."""
+    from kjob.ledger import Ledger
+
+    lab.write("campaigns/c.toml", SLOW)
+    runs = killed_with_runs_in_flight(lab, "c", 3)
+    with Ledger(lab.root / ".kjob/ledger.sqlite3") as ledger:  # the row as that ledger left it
+        ledger.mark_gone(runs[0.01])
+    result = lab.kjob("sweep", "c")
+    assert result.exit_code == 0, result.output
+    assert "0 pushed, 3 fetched" in result.stderr
+    run = {r.parameters["lr"]: r for r in lab.runs("c")}[0.01]
+    assert run.fetched_at is not None and run.metrics["val_acc"] == accuracy(0.01)
+    assert json.loads((download(lab, run) / "output/params.json").read_text())["lr"] == 0.01
+    board = result.stdout.split("leaderboard by val_acc")[1]
+    assert re.search(rf"main\[lr=0.01\]\s+{accuracy(0.01)}\s+{re.escape(run.ref)}", board), board
+
+
 # -- 4. a member's name is its parameters: the same after any edit of the file ---------------
 
 
@@ -344,9 +363,10 @@ def test_the_live_table_fits_a_narrow_terminal_and_leaves_no_debris(lab):
     out, _ = sweep.communicate(timeout=30)
     assert sweep.returncode == 0, seen.decode()
     text = seen.decode()
-    assert "MEMBER" in text and "…" in text  # the table was drawn, its rows cut to fit
+    assert "MEMBER" in text  # the table was drawn
     screen = Screen(44)
     screen.feed(text)
     debris = [line for line in screen.lines() if any(word in line for word in ("MEMBER", "pending", "running"))]
     assert debris == [], screen.lines()  # every redraw went up over every row it had drawn
+    assert "…" in text  # by cutting the rows to fit
     assert "main[lr=0.01 width=1600000]" in out.decode()  # the final table on stdout is whole

@@ -108,7 +108,8 @@ def test_an_interrupted_then_killed_sweep_resumes_pushing_nothing_twice(lab):
     runs = lab.runs("lr")
     assert len(runs) == 2 and all(r.state.status == "complete" and fetched(lab, r) for r in runs)
     sweep = lab.start("sweep", "lr")
-    wait_for(lambda: len(lab.runs("lr")) == 4, what="two more pushes")
+    # both pushes answered (a kill between a push's row and its answer is the hostile tests' case)
+    wait_for(lambda: len([r for r in lab.runs("lr") if r.version is not None]) == 4, what="two more pushes")
     sweep.send_signal(signal.SIGKILL)  # the sweep dies; its two runs go on
     sweep.communicate(timeout=30)
     in_flight = [r for r in lab.runs("lr") if not r.state.final]

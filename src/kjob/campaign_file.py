@@ -61,6 +61,7 @@ _KEYS = {"recipe", "backend", "lanes", "metric", "mode", "retries", "timeout", "
          "description"}
 _STAGE_KEYS = {"name", "parameters", "grid", "top", "from", "by", "where", "after", "gate"}
 _GATE_KEYS = {"stage", "metric", "member", "minus", *GATE_OPS}
+_BOOL_WORDS = {"true", "yes", "1", "false", "no", "0"}  # as `kjob runs --where` reads them
 
 
 @dataclass(frozen=True)
@@ -277,17 +278,17 @@ def _check_condition(w: Where, key: str, text: str, recipe) -> None:
     except UsageError:
         raise w.fail(key, "expected NAME OP VALUE with OP one of < <= > >= = != (e.g. 'lr<0.01')", text) from None
     literal, name = condition.literal, condition.name
-    number = _float(literal)
-    default = recipe.parameters.get(name)
+    number, default = _float(literal), recipe.parameters.get(name)
+    equality = condition.op in ("=", "==", "!=")
     if literal[:1] in ("<", ">", "=", "!"):
         why = f"{shown(literal)} is not a value (an operator typed twice?)"
     elif number is not None and not math.isfinite(number):
         why = f"{shown(literal)} compares with nothing"
-    elif isinstance(default, bool) and (literal.lower() not in ("true", "false") or condition.op not in ("=", "==", "!=")):
+    elif isinstance(default, bool) and not (equality and literal.lower() in _BOOL_WORDS):
         why = f"{name} is true or false: use = or != with one of those"
     elif isinstance(default, (int, float)) and not isinstance(default, bool) and number is None:
         why = f"{name} is a number, {shown(literal)} is not"
-    elif isinstance(default, list) and condition.op not in ("=", "==", "!="):
+    elif isinstance(default, list) and not equality:
         why = f"{name} is a list: use = or !="
     else:
         return

@@ -6,7 +6,10 @@ schedule with one check at the moment alike members took to end; fetches each ru
 (outputs of a complete one, status and log of a failed one) before its lane takes another
 member; then pushes pending members into free lanes. Everything it knows is in the ledger, so
 a sweep killed at any point resumes when started again: a complete member is never pushed
-again, a run in flight is followed where it is, and a push cut short is reconciled by its token.
+again, a run in flight is followed where it is, a push cut short is reconciled by its token,
+and every run that ended unfetched (fetched_at empty: its fetch never ran, or was killed, its
+temporary files then removed by kjob.fetch) is fetched. What it cannot fetch is named at the
+end (kjob.campaign_plan.unaccounted), and the campaign is not reported complete.
 
 `interrupt()` (Ctrl-C) once: no more pushes, the members in flight are followed to their end
 and fetched; twice: stop following them too (they run on).
@@ -28,6 +31,15 @@ from kjob.metrics import is_number
 from kjob.runs import Run
 
 _FETCH_TRIES = 3  # a fetch failing this often in one sweep is left for `kjob fetch`
+
+
+def _fetch_tries(run: Run) -> int:
+    """How often a sweep tries to fetch `run`: a run that ended and is not fetched, 3 times; one
+    the ledger marks gone, once (on Kaggle there is nothing left, but a local or Ray run's files
+    may be: a row marked gone by mistake must not lose a member's outputs); else never."""
+    if needs_fetch(run):
+        return _FETCH_TRIES
+    return 1 if run.state.final and run.gone and run.fetched_at is None and run.version is not None else 0
 _NAP = 0.5  # the longest sleep between looks at the stop flags (Ctrl-C)
 
 
@@ -145,7 +157,7 @@ class Sweep:
         self.checks = {k: v for k, v in self.checks.items() if k in unfinished}  # ended elsewhere too
         for run in self._campaign_runs():
             tries = self.fetch_tries.get(run.id, [0, 0.0])
-            if needs_fetch(run) and tries[0] < _FETCH_TRIES and tries[1] <= now:
+            if tries[0] < _fetch_tries(run) and tries[1] <= now:
                 self._fetch(run)
         self.plan = self._replan()
         if not self.stopping:
@@ -172,7 +184,7 @@ class Sweep:
         runs = self._campaign_runs()
         if any(not r.state.final for r in runs):
             return False
-        if any(needs_fetch(r) and self.fetch_tries.get(r.id, [0])[0] < _FETCH_TRIES for r in runs):
+        if any(self.fetch_tries.get(r.id, [0])[0] < _fetch_tries(r) for r in runs):
             return False
         return self.stopping or not self._pushable()
 
@@ -243,8 +255,12 @@ class Sweep:
             tries = self.fetch_tries.setdefault(run.id, [0, 0.0])
             tries[0] += 1
             tries[1] = self.clock() + self.backend.poll.start * 2 ** tries[0]
-            more = "trying again" if tries[0] < _FETCH_TRIES else f"left for `kjob fetch {run.kernel} --version " \
-                                                                 f"{run.version} --output`"
+            if tries[0] < _fetch_tries(run):
+                more = "trying again"
+            elif run.gone:
+                more = "its kernel is gone"
+            else:
+                more = f"left for `kjob fetch {run.kernel} --version {run.version} --output`"
             self._emit("warning", f"{self._name(run)}: fetch failed ({exc.message}); {more}")
             return
         self.stats.fetches += 1
