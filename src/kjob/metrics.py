@@ -184,3 +184,44 @@ def recipe_spec(ws, kernel: str) -> MetricSpec | None:
         return load_recipe(ws, recipe_name(kernel)).metrics
     except KjobError:
         return None
+
+
+# -- per-step series (training curves) --------------------------------------------------------
+
+# Each per-step source a run's output folder may hold: a name and a reader giving
+# {metric: [(step, epoch or None, value), ...]}. A new source (another file format) is one
+# more entry here; everything that draws curves reads them through `read_series`.
+def _jsonl_series(output_dir: Path) -> dict[str, list[tuple]]:
+    path = output_dir / RUN_METRICS
+    if not path.is_file():
+        return {}
+    series: dict[str, list[tuple]] = {}
+    position = 0
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a half-written last line, or a stray print
+            if not isinstance(row, dict):
+                continue
+            position += 1
+            step = row.get("step") if is_number(row.get("step")) else position
+            epoch = row.get("epoch") if is_number(row.get("epoch")) else None
+            values = numeric_leaves({k: v for k, v in row.items() if k not in ("epoch", "step")})
+            for name, value in values.items():
+                series.setdefault(name, []).append((step, epoch, value))
+    return series
+
+
+SERIES_SOURCES = {"history": _jsonl_series}
+
+
+def read_series(output_dir: Path) -> dict[str, list[tuple]]:
+    """Every per-step series of a fetched run's output folder, {metric: [(step, epoch, value)]}:
+    the sources in SERIES_SOURCES' order, the first to name a metric wins it."""
+    found: dict[str, list[tuple]] = {}
+    for reader in SERIES_SOURCES.values():
+        for name, points in reader(output_dir).items():
+            found.setdefault(name, points)
+    return found

@@ -220,6 +220,39 @@ def version_label(backend: str, version: int, incarnation: int = 1) -> str:
 
 
 @dataclass(frozen=True)
+class BoardPaths:
+    """.kjob/board/ (or `kjob board --out DIR`): the static board, one folder opened from disk."""
+
+    folder: Path
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
+
+    @property
+    def data(self) -> Path:
+        """Every run's row, the campaigns and the columns, as a script (`<script src>` works from file://)."""
+        return self.folder / "data.js"
+
+    @property
+    def runs(self) -> Path:
+        return self.folder / "runs"
+
+    def run_detail(self, run_id: int) -> Path:
+        """One run's curves, log tail and outputs, loaded when the page shows that run."""
+        return self.runs / f"{run_id}.js"
+
+    def asset(self, name: str) -> Path:
+        return self.folder / name
+
+
+# The files of one evaluation's folder (eval/reports/<name>/), as the evaluator writes them
+# (speechscore's SUMMARY_FILE and REPORT_FILE): the board links a run to its reports.
+REPORT_SUMMARY = "summary.json"
+REPORT_PAGE = "report.html"
+
+
+@dataclass(frozen=True)
 class WorkspacePaths:
     root: Path
     src_dir: str = "src"  # [tool.kjob] src_dir: "." when the modules sit at the root
@@ -289,6 +322,11 @@ class WorkspacePaths:
     def eval_cache(self) -> Path:
         """Noisy-side scores keyed by file content, shared by every evaluation."""
         return self.reports / ".cache"
+
+    @property
+    def board(self) -> BoardPaths:
+        """.kjob/board/: `kjob board`'s default folder."""
+        return BoardPaths(self.state / "board")
 
     def recipe(self, name: str) -> Path:
         return self.builders / f"{name}.toml"
