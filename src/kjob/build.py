@@ -16,7 +16,7 @@ from pathlib import Path
 from kjob import __version__, checks, paramchecks, swap
 from kjob import notebook as nbk
 from kjob.errors import NotFoundError, ValidationError
-from kjob.image import pip_import_names
+from kjob.kaggle_platform import pip_import_names
 from kjob.metadata import kernel_metadata, validate_kernel_metadata
 from kjob.recipe import KernelRecipe, ParamValue, load_recipe
 from kjob.workspace import Workspace, read_utf8

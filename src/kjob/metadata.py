@@ -35,6 +35,7 @@ def kernel_metadata(recipe: KernelRecipe, owner: str, code_file: str) -> dict:
         "competition_sources": list(recipe.competition_sources),
         "session_timeout_seconds": recipe.session_timeout,
         "keywords": [],
+        **({"docker_image": recipe.docker_image} if recipe.docker_image else {}),
     }
 
 

@@ -51,8 +51,6 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         kernel = ws.paths.kernel(name)
         current = kernel.notebook.read_text(encoding="utf-8") if kernel.notebook.is_file() else None
         rebuilt = current != plan.notebook_text
-        if rebuilt:
-            write_kernel(ws, plan)
         parameters = resolve_parameters(ws, plan.recipe, backend.name, overrides)
         token = secrets.token_hex(8)
         notebook = nbk.parameterize(plan.notebook, parameters)
@@ -67,6 +65,9 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
             session_timeout=timeout or plan.recipe.session_timeout, parameters=parameters, token=token,
             first_version=ledger.next_version(run_kernel, backend.name), force=force,
         )
+        backend.preflight(submission)  # the platform's limits: a refusal leaves nothing written or recorded
+        if rebuilt:
+            write_kernel(ws, plan)
         git = plan.record["git"]
         # Kept by its hash (the ledger's), so that `kjob runs diff` can compare two runs' sources.
         keep_notebook(ws, plan.notebook_sha256, plan.notebook_text)

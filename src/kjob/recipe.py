@@ -43,7 +43,8 @@ class KernelRecipe:
     session_timeout: int = KAGGLE_MAX_SESSION_SECONDS
     metrics: MetricSpec = field(default_factory=MetricSpec)  # [metrics]: how `kjob runs` ranks its runs
     pip: tuple[str, ...] = ()  # requirements the notebook's first cell installs (internet on)
-    pip_modules: tuple[str, ...] = ()  # import names they provide beyond kjob.image's guesses
+    pip_modules: tuple[str, ...] = ()  # import names they provide beyond kjob.kaggle_platform's guesses
+    docker_image: str | None = None  # Kaggle's image pinned (SaveKernel dockerImage); None: Kaggle's choice
 
     def with_parameters(self, overrides: dict[str, ParamValue]) -> "KernelRecipe":
         from dataclasses import replace

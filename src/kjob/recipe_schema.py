@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kjob.errors import ConfigError
-from kjob.image import REQUIREMENT_RE
+from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REQUIREMENT_RE, SESSION_LIMIT
 from kjob.leakscan import mask, redact
 from kjob.metrics import MODES, MetricSpec
 
@@ -24,19 +24,21 @@ _ONE_LINE = re.compile(r"[^\n\r]+")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/\d+)?$")
 COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# A shape's name (NvidiaTeslaT4, TpuV38), never 32 hex digits: that is a legacy Kaggle key.
+# A shape's name (NvidiaTeslaT4, TpuV5E8), never 32 hex digits: that is a legacy Kaggle key.
 MACHINE_SHAPE_RE = re.compile(r"^(?![0-9a-fA-F]{32}$)[A-Za-z][A-Za-z0-9]*$")
+# A Kaggle image reference: gcr.io/kaggle-images/python@sha256:<64 hex>, or a name with a tag.
+DOCKER_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[0-9a-f]{64})?$")
 _KEY_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])")
 ACCELERATORS = ("gpu", "tpu", "none")
-DEFAULT_MACHINE_SHAPE = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV38", "none": None}
-KAGGLE_MAX_SESSION_SECONDS = 12 * 3600
+# The longest any Kaggle session may run (kjob.kaggle_platform: per accelerator, checked at push).
+KAGGLE_MAX_SESSION_SECONDS = max(limit.value for limit in SESSION_LIMIT.values())
 DEFAULT_SMOKE_TIMEOUT = 120
 
 _KEYS = {
     "title", "slug", "description", "modules", "entry", "parameters", "smoke",
     "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
     "accelerator", "machine_shape", "internet", "private", "session_timeout", "metrics",
-    "pip", "pip_modules",
+    "pip", "pip_modules", "docker_image",
 }
 _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
 
@@ -193,7 +195,12 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
         if not isinstance(fields[key], bool):
             raise w.fail(key, "expected true or false", fields[key])
     fields.update(_pip_fields(w, data, fields["internet"]))
-    fields["session_timeout"] = _seconds(w, data, "session_timeout", KAGGLE_MAX_SESSION_SECONDS,
+    if "docker_image" in data:  # Kaggle's image pinned, for a run that must not drift (SaveKernel dockerImage)
+        fields["docker_image"] = _string(w, data, "docker_image", pattern=DOCKER_IMAGE_RE,
+                                         expected="expected a Kaggle image such as "
+                                                  "'gcr.io/kaggle-images/python@sha256:<digest>'")
+    # Default: the accelerator's own limit (9 h on a TPU); longer is refused at a Kaggle push.
+    fields["session_timeout"] = _seconds(w, data, "session_timeout", SESSION_LIMIT[accelerator].value,
                                          60, KAGGLE_MAX_SESSION_SECONDS)
     fields["parameters"] = params = w.parameters(data)
     fields.update(_smoke_fields(w, data, params))
@@ -203,7 +210,7 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
 
 def _pip_fields(w: Where, data: dict, internet: bool) -> dict:
     """`pip = ["timm==0.9.16"]`: installed by the notebook's first cell, which needs internet on
-    Kaggle; `pip_modules`: import names they provide that kjob.image cannot guess."""
+    Kaggle; `pip_modules`: import names they provide that kjob.kaggle_platform cannot guess."""
     pip, modules = data.get("pip", []), data.get("pip_modules", [])
     expected = "expected requirement strings like 'timm==0.9.16' (a name, [extras], version specifiers)"
     if not isinstance(pip, list):

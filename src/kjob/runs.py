@@ -15,7 +15,7 @@ FINAL = frozenset({"complete", "error", "cancelled"})
 UNFINISHED = ("submitting", "queued", "running")
 _RANK = {"submitting": -1, "queued": 0, "running": 1, "complete": 2, "error": 2, "cancelled": 2}
 
-FAILURE_KINDS = ("user code", "timeout", "kernel died", "infrastructure")
+FAILURE_KINDS = ("user code", "timeout", "kernel died", "out of memory", "disk full", "infrastructure")  # kjob.failures
 
 
 def can_move(old: str, new: str) -> bool:

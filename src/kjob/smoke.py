@@ -18,6 +18,7 @@ from pathlib import Path
 from kjob import notebook as nbk
 from kjob.errors import RunFailed
 from kjob.execute import Failure
+from kjob.kaggle_platform import output_warnings
 from kjob.sandbox import NO_OUTPUTS, RunSpec, Sandbox
 from kjob.workspace import Workspace
 
@@ -57,9 +58,11 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
             f"smoke run of {recipe.name} failed ({failure.kind}) after {seconds:.0f} s: "
             f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}"
         )
-    outputs = [name for name, _ in sandbox.outputs()]
+    files = sandbox.outputs()
+    outputs = [name for name, _ in files]
     if not outputs:
         warnings.append(NO_OUTPUTS)
+    warnings += output_warnings([(name, path.stat().st_size) for name, path in files])  # Kaggle's output limits
     return SmokeResult(seconds, paths.executed_notebook, outputs, state.get("isolation", ""), warnings)
 
 
@@ -68,7 +71,7 @@ def local_packages(ws: Workspace, recipe) -> tuple[list[str], list[str]]:
     does not pin); RunFailed naming the first requirement that is not installed."""
     from importlib import metadata
 
-    from kjob.image import requirement_name
+    from kjob.kaggle_platform import requirement_name
 
     installed, notes = [], []
     for requirement in recipe.pip:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from kjob.backends import BACKENDS
 from kjob.errors import ConfigError
-# What Kaggle's Python image provides (kjob.image cites its source); a workspace adds its own
+# What Kaggle's Python image provides (kjob.kaggle_platform cites its source); a workspace adds its own
 # with `target_modules = [...]`, a recipe with `pip = [...]`.
-from kjob.image import KAGGLE_IMAGE_MODULES
+from kjob.kaggle_platform import KAGGLE_IMAGE_MODULES
 from kjob.paths import WorkspacePaths
 from kjob.recipe_schema import Where, is_identifier, shown
 

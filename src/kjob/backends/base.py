@@ -73,6 +73,10 @@ class Backend(ABC):
     # (Kaggle): a sweep then gives each lane a kernel of its own (kjob.lanes).
     serves_latest_only: bool = False
 
+    def preflight(self, submission: Submission) -> None:
+        """Refuse a push the backend would refuse or cut short (its platform's limits), before
+        kjob records or writes anything for it. Default: nothing to check."""
+
     @abstractmethod
     def submit(self, submission: Submission) -> Submitted:
         """Start a run of the kernel; returns its version."""

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from kjob.backends import kaggle_sdk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
-from kjob.errors import BackendError, ConfigError, NoRoom, NotFoundError, PushedWithProblem, RunGone
+from kjob.errors import (BackendError, ConfigError, KjobError, NoRoom, NotFoundError, PushedWithProblem,
+                         RunGone)
+from kjob.failures import failure_kind
 from kjob.leakscan import redact
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
@@ -64,11 +66,16 @@ class KaggleBackend(Backend):
 
     # -- submit -------------------------------------------------------------------------
 
+    def preflight(self, submission: Submission) -> None:
+        from kjob.backends.kaggle_push import check_limits
+
+        check_limits(submission)
+
     def submit(self, submission: Submission) -> Submitted:
         from kjob.backends.kaggle_api import KernelRef
         from kjob.backends.kaggle_datasets import DatasetsApi
-        from kjob.backends.kaggle_push import (check_attached, check_dataset_sources, check_gpu_room, rejection,
-                                               save_request)
+        from kjob.backends.kaggle_push import (check_accelerator, check_attached, check_dataset_sources,
+                                               check_gpu_room, rejection, save_request)
 
         meta = submission.metadata
         ref = KernelRef.parse(meta["id"])
@@ -81,6 +88,8 @@ class KaggleBackend(Backend):
         version = response.version_number
         identity = str(response.kernel_id) if response.kernel_id else None
         handle = {"slug": str(ref), "gpu": gpu, "url": self._web(ref), "kernel_id": identity}
+        if meta.get("docker_image"):
+            handle["docker_image"] = meta["docker_image"]  # the image pinned, kept with the run
         submitted = Submitted(version, submission.parameters, handle, RunStatus("queued", "QUEUED"),
                               identity) if version else None
         if problem:
@@ -99,9 +108,11 @@ class KaggleBackend(Backend):
                                     f"kernel): make the recipe's title slugify to '{ref.slug}', then delete {made}",
                                     submitted)
         try:
-            check_attached(self.api.kernel(ref).metadata, meta, ref, version)
+            made_meta = self.api.kernel(ref).metadata
+            check_attached(made_meta, meta, ref, version)
+            check_accelerator(made_meta, meta, ref, version)
         except BackendError as exc:
-            raise PushedWithProblem(exc.message, submitted) from None
+            raise PushedWithProblem(exc.message, submitted) from exc
         return submitted
 
     def find_submission(self, kernel: str, token: str) -> Submitted | None:
@@ -116,6 +127,10 @@ class KaggleBackend(Backend):
             latest = self.api.kernel(ref)
         except NotFoundError:
             return None
+        except BackendError as exc:
+            if self._own_kernel_denied(exc, ref):
+                return None  # no such kernel of this account: the push never made one
+            raise
         meta = latest.metadata
         current = meta.current_version_number if meta is not None else None
         if not current:
@@ -134,6 +149,18 @@ class KaggleBackend(Backend):
                 return Submitted(version, info.get("parameters", {}), handle, RunStatus("queued", "QUEUED"), identity)
         return None
 
+    def _own_kernel_denied(self, exc: BackendError, ref) -> bool:
+        """Whether `exc` is Kaggle's 403 for a kernel of the signed-in account: Kaggle answers 403,
+        not 404, for a deleted (or never made) kernel, so that names cannot be probed, and the
+        owner of a kernel that exists is never denied it. Another owner's kernel stays denied."""
+        if getattr(exc, "http_status", None) != 403:
+            return False
+        try:
+            user = self.api.user()
+        except KjobError:
+            return False  # who is asking is unknown: the refusal stands as it is
+        return bool(user) and user.lower() == ref.owner.lower()
+
     def _kernel_now(self, run: Run):
         """The run's kernel as Kaggle has it now; RunGone when it is deleted or another kernel."""
         ref = self._ref(run)
@@ -143,6 +170,11 @@ class KaggleBackend(Backend):
             meta = self.api.kernel(ref).metadata
         except NotFoundError as exc:
             raise RunGone(f"the Kaggle kernel {ref} of {run.ref} no longer exists: its outputs and log are gone") from exc
+        except BackendError as exc:
+            if not self._own_kernel_denied(exc, ref):
+                raise
+            raise RunGone(f"the Kaggle kernel {ref} of {run.ref} no longer exists (Kaggle answers 403 for a deleted "
+                          "kernel of this account): its outputs and log are gone") from exc
         if meta is None:
             raise BackendError(f"Kaggle answered for kernel {ref} without its metadata")
         known = run.identity or run.handle.get("kernel_id")
@@ -175,6 +207,10 @@ class KaggleBackend(Backend):
         except NotFoundError:
             self._kernel_now(run)  # gone, or re-created: RunGone says which
             raise
+        except BackendError as exc:
+            if self._own_kernel_denied(exc, ref):
+                self._kernel_now(run)  # a 403 for one's own kernel: gone, as GetKernel tells
+            raise
         raw = answer.status.name if answer.status is not None else "QUEUED"
         status = _STATUS.get(raw)
         if status is None:
@@ -182,7 +218,7 @@ class KaggleBackend(Backend):
         message = redact(answer.failure_message) if answer.failure_message else None
         if status != "error":
             return RunStatus(status, raw)
-        return RunStatus("error", raw, _failure_kind(message), message or "Kaggle reported an error without a message")
+        return RunStatus("error", raw, failure_kind(message), message or "Kaggle reported an error without a message")
 
     def _require_current(self, run: Run) -> None:
         ref = self._ref(run)
@@ -265,13 +301,4 @@ class KaggleBackend(Backend):
         if run.handle.get("url"):
             return run.handle["url"]
         return f"https://www.kaggle.com/code/{run.handle['slug']}" if run.handle.get("slug") else None
-
-
-def _failure_kind(message: str | None) -> str:
-    text = (message or "").lower()
-    if any(word in text for word in ("time limit", "timed out", "timeout", "exceeded the maximum")):
-        return "timeout"
-    if any(word in text for word in ("out of memory", "kernel died", "kernel restarted", "memory limit")):
-        return "kernel died"
-    return "user code"
 

@@ -40,6 +40,24 @@ class KernelsApi:
     def __init__(self, transport: Transport):
         self.transport = transport
         self.client = KernelsApiClient(transport.sdk)
+        self._user: str | None = None
+
+    def user(self) -> str | None:
+        """Who the credentials sign in as: a key's username, or whom Kaggle says a token belongs
+        to (IntrospectToken, as the official client asks); None when Kaggle does not say."""
+        credentials = self.transport.credentials
+        if not credentials.is_token:
+            return credentials.username
+        if self._user is None:
+            from kagglesdk.security.services.oauth_service import OAuthClient
+            from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
+
+            request = IntrospectTokenRequest()
+            request.token = credentials.secret
+            answer = self.transport.call(lambda: OAuthClient(self.transport.sdk).introspect_token(request),
+                                         "who the token signs in as")
+            self._user = answer.username if answer.active and answer.username else ""
+        return self._user or None
 
     def save(self, request: "api.ApiSaveKernelRequest", what: str) -> "api.ApiSaveKernelResponse":
         return self.transport.call(lambda: self.client.save_kernel(request), what, idempotent=False)

@@ -1,5 +1,8 @@
 """What a push to Kaggle sends, and the checks around it.
 
+Before anything is recorded or sent (`check_limits`, kjob.kaggle_platform holds the numbers):
+the session timeout within the accelerator's limit (12 h CPU and GPU, 9 h TPU), a machine
+shape Kaggle knows and that matches the accelerator, and the notebook's source under 1 MB.
 Before any push: every dataset source must exist and be readable by this account (one
 GetDataset each, and a pinned "owner/slug/N" must have version N), because Kaggle accepts a
 push with an unknown source and runs a session without it. Before a GPU push: Kaggle runs at
@@ -7,16 +10,19 @@ most two batch GPU sessions per account and stops a run when the week's GPU quot
 so kjob refuses (unless forced) when the ledger holds two unfinished GPU runs or the quota
 left is below the run's session timeout. After the push:
 a rejection arrives as HTTP 200 with `error` or `invalid*Sources`, and a data source can
-silently fail to attach, so both are turned into errors.
+silently fail to attach, so both are turned into errors; so is a session that did not get the
+accelerator asked for (a TPU push run on the standard image, kaggle-cli #1197).
 """
 
 from kagglesdk.kernels.types import kernels_api_service as api
 
-from kjob.errors import BackendError, NoRoom, NotFoundError, QuotaLow
+from kjob.errors import BackendError, ConfigError, NoRoom, NotFoundError, QuotaLow, ValidationError
+from kjob.kaggle_platform import (DEFAULT_MACHINE_SHAPE, GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES,
+                                  shape_accelerator)
 from kjob.leakscan import redact
 
 GPU_SESSION_LIMIT = 2
-DEFAULT_GPU_SHAPE = "NvidiaTeslaT4"  # enable_gpu alone gets a P100, which today's image cannot use
+DEFAULT_GPU_SHAPE = DEFAULT_MACHINE_SHAPE["gpu"]  # enable_gpu alone gets a P100, which today's image cannot use
 _SOURCE_KEYS = (("dataset", "dataset_sources", "dataset_data_sources"),
                 ("kernel", "kernel_sources", "kernel_data_sources"),
                 ("model", "model_sources", "model_data_sources"),
@@ -56,7 +62,92 @@ def save_request(submission) -> api.ApiSaveKernelRequest:
     shape = meta.get("machine_shape") or (DEFAULT_GPU_SHAPE if request.enable_gpu else None)
     if shape:
         request.machine_shape = shape
+    if meta.get("docker_image"):  # the image pinned (kaggle-cli PR #774 sends it the same way)
+        request.docker_image = meta["docker_image"]
     return request
+
+
+# -- Kaggle's limits, before anything is recorded or sent ---------------------------------
+
+def accelerator(meta: dict) -> str:
+    """"tpu", "gpu" or "none", as the kernel's metadata asks."""
+    return "tpu" if meta.get("enable_tpu") else ("gpu" if meta.get("enable_gpu") else "none")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 10**6:.2f} MB" if size >= 10**4 else f"{size / 1000:.1f} kB"
+
+
+def source_sizes(notebook: dict) -> dict[str, int]:
+    """Bytes of the notebook's source per module it inlines (cells kjob marked with their
+    src file), the rest under "other cells"."""
+    sizes: dict[str, int] = {}
+    for cell in notebook.get("cells", []):
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        where = ((cell.get("metadata") or {}).get("kjob") or {}).get("source") or "other cells"
+        sizes[where] = sizes.get(where, 0) + len(text.encode("utf-8"))
+    return sizes
+
+
+def check_limits(submission) -> None:
+    """Refuse, in one line with the limit and the fix, a push Kaggle would refuse or cut short.
+
+    Called before the ledger row and the kernel folder are written: a refusal leaves nothing."""
+    meta, recipe = submission.metadata, submission.recipe
+    where = f"builders/{recipe.name}.toml"
+    wanted = accelerator(meta)
+    shape = meta.get("machine_shape")
+    kind = shape_accelerator(shape)
+    if kind == "unknown":
+        raise ConfigError(f"{where}: machine_shape '{shape}' is not one of Kaggle's (GPU: {', '.join(GPU_SHAPES)}; "
+                          f"TPU: {', '.join(TPU_SHAPES)}): pick one, or leave it out for the accelerator's default")
+    if kind is not None and kind != wanted:
+        raise ConfigError(f"{where}: machine_shape '{shape}' is a {kind.upper()} but accelerator is '{wanted}': make "
+                          f"them agree (the default {wanted} shape is {DEFAULT_MACHINE_SHAPE[wanted] or 'none'})")
+    limit = SESSION_LIMIT[wanted]
+    if submission.session_timeout > limit.value:
+        label = "CPU" if wanted == "none" else wanted.upper()
+        raise ConfigError(f"{recipe.name}: session timeout {_hours(submission.session_timeout)} is over Kaggle's "
+                          f"{limit.value // 3600} h limit for {label} sessions: lower session_timeout in {where} "
+                          f"(or push --timeout {limit.value}); nothing was pushed")
+    size = len(kaggle_text(submission.notebook).encode("utf-8"))
+    if size >= SOURCE_LIMIT.value:
+        biggest = sorted(source_sizes(submission.notebook).items(), key=lambda item: -item[1])[:3]
+        named = ", ".join(f"{name} {_megabytes(n)}" for name, n in biggest)
+        raise ValidationError(f"{recipe.name}: the notebook's source is {_megabytes(size)}, over Kaggle's limit of "
+                              f"{_megabytes(SOURCE_LIMIT.value)} (Kaggle refuses it: \"The kernel source must be less "
+                              f"than 1 megabytes in size\"); biggest: {named}; move large tables or data out of "
+                              "the modules into a dataset (kjob dataset push) read from /kaggle/input; nothing was "
+                              "pushed")
+
+
+# -- after the push ------------------------------------------------------------------------
+
+def check_accelerator(metadata: api.ApiKernelMetadata, meta: dict, ref, version: int) -> None:
+    """BackendError when Kaggle's metadata of the new version says it got another accelerator,
+    or another machine shape, than the push asked for (a TPU push silently run on the standard
+    image: kaggle-cli #1197). Assumed: GetKernel's enableGpu, enableTpu and machineShape describe
+    what the version runs on (the official client's `kernels pull -m` writes them as such)."""
+    if metadata is None:
+        return
+    wanted, asked = accelerator(meta), meta.get("machine_shape") or None
+    got_shape = metadata.machine_shape or None
+    by_shape = shape_accelerator(got_shape)
+    got = "tpu" if metadata.enable_tpu or by_shape == "tpu" else (
+        "gpu" if metadata.enable_gpu or by_shape == "gpu" else "none")
+    said = (f"enableTpu {str(bool(metadata.enable_tpu)).lower()}, enableGpu {str(bool(metadata.enable_gpu)).lower()}, "
+            f"machineShape '{got_shape or ''}'")
+    problem = None
+    if wanted != got:
+        problem = f"asked for accelerator '{wanted}' ({asked or 'no machine shape'}) but Kaggle's metadata says {said}"
+        if wanted == "tpu":
+            problem += ": it runs on the standard image without a TPU (kaggle-cli #1197)"
+    elif asked and got_shape and got_shape.lower() != asked.lower():
+        problem = f"asked for machine shape {asked} but Kaggle's metadata says {got_shape}"
+    if problem:
+        raise BackendError(f"Kaggle made {ref} v{version} but {problem}; stop it (kjob cancel --delete-kernel) if it "
+                           "would waste the session, and push again, or choose another machine_shape")
 
 
 def rejection(response: api.ApiSaveKernelResponse) -> str | None:
