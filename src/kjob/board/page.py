@@ -1,0 +1,123 @@
+"""Writing the board's folder (`write_board`) and keeping it fresh (`watch_board`).
+
+The page itself (index.html, board.js, board.css) is static and holds no data: it is copied
+from this package's assets/. The data goes into scripts (data.js, runs/<id>.js) because a
+page opened from file:// may load a `<script src>` but not `fetch` one. Each is JSON inside a
+call, with `<`, `>`, `&`, U+2028 and U+2029 escaped, so that no run's content can end the
+script or become markup; the page puts every value in with textContent. Each file is written
+atomically (a reader sees the old one or the new one, never half), and only when it changed.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from kjob.board.data import BoardQuery, collect, run_detail
+from kjob.fsutil import atomic_write_text
+from kjob.paths import BoardPaths
+
+ASSETS = ("index.html", "board.css", "board.js")
+_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+@dataclass(frozen=True)
+class BoardReport:
+    folder: Path
+    runs: int
+    campaigns: int
+    written: int  # files (re)written this time
+    bytes: int  # the whole folder's size
+
+
+def script_json(value) -> str:
+    """JSON that is safe inside a script: nothing in it can close the script or start markup.
+    NaN and Infinity (a parameter may hold one) stay what JavaScript reads them as."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return "".join(_ESCAPES.get(ch, ch) for ch in text) if any(ch in text for ch in _ESCAPES) else text
+
+
+def _stamp(text: str) -> str:
+    """Tells one version of a file from another: the page reloads what changed."""
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+def write_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None) -> BoardReport:
+    """Write (or bring up to date) the board of the runs `query` selects into `out` (default
+    .kjob/board/): the page, data.js, and runs/<id>.js of each run with files here."""
+    paths = BoardPaths(Path(out)) if out is not None else ws.paths.board
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    data = collect(ws, query, paths.folder)
+    written = 0
+    assets = resources.files("kjob.board") / "assets"
+    for name in ASSETS:
+        written += _write_if_changed(paths.asset(name), (assets / name).read_text(encoding="utf-8"))
+    keep: dict[int, str] = {}  # run id -> its detail's stamp
+    for run in data.runs:
+        files = data.details[run.id]
+        detail = run_detail(ws, run, files, paths.folder) if files["state"] == "ok" else None
+        if detail is None:
+            continue
+        path = paths.run_detail(run.id)
+        text = script_json(detail)
+        keep[run.id] = _stamp(text)
+        written += _write_if_changed(path, f"kjobRun({run.id},{text});\n")
+    if paths.runs.is_dir():
+        for stale in paths.runs.glob("*.js"):
+            if not stale.stem.isdigit() or int(stale.stem) not in keep:
+                stale.unlink(missing_ok=True)
+    for row in data.summary["runs"]:
+        row["detail"] = row["id"] in keep
+        row["dstamp"] = keep.get(row["id"])
+    data.summary["stamp"] = _stamp(script_json(data.summary))
+    # data.js last: the page that sees a new one finds every run file it names
+    written += _write_if_changed(paths.data, f"kjobBoard({script_json(data.summary)});\n")
+    size = sum(p.stat().st_size for p in paths.folder.rglob("*") if p.is_file())
+    return BoardReport(paths.folder, len(data.runs), len(data.summary["campaigns"]), written, size)
+
+
+def ledger_stamp(ws) -> tuple:
+    """What changes whenever the ledger does (its file and its write-ahead log)."""
+    stamp = []
+    for path in (ws.paths.ledger, ws.paths.ledger.with_name(ws.paths.ledger.name + "-wal")):
+        try:
+            info = path.stat()
+            stamp.append((info.st_mtime_ns, info.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+def watch_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None,
+                on_write: Callable[[BoardReport], None] | None = None, interval: float = 1.0,
+                keep_going: Callable[[], bool] = lambda: True, sleep: Callable[[float], None] = time.sleep,
+                refresh_every: float = 30.0) -> None:
+    """Write the board, then again each time the ledger changes (looked at every `interval`
+    seconds; every `refresh_every` seconds anyway, for files fetched without a ledger change),
+    until `keep_going()` is false or Ctrl-C."""
+    last, written_at = None, 0.0
+    while keep_going():
+        stamp = ledger_stamp(ws)
+        if stamp != last or time.monotonic() - written_at >= refresh_every:
+            report = write_board(ws, query, out)
+            # reading may itself touch the ledger's files (a checkpoint of its log): what they
+            # are now is what this board shows, unless a write came in meanwhile
+            after = ledger_stamp(ws)
+            last, written_at = (after if after == stamp or last is None else stamp), time.monotonic()
+            if on_write is not None and report.written:
+                on_write(report)
+        sleep(interval)
