@@ -114,7 +114,8 @@ class Project:
 
     def fill(self) -> None:
         """The campaign (6 screened members, the best run in full), then three single runs: a
-        hostile one, a failing one, and one whose fetched files are deleted afterwards."""
+        hostile one, a failing one, and one whose fetched files are deleted afterwards; and the
+        first member's files archived."""
         result = self.kjob("sweep", "grid")
         assert result.exit_code == 0, result.output
         result = self.kjob("push", "snd", "-p", "lr=0.01", "-p", "hidden=64", "-p", f"label={HOSTILE_LABEL}",
@@ -125,4 +126,6 @@ class Project:
         assert result.exit_code == 1, result.output
         result = self.kjob("push", "snd", "-p", "lr=0.001", "-m", "files deleted later", "--wait")
         assert result.exit_code == 0, result.output
-        shutil.rmtree(self.root / "downloads" / "snd" / "local-v3")
+        shutil.rmtree(self.root / "downloads" / "snd" / "local-v10")  # the last push's files, deleted by hand
+        result = self.kjob("runs", "archive", "snd", "--version", "1")  # a screened member's, packed
+        assert result.exit_code == 0, result.output

@@ -28,6 +28,12 @@ class Browser:
         args = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-default-apps", "--disable-extensions", "--remote-debugging-pipe",
+                # Chromium's own calls home (time, updates, accounts): what the page asks for is what is tested
+                "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,DialMediaRouteProvider,"
+                "Translate,AutofillServerCommunication,PrivacySandboxSettings4,InterestFeedContentSuggestions",
+                "--no-service-autorun", "--no-pings", "--disable-domain-reliability", "--disable-breakpad",
+                "--disable-client-side-phishing-detection", "--metrics-recording-only", "--password-store=basic",
+                "--use-mock-keychain", "--disable-sync-preferences", "--disable-signin-promo",
                 f"--user-data-dir={profile}", f"--window-size={width},{height}", "--hide-scrollbars"]
         if proxy:  # any request that leaves the machine goes there (and fails there)
             args += [f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>"]
