@@ -208,7 +208,7 @@ def test_datasets_survive_a_restart_and_a_first_format_state_is_read(kaggle, mon
     with Emulator(old) as emulator:
         assert emulator.store.datasets == {} and emulator.store.next_id == 4
         emulator.store.save()
-    assert json.loads((old / "emulator-state.json").read_text())["format"] == 2
+    assert json.loads((old / "emulator-state.json").read_text())["format"] == 3  # 3 added the models
 
 
 def test_the_emulator_command_serves_your_own_datasets_only_once_pushed(tiny, tmp_path):

@@ -295,7 +295,8 @@ def test_the_emulator_command_serves_until_stopped(tiny, tmp_path):
         api = f"{url}/api/v1/kernels.KernelsApiService/GetKernel"
         assert requests.post(api, json={"userName": "alice", "kernelSlug": "x"}, timeout=10).status_code == 401
         answer = requests.post(api, json={"userName": "alice", "kernelSlug": "x"}, auth=("alice", "anything"), timeout=10)
-        assert (answer.status_code, answer.json()["message"]) == (404, "Kernel alice/x not found")
+        # As Kaggle: a kernel that does not exist is 403, not 404 (`--missing-kernel-status 404` for the old answer).
+        assert (answer.status_code, answer.json()["message"]) == (403, "Permission 'kernels.get' was denied")
     finally:
         process.send_signal(signal.SIGTERM)  # as `kill` does; Ctrl-C (SIGINT) takes the same way out
         assert process.wait(timeout=30) == 0

@@ -40,10 +40,13 @@ def _parse_sources(values) -> dict:
 @click.option("--user", "token_user", default=None, metavar="NAME",
               help="Whom an access token (KAGGLE_API_TOKEN, ~/.kaggle/access_token) signs in as "
                    "(default: the workspace's owner).")
+@click.option("--missing-kernel-status", type=click.Choice(["403", "404"]), default="403", show_default=True,
+              help="What reading a kernel that does not exist (deleted, a wrong slug) answers: 403, as Kaggle "
+                   "does, or 404.")
 @click.option("--verbose", is_flag=True, help="Print each request line.")
-def emulator(port, data_sources, state_dir, token_user, verbose):
-    """Serve Kaggle's kernels and datasets API on 127.0.0.1: pushes run here in the run sandbox,
-    and status, logs, outputs, listings, quota and pushed datasets come back as from Kaggle, to
+def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, verbose):
+    """Serve Kaggle's kernels, datasets and models API on 127.0.0.1: pushes run here in the run sandbox,
+    and status, logs, outputs, listings, quota, pushed datasets and models come back as from Kaggle, to
     kjob and to the official `kaggle` CLI alike. Any username with any key signs in (nothing is checked or kept), and
     an access token signs in as --user; each caller reaches only its own private kernels.
     Stop it with Ctrl-C.
@@ -78,13 +81,15 @@ def emulator(port, data_sources, state_dir, token_user, verbose):
     own = [key for key in own if key not in sources]  # an explicit --data-source is always served
     folder = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="kjob-emulator-"))
     try:
-        server = Emulator(folder, sources, port=port, verbose=verbose, token_user=token_user)
+        server = Emulator(folder, sources, port=port, verbose=verbose, token_user=token_user,
+                          missing_kernel_status=int(missing_kernel_status))
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a state folder this version cannot read
         raise UsageError(str(exc)) from None
     kept = [f"{n} {what} kept" for n, what in ((len(server.store.kernels), "kernels"),
-                                               (len(server.store.datasets), "datasets")) if n]
+                                               (len(server.store.datasets), "datasets"),
+                                               (len(server.store.models), "models")) if n]
     click.echo(f"Kaggle emulator on {server.url} (state in {folder}{''.join(', ' + k for k in kept)}); "
                f"data sources: {', '.join(sorted(sources)) or 'none'}")
     for line in _hints(server, token_user):

@@ -1,5 +1,6 @@
 """The datasets API (CreateDataset, CreateDatasetVersion[ById], GetDataset, GetDatasetStatus,
-ListDatasetFiles), and the folder that serves a dataset source to a kernel.
+ListDatasetFiles, ListDatasets, GetDatasetMetadata, DownloadDataset, DeleteDataset), and the
+folder that serves a dataset source to a kernel.
 
 Two kinds of dataset are known. Pushed ones (`Store.datasets`), made here from uploaded blobs
 (blobs.py), with versions, kept in --state-dir. And the local folders given to the emulator
@@ -17,7 +18,20 @@ What the emulator assumes where Kaggle documents nothing:
 - a version is processed before the answer, so GetDatasetStatus says READY at once (the fault
   `dataset_pending` makes the next N answers say BLOBS_RECEIVED first);
 - a version holds exactly the files uploaded with it; `deleteOldVersions` is ignored (old
-  versions stay readable as owner/slug/N); ListDatasetFiles names files by path ("dir/name").
+  versions stay readable as owner/slug/N); ListDatasetFiles names files by path ("dir/name");
+- ListDatasets: the public group lists public datasets (pushed ones and the mapped folders),
+  `--mine` the caller's (private ones too), `--user NAME` NAME's public ones (and the caller's
+  private ones when NAME is the caller); `search` matches title or slug; every sort order is
+  the latest update first, and the size, file type, license and tag filters are not applied
+  (the emulator keeps none of what they filter on);
+- DownloadDataset answers a redirect (kagglesdk's HttpRedirect, as Kaggle's signed GCS URL):
+  for a `fileName`, to that file, named by the URL's last part (the official CLI saves it
+  under that name); without one, to a zip of the version, which the official CLI saves as
+  `<slug>.zip` (and unpacks with --unzip). A file the version lacks is 404;
+- GetDatasetMetadata answers the dataset's `info` (title, subtitle, description, private,
+  licenses, keywords): what the emulator keeps of it is the title, privacy and license;
+- DeleteDataset: the owner deletes a pushed dataset, its versions' files included (other
+  accounts: 403; a mapped folder is refused in `error`: it stands for a dataset on Kaggle).
 """
 
 import os
@@ -31,7 +45,7 @@ from pathlib import Path
 from kagglesdk.datasets.types import dataset_api_service as api
 from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
 
-from kjob.emulator import blobs
+from kjob.emulator import answers, blobs
 from kjob.emulator.model import ApiError, Dataset, DatasetVersion
 from kjob.fsutil import safe_relative_path
 
@@ -136,17 +150,26 @@ def _new_version(store, dataset: Dataset | None, named: str, body, user: str | N
 
 def _add_version(store, dataset: Dataset, files, directories, notes: str) -> str | None:
     """Moves the named blobs into the dataset's next version folder; why not, or None."""
+    number = len(dataset.versions) + 1
+    final = store.root / "_datasets" / dataset.owner / dataset.slug / f"v{number}"
+    problem = fill_version(store, final, files, directories, "A dataset version needs at least one file")
+    if problem is None:
+        dataset.versions.append(DatasetVersion(number, final, notes))
+    return problem
+
+
+def fill_version(store, final: Path, files, directories, empty: str) -> str | None:
+    """Moves the blobs named by `files` and `directories` (the upload types kagglesdk's dataset
+    and model calls share) into the new folder `final`; why not (`empty` for no file), or None."""
     try:
         plan = _plan(store, files, directories, ())
     except ApiError as exc:
         return exc.message
     if not plan:
-        return "A dataset version needs at least one file"
-    number = len(dataset.versions) + 1
-    final = store.root / "_datasets" / dataset.owner / dataset.slug / f"v{number}"
+        return empty
     if final.exists():  # left by an emulator stopped between this rename and the state's write: unknown to all
         shutil.rmtree(final)
-    staging = final.with_name(f".v{number}.{secrets.token_hex(4)}.part")
+    staging = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
     staging.mkdir(parents=True)
     try:
         for parts, source in plan:
@@ -160,7 +183,6 @@ def _add_version(store, dataset: Dataset, files, directories, notes: str) -> str
         return exc.message
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    dataset.versions.append(DatasetVersion(number, final, notes))
     for _, source in plan:
         blobs.forget(store, source.name)
     return None
@@ -227,14 +249,7 @@ def _stamp(seconds: float) -> datetime:
 def get_dataset(store, body: dict, user: str | None) -> dict:
     request = api.ApiGetDatasetRequest.from_dict(body)
     dataset = readable(store, request.owner_slug, request.dataset_slug, user)
-    latest = dataset.versions[-1]
-    answer = api.ApiDataset()
-    answer.id, answer.ref, answer.title = dataset.id, dataset.ref, dataset.title
-    answer.owner_name = answer.owner_ref = answer.creator_name = dataset.owner
-    answer.is_private, answer.current_version_number = dataset.private, latest.number
-    answer.license_name = dataset.license or None
-    answer.url, answer.last_updated = f"{store.base_url}/datasets/{dataset.ref}", _stamp(latest.created_at)
-    answer.total_bytes = sum(path.stat().st_size for _, path in latest.files())
+    answer = _dataset_answer(store, dataset)
     for version in dataset.versions:
         item = api.ApiDatasetVersion()
         item.version_number, item.creation_date = version.number, _stamp(version.created_at)
@@ -272,7 +287,103 @@ def list_dataset_files(store, body: dict, user: str | None) -> dict:
     return response.to_dict()
 
 
+def _dataset_answer(store, dataset: Dataset) -> "api.ApiDataset":
+    latest = dataset.versions[-1]
+    answer = api.ApiDataset()
+    answer.id, answer.ref, answer.title = dataset.id, dataset.ref, dataset.title
+    answer.owner_name = answer.owner_ref = answer.creator_name = dataset.owner
+    answer.is_private, answer.current_version_number = dataset.private, latest.number
+    answer.license_name = dataset.license or None
+    answer.url, answer.last_updated = f"{store.base_url}/datasets/{dataset.ref}", _stamp(latest.created_at)
+    answer.total_bytes = sum(path.stat().st_size for _, path in latest.files())
+    return answer
+
+
+def list_datasets(store, body: dict, user: str | None) -> dict:
+    from kagglesdk.datasets.types.dataset_enums import DatasetSelectionGroup as Group
+
+    request = api.ApiListDatasetsRequest.from_dict(body)
+    every = {**{key: find(store, *key.split("/")) for key in store.data_sources if key.count("/") == 1},
+             **store.datasets}
+    search = (request.search or "").lower()
+
+    def visible(dataset: Dataset) -> bool:
+        own = _same(dataset.owner, user)
+        if request.group in (Group.DATASET_SELECTION_GROUP_MY, Group.DATASET_SELECTION_GROUP_MY_PRIVATE):
+            return own
+        if request.user:
+            return _same(dataset.owner, request.user) and (own or not dataset.private)
+        return not dataset.private
+
+    found = [d for d in every.values() if d is not None and d.versions and visible(d)
+             and (not search or search in d.title.lower() or search in d.slug.lower())]
+    found.sort(key=lambda d: (d.versions[-1].created_at, d.ref), reverse=True)
+    size = max(1, min(int(request.page_size or 20), 100))
+    token = request.page_token or ""
+    start = int(token) if token.isdigit() else (max(1, request.page or 1) - 1) * size
+    response = api.ApiListDatasetsResponse()
+    response.datasets = [_dataset_answer(store, d) for d in found[start:start + size]]
+    if start + size < len(found):
+        response.next_page_token = str(start + size)
+    return response.to_dict()
+
+
+def get_dataset_metadata(store, body: dict, user: str | None) -> dict:
+    from kagglesdk.datasets.types.dataset_types import DatasetInfo, SettingsLicense
+
+    request = api.ApiGetDatasetMetadataRequest.from_dict(body)
+    dataset = readable(store, request.owner_slug, request.dataset_slug, user)
+    info = DatasetInfo()
+    info.dataset_id, info.dataset_slug, info.owner_user = dataset.id, dataset.slug, dataset.owner
+    info.title, info.is_private = dataset.title, dataset.private
+    if dataset.license:
+        license_ = SettingsLicense()
+        license_.name = dataset.license
+        info.licenses = [license_]
+    response = api.ApiGetDatasetMetadataResponse()
+    response.info = info
+    return response.to_dict()
+
+
+def download_dataset(store, body: dict, user: str | None):
+    request = api.ApiDownloadDatasetRequest.from_dict(body)
+    dataset = readable(store, request.owner_slug, request.dataset_slug, user)
+    version = dataset.version(request.dataset_version_number)
+    if version is None:
+        raise ApiError(404, f"Version {request.dataset_version_number} of {dataset.ref} not found")
+    if request.file_name:
+        path = dict(version.files()).get(request.file_name.strip("/"))
+        if path is None:
+            raise ApiError(404, f"{dataset.ref} version {version.number} has no file {request.file_name}")
+        return answers.Redirect(store.file_link(path, path.name))
+    key = f"dataset-{dataset.owner}-{dataset.slug}-v{version.number}" if dataset.id else None
+    if key is None:  # a mapped folder may change: archived afresh, under a name of its contents' state
+        stamp = max((p.stat().st_mtime_ns for _, p in version.files()), default=0)
+        key = f"folder-{dataset.owner}-{dataset.slug}-{stamp:x}"
+    path = answers.archive(store.root, key, version.files())
+    return answers.Redirect(store.file_link(path, f"{dataset.slug}.zip"))
+
+
+def delete_dataset(store, body: dict, user: str | None) -> dict:
+    request = api.ApiDeleteDatasetRequest.from_dict(body)
+    response = api.ApiDeleteDatasetResponse()
+    key = f"{request.owner_slug}/{request.dataset_slug}".lower()
+    dataset = store.datasets.get(key)
+    if dataset is None:
+        readable(store, request.owner_slug, request.dataset_slug, user)  # 404, or 403 for another's private one
+        response.error = f"{request.owner_slug}/{request.dataset_slug} is a local folder given to the emulator: it cannot be deleted"
+        return response.to_dict()
+    if not _same(dataset.owner, user):
+        raise ApiError(403, "Permission 'datasets.delete' was denied")
+    del store.datasets[key]
+    store.save()
+    shutil.rmtree(store.root / "_datasets" / dataset.owner / dataset.slug, ignore_errors=True)
+    return response.to_dict()
+
+
 METHODS = {
+    "ListDatasets": list_datasets, "GetDatasetMetadata": get_dataset_metadata, "DownloadDataset": download_dataset,
+    "DeleteDataset": delete_dataset,
     "CreateDataset": create_dataset, "CreateDatasetVersion": create_dataset_version,
     "CreateDatasetVersionById": create_dataset_version_by_id, "GetDataset": get_dataset,
     "GetDatasetStatus": get_dataset_status, "ListDatasetFiles": list_dataset_files,

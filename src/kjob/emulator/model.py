@@ -1,19 +1,23 @@
-"""The emulator's records: kernels, datasets, their versions, and how they are kept in `--state-dir`.
+"""The emulator's records: kernels, datasets, models, their versions, and how they are kept in `--state-dir`.
 
 Everything a client can observe survives a restart: kernels (deleted ones too, whose
 sessions still count against the quota), versions with the pushes that made them, each
 version's run folder (outputs, log, status), the next kernel id, and pushed datasets with
-their versions' files. The state is one JSON file, rewritten atomically after every change;
+their versions' files, and pushed models with their instances and those instances' versions'
+files. The state is one JSON file, rewritten atomically after every change;
 the run folders are the sessions' own, the dataset folders are never changed once made.
 
     <state-dir>/emulator-state.json              kernels, datasets and versions (pushes without their text)
     <state-dir>/emulator.lock                    held by the emulator serving the folder
     <state-dir>/<owner>/<slug>/kernel-<id>/vN/   one version's run sandbox (`kjob.sandbox`)
     <state-dir>/_datasets/<owner>/<slug>/vN/     one dataset version's files (no Kaggle name starts with "_")
+    <state-dir>/_models/<owner>/<model>/<framework>/<instance>/vN/   one model instance version's files
+    <state-dir>/_archives/                       zips and tarballs made for whole downloads (answers.py)
     <state-dir>/_blobs/<token>[.json]            uploads not yet part of a dataset (blobs.py)
 
-Format 2 added the datasets; a format-1 file (kernels only) is read as it is and written as
-format 2 at the next change. An older kjob refuses format 2 rather than dropping the datasets.
+Format 2 added the datasets, format 3 the models; an older file is read as it is and written
+in the current format at the next change. An older kjob refuses a newer format rather than
+dropping what it does not know.
 """
 
 import os
@@ -26,8 +30,8 @@ from kjob.fsutil import atomic_write_json, read_json
 
 STATE_FILE = "emulator-state.json"
 LOCK_FILE = "emulator.lock"  # held while an emulator serves the folder: two would overwrite each other's state
-STATE_FORMAT = 2
-_READABLE = (1, 2)
+STATE_FORMAT = 3
+_READABLE = (1, 2, 3)
 
 # Machine shapes, as the official client passes them through (kagglesdk has no enum for them):
 # "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaH100", ... are GPUs; "Tpu1VmV38",
@@ -92,15 +96,20 @@ class Kernel:
         return bool(self.versions and self.versions[-1].request.get("isPrivate"))
 
     def version(self, label: str | None) -> Version:
-        """A version by label ("v3", "3"); the latest without one."""
+        """A version by label, "v3" only (a bare "3" answers 404, as on Kaggle: kaggle-cli PR 1201);
+        the latest without one."""
         if not self.versions:
             raise ApiError(404, f"Kernel {self.ref} has no versions")
         if not label:
             return self.versions[-1]
-        number = label[1:] if label.lower().startswith("v") else label
+        number = label[1:] if label.startswith("v") else ""
         if number.isdigit() and 1 <= int(number) <= len(self.versions):
             return self.versions[int(number) - 1]
         raise ApiError(404, f"Version {label} of {self.ref} not found")
+
+    def numbered(self, number: int | None) -> Version:
+        """A version by number (DownloadKernelOutput's versionNumber); the latest without one."""
+        return self.version(f"v{number}" if number else None)
 
     def last_run_time(self) -> float:
         latest = self.versions[-1] if self.versions else None
@@ -143,14 +152,65 @@ class Dataset:
         return self.versions[number - 1] if 1 <= number <= len(self.versions) else None
 
 
-def save(root: Path, kernels: list[Kernel], next_id: int, datasets: list[Dataset] = ()) -> None:
+@dataclass
+class ModelInstance:
+    """A model's variation for one framework ("owner/model/framework/instance"); its versions'
+    files as a kernel sees them under /kaggle/input/models/<owner>/<model>/<framework>/<instance>/<N>."""
+    id: int
+    slug: str
+    framework: str  # kagglesdk's ModelFramework name, e.g. "MODEL_FRAMEWORK_PY_TORCH"
+    license_name: str = ""
+    overview: str = ""
+    usage: str = ""
+    fine_tunable: bool = False
+    training_data: list[str] = field(default_factory=list)
+    instance_type: str = "MODEL_INSTANCE_TYPE_UNSPECIFIED"
+    versions: list[DatasetVersion] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Model:
+    id: int
+    owner: str
+    slug: str
+    title: str
+    subtitle: str = ""
+    description: str = ""
+    private: bool = True
+    instances: list[ModelInstance] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.owner}/{self.slug}"
+
+
+def _versions_state(root: Path, versions: list[DatasetVersion]) -> list[dict]:
+    return [{"number": v.number, "notes": v.notes, "created_at": v.created_at,
+             "folder": v.folder.relative_to(root).as_posix()} for v in versions]
+
+
+def _versions(root: Path, items: list[dict]) -> list[DatasetVersion]:
+    return [DatasetVersion(v["number"], root / v["folder"], v.get("notes", ""), v.get("created_at", 0.0)) for v in items]
+
+
+def save(root: Path, kernels: list[Kernel], next_id: int, datasets: list[Dataset] = (), models: list[Model] = ()) -> None:
     atomic_write_json(root / STATE_FILE, {
         "format": STATE_FORMAT, "next_id": next_id,
+        "models": [{
+            "id": m.id, "owner": m.owner, "slug": m.slug, "title": m.title, "subtitle": m.subtitle,
+            "description": m.description, "private": m.private, "created_at": m.created_at,
+            "instances": [{
+                "id": i.id, "slug": i.slug, "framework": i.framework, "license_name": i.license_name,
+                "overview": i.overview, "usage": i.usage, "fine_tunable": i.fine_tunable,
+                "training_data": i.training_data, "instance_type": i.instance_type, "created_at": i.created_at,
+                "versions": _versions_state(root, i.versions),
+            } for i in m.instances],
+        } for m in models],
         "datasets": [{
             "id": d.id, "owner": d.owner, "slug": d.slug, "title": d.title, "private": d.private,
-            "license": d.license, "created_at": d.created_at,
-            "versions": [{"number": v.number, "notes": v.notes, "created_at": v.created_at,
-                          "folder": v.folder.relative_to(root).as_posix()} for v in d.versions],
+            "license": d.license, "created_at": d.created_at, "versions": _versions_state(root, d.versions),
         } for d in datasets],
         "kernels": [{
             "id": k.id, "owner": k.owner, "slug": k.slug, "title": k.title,
@@ -162,12 +222,13 @@ def save(root: Path, kernels: list[Kernel], next_id: int, datasets: list[Dataset
     })
 
 
-def load(root: Path) -> tuple[list[Kernel], int, list[Dataset]]:
-    """The kernels kept in `root`, the next kernel id and the datasets; nothing when `root` holds
-    no state. A state file that cannot be read is an error: starting empty would lose it at the next write."""
+def load(root: Path) -> tuple[list[Kernel], int, list[Dataset], list[Model]]:
+    """The kernels kept in `root`, the next kernel id, the datasets and the models; nothing when
+    `root` holds no state. A state file that cannot be read is an error: starting empty would
+    lose it at the next write."""
     path = root / STATE_FILE
     if not path.exists():
-        return [], 1, []
+        return [], 1, [], []
     data = read_json(path)
     if not isinstance(data, dict) or data.get("format") not in _READABLE:
         raise ValueError(f"{path} is not an emulator state this version can read (move it away to start afresh)")
@@ -183,10 +244,20 @@ def load(root: Path) -> tuple[list[Kernel], int, list[Dataset]]:
     for item in data.get("datasets", []):  # format 1 has none
         dataset = Dataset(item["id"], item["owner"], item["slug"], item["title"], item.get("private", True),
                           item.get("license", ""), created_at=item.get("created_at", 0.0))
-        dataset.versions = [DatasetVersion(v["number"], root / v["folder"], v.get("notes", ""),
-                                           v.get("created_at", 0.0)) for v in item.get("versions", [])]
+        dataset.versions = _versions(root, item.get("versions", []))
         datasets.append(dataset)
-    return kernels, int(data.get("next_id", 1 + max((k.id for k in kernels), default=0))), datasets
+    models = []
+    for item in data.get("models", []):  # formats 1 and 2 have none
+        model = Model(item["id"], item["owner"], item["slug"], item["title"], item.get("subtitle", ""),
+                      item.get("description", ""), item.get("private", True), created_at=item.get("created_at", 0.0))
+        for i in item.get("instances", []):
+            model.instances.append(ModelInstance(
+                i["id"], i["slug"], i["framework"], i.get("license_name", ""), i.get("overview", ""), i.get("usage", ""),
+                i.get("fine_tunable", False), i.get("training_data", []),
+                i.get("instance_type", "MODEL_INSTANCE_TYPE_UNSPECIFIED"), _versions(root, i.get("versions", [])),
+                i.get("created_at", 0.0)))
+        models.append(model)
+    return kernels, int(data.get("next_id", 1 + max((k.id for k in kernels), default=0))), datasets, models
 
 
 def claim(root: Path):

@@ -15,6 +15,20 @@ kagglesdk:
   or when a local folder stands for it.
 - At most `max_gpu_sessions` unfinished GPU sessions per account (by machineShape or the older
   enableGpu), and no GPU session once the week's GPU quota is used up.
+- `machineShape` is one of MACHINE_SHAPES, the list in kaggle-cli's docs/kernels.md
+  ("Accelerators available as of Feb 2026", kept in kjob.kaggle_platform), or "None"; another
+  is refused with HTTP 400 (assumed: Kaggle's wording for it is not public), before anything
+  is made. So is a `text` of SOURCE_LIMIT bytes or more, with Kaggle's reported wording (HTTP
+  400 "The kernel source must be less than 1 megabytes in size"; the emulator reads a megabyte
+  as 10**6 bytes, as kjob's own check does).
+- `language` is "python", "r" or "rmarkdown" (the official client's valid_push_language_types).
+  An R kernel is kept and answered like any other, but the emulator runs Python only: its
+  session ends at once in ERROR, saying so (Kaggle would run it).
+- `categoryIds` are tag names; those not in KNOWN_TAGS come back in `invalidTags` and the
+  push still succeeds, as the official client expects ("The following are not valid tags and
+  could not be added to the kernel"). KNOWN_TAGS is the emulator's own short list of common
+  Kaggle tags (assumed: Kaggle's catalogue, kaggle.com/tags, has thousands); a tag matches
+  whatever its case, with spaces read as hyphens.
 """
 
 import json
@@ -24,13 +38,24 @@ from datetime import datetime, timezone
 
 from kagglesdk.kernels.types import kernels_api_service as api
 
-from kjob.emulator import datasets, quota
+from kjob.emulator import datasets, models_api, quota
 from kjob.emulator.model import ApiError, Kernel, Version, accelerator
 from kjob.emulator.sessions import Session
+from kjob.kaggle_platform import GPU_SHAPES, SOURCE_LIMIT, TPU_SHAPES
 from kjob.metadata import slugify
+from kjob.sandbox import record_final
 
 DEFAULT_TIMEOUT = 12 * 3600
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+LANGUAGES = ("python", "r", "rmarkdown")
+MACHINE_SHAPES = (*GPU_SHAPES, *TPU_SHAPES, "None")
+KNOWN_TAGS = frozenset("""
+    audio beginner classification clustering computer-vision data-cleaning data-visualization deep-learning
+    exploratory-data-analysis feature-engineering gpu image intermediate advanced keras linear-regression
+    nlp neural-networks python pytorch regression signal-processing tabular tensorflow text time-series-analysis
+    transfer-learning transformers tpu
+""".split())
+R_NOT_RUN = "this emulator runs Python kernels only: the R kernel was kept, but not run (Kaggle runs R)"
 _SOURCES = (("dataset", "invalid_dataset_sources"), ("kernel", "invalid_kernel_sources"),
             ("competition", "invalid_competition_sources"), ("model", "invalid_model_sources"))
 
@@ -38,6 +63,11 @@ _SOURCES = (("dataset", "invalid_dataset_sources"), ("kernel", "invalid_kernel_s
 def save_kernel(store, body: dict, user: str | None) -> dict:
     request = api.ApiSaveKernelRequest.from_dict(body)
     response = api.ApiSaveKernelResponse()
+    shape = request.machine_shape
+    if shape and shape not in MACHINE_SHAPES:
+        raise ApiError(400, f"Invalid machine shape '{shape}': use one of {', '.join(MACHINE_SHAPES)}")
+    if len((request.text or "").encode()) >= SOURCE_LIMIT.value:
+        raise ApiError(400, "The kernel source must be less than 1 megabytes in size")
     kernel, owner, slug = _target(store, request, user)
     if kernel is None and owner is None:
         response.error = "Kernel not found"
@@ -56,6 +86,8 @@ def save_kernel(store, body: dict, user: str | None) -> dict:
         for source in attached[f"{kind}_data_sources"]:
             for relative in layouts(kind, source):
                 mounts[relative] = store_source(store, kind, source, owner)
+    response.invalid_tags = [tag for tag in request.category_ids
+                             if str(tag).strip().lower().replace(" ", "-") not in KNOWN_TAGS]
     if kernel is None:
         kernel = Kernel(store.new_kernel_id(), owner, slug, request.new_title or slug)
         store.kernels[kernel.ref.lower()] = kernel
@@ -64,10 +96,13 @@ def save_kernel(store, body: dict, user: str | None) -> dict:
     # One folder per kernel id: a deleted kernel's slug can be pushed again (a new id, from v1).
     folder = store.root / kernel.owner / kernel.slug / f"kernel-{kernel.id}" / f"v{number}"
     session = Session.create(folder, request.text or "", mounts, request.session_timeout_seconds or DEFAULT_TIMEOUT,
-                             request.kernel_type or "notebook")
+                             request.kernel_type or "notebook", store.faults.session_limits())
     kept = {key: value for key, value in body.items() if key != "text"}
     kernel.versions.append(Version(number, kept, attached, session))
     store.save()
+    if (request.language or "python") != "python":
+        record_final(session.paths, {"status": "error", "raw_status": "error", "failure_kind": "infrastructure",
+                                     "failure_message": R_NOT_RUN})
     if not store.faults.hold:
         session.start()
     response.ref, response.url = f"/code/{kernel.ref}", f"{store.base_url}/code/{kernel.ref}"
@@ -101,7 +136,7 @@ def _target(store, request, user: str | None) -> tuple[Kernel | None, str | None
 
 
 def _text_problem(request) -> str | None:
-    if (request.language or "python") != "python":
+    if (request.language or "python") not in LANGUAGES:
         return f"Unsupported language {request.language}"
     kind = request.kernel_type or "notebook"
     if kind == "script":
@@ -164,6 +199,8 @@ def store_source(store, kind: str, source: str, user: str | None = None):
     """The local folder serving a data source to a kernel of `user`, or None when it is unknown."""
     if kind == "dataset":
         return datasets.source_folder(store, source, user)
+    if kind == "model" and models_api.source_folder(store, source, user) is not None:
+        return models_api.source_folder(store, source, user)
     parts = source.lower().split("/")
     if kind == "kernel" and "/".join(parts[:2]) in store.kernels:
         versions = store.kernels["/".join(parts[:2])].versions

@@ -1,12 +1,18 @@
 """The emulator's HTTP side: a real server on 127.0.0.1 speaking Kaggle's kernels protocol.
 
-    POST /api/v1/kernels.KernelsApiService/<Method>   JSON in, JSON out (kagglesdk's types)
+    POST /api/v1/kernels.KernelsApiService/<Method>   JSON in, JSON out (kagglesdk's types); the
+                                                       downloads answer 302, the log stream SSE (answers.py)
     POST /api/v1/datasets.DatasetApiService/<Method>  datasets (datasets.py)
+    POST /api/v1/models.ModelApiService/<Method>      models (models_api.py)
     POST /api/v1/blobs.BlobApiService/StartBlobUpload where a file's bytes go (blobs.py)
     PUT  /upload/<token>                               a file's bytes (no credentials, as GCS's
                                                        signed URLs take none)
     POST /api/v1/security.OAuthService/IntrospectToken who a token signs in as (official client)
     GET  /api/v1/kernels/logs/stream/<owner>/<slug>    live log: text/event-stream, END_OF_LOG
+    GET  /api/v1/kernels/output/download_zip/<id>      a version's whole output, zipped (where
+                                                       DownloadKernelOutput redirects)
+    GET  /files/<token>/<name>                         a dataset's or model's file or archive
+                                                       (no credentials, as a signed GCS URL)
     GET  /outputs/<token>                              an output file (no credentials; Range,
                                                        Last-Modified and ETag, as the official
                                                        client decides from them what to skip)
@@ -36,15 +42,17 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from kjob.emulator import blobs
+from kjob.emulator import answers, blobs
 from kjob.emulator.auth import Auth
 from kjob.emulator.faults import Faults
 from kjob.emulator.model import ApiError
 from kjob.emulator.store import REQUEST_LOG_LIMIT, RequestLog, Store
 
 _API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|datasets\.DatasetApiService|blobs\.BlobApiService"
-                  r"|security\.OAuthService)/([A-Za-z]+)$")
+                  r"|models\.ModelApiService|security\.OAuthService)/([A-Za-z]+)$")
 _STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
+_OUTPUT_ZIP = re.compile(r"^/api/v1/kernels/output/download_zip/([0-9]+)$")
+_LINKED = re.compile(r"^/files/([0-9a-f]{32})/[^/]+$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _LOOP = "redirect-loop"  # the query mark of a request that followed a looping redirect
 _HTML = "<!DOCTYPE html><html><head><title>{code}</title></head><body><h1>{code} {reason}</h1></body></html>"
@@ -240,7 +248,19 @@ class _Handler(BaseHTTPRequestHandler):
             code, answer = 200, self.server.store.handle(method, body, user, match.group(1))
         except ApiError as exc:
             code, answer = exc.code, {"code": exc.code, "message": exc.message}
+        if isinstance(answer, answers.Redirect):
+            return self._redirect(answer.url)
+        if isinstance(answer, answers.File):
+            return self._send_file(answer.path, answer.content_type, answer.name)
+        if isinstance(answer, answers.LogStream):
+            return self._stream(answer.session)
         self._answer(method, code, answer)
+
+    def _redirect(self, url: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", url)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _oauth(self, method: str, body: dict) -> None:
         if method != "IntrospectToken":
@@ -261,6 +281,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/outputs/"):
             return self._file(path[len("/outputs/"):])
+        linked = _LINKED.match(path)
+        if linked:
+            return self._linked(linked.group(1))
         if path == "/_emulator/requests":
             return self._json(200, [{"method": m, "body": b} for m, b in list(self.server.store.requests)])
         if path == "/_emulator/faults":
@@ -268,6 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(("/code/", "/datasets/")):
             page = f"<!DOCTYPE html><html><body><h1>{html.escape(path)}</h1><p>kjob's Kaggle emulator</p></body></html>"
             return self._send(200, page.encode(), "text/html; charset=utf-8")
+        zipped = _OUTPUT_ZIP.match(path)
+        if zipped:
+            return self._output_zip(int(zipped.group(1)))
         match = _STREAM.match(path)
         if not match:
             return self._json(404, {"code": 404, "message": f"no such endpoint {path}"})
@@ -375,6 +401,31 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(exc.code, {"code": exc.code, "message": exc.message})
         self._json(200, {"ok": True})
 
+    def _output_zip(self, number: int) -> None:
+        """Where DownloadKernelOutput redirects for a whole output: signed in, as the API is."""
+        from kjob.emulator.reads import output_zip
+
+        ok, user = self._gate()
+        if not ok:
+            return
+        try:
+            with self.server.store.lock:
+                found = output_zip(self.server.store, number, user)
+        except ApiError as exc:
+            return self._json(exc.code, {"code": exc.code, "message": exc.message})
+        self._send_file(found.path, found.content_type, found.name)
+
+    def _linked(self, token: str) -> None:
+        found = self.server.store.linked_file(token)
+        self.server.downloads.append((token, self.headers.get("Range"), "Authorization" in self.headers))
+        if found is None or not found[0].is_file():
+            return self._json(404, {"code": 404, "message": "no such file"})
+        self._send_file(found[0], "application/octet-stream")
+
+    def _send_file(self, path: Path, kind: str, name: str | None = None) -> None:
+        stat = path.stat()
+        self._content(path, stat.st_size, stat.st_mtime, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', kind, name)
+
     def _file(self, token: str) -> None:
         found = self.server.store.output_file(token)
         self.server.downloads.append((token, self.headers.get("Range"), "Authorization" in self.headers))
@@ -382,11 +433,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"code": 404, "message": "no such file"})
         version, _, content = found
         if isinstance(content, Path):
-            stat = content.stat()
-            size, modified, tag = stat.st_size, stat.st_mtime, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-        else:
-            size, modified = len(content), version.session.state().get("finished_at") or time.time()
-            tag = f'"{size:x}-{int(modified * 1e9):x}"'
+            return self._send_file(content, "application/octet-stream")
+        size, modified = len(content), version.session.state().get("finished_at") or time.time()
+        self._content(content, size, modified, f'"{size:x}-{int(modified * 1e9):x}"', "application/octet-stream")
+
+    def _content(self, content: Path | bytes, size: int, modified: float, tag: str, kind: str,
+                 name: str | None = None) -> None:
+        """A file's bytes, or the part a Range asks for, with what the official client decides from."""
         start, end = 0, size - 1
         match = _RANGE.match(self.headers.get("Range") or "")
         if match:
@@ -399,7 +452,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self.end_headers()
         length = max(0, end - start + 1)
         self.send_response(206 if match else 200)
-        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Type", kind)
+        if name:
+            self.send_header("Content-Disposition", f'attachment; filename="{name}"')
         if self.server.store.faults.take_for("bad_gzip_next", "download"):
             self.send_header("Content-Encoding", "gzip")  # over bytes that are not gzip
         self.send_header("Accept-Ranges", "bytes")
@@ -467,13 +522,17 @@ class Emulator:
     datasets pushed to the emulator are served too; other sources are invalid.
     `users`, `tokens` and `token_user`: who may call (auth.py; by default anyone, tokens refused).
     `request_log_limit`: how many requests it remembers for inspection (the latest).
+    `missing_kernel_status`: what a read of a kernel that does not exist (deleted, private to
+    another account's eyes, a wrong slug) answers: 403 as Kaggle does, or 404 (store.py).
     """
 
     def __init__(self, state_dir: Path, data_sources: dict[str, Path] | None = None,
                  users: dict[str, str] | None = None, tokens: dict[str, str] | None = None,
                  port: int = 0, page_size: int = 50, faults: Faults | None = None, verbose: bool = False,
-                 token_user: str | None = None, request_log_limit: int = REQUEST_LOG_LIMIT):
-        self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size, request_log_limit)
+                 token_user: str | None = None, request_log_limit: int = REQUEST_LOG_LIMIT,
+                 missing_kernel_status: int = 403):
+        self.store = Store(Path(state_dir), data_sources, faults or Faults(), page_size, request_log_limit,
+                           missing_kernel_status)
         try:
             self._server = _Server(("127.0.0.1", port), self.store, Auth(users, tokens, token_user), verbose,
                                    request_log_limit)
@@ -488,6 +547,17 @@ class Emulator:
     @property
     def faults(self) -> Faults:
         return self.store.faults
+
+    @property
+    def missing_kernel_status(self) -> int:
+        return self.store.missing_kernel_status
+
+    @missing_kernel_status.setter
+    def missing_kernel_status(self, code: int) -> None:
+        """403 (as Kaggle) or 404: switchable while serving, for a test of either answer."""
+        if code not in (403, 404):
+            raise ValueError(f"missing_kernel_status must be 403 or 404, not {code}")
+        self.store.missing_kernel_status = code
 
     @property
     def downloads(self) -> list[tuple[str, str | None, bool]]:

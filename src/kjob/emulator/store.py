@@ -10,20 +10,28 @@ one would have.
 Access, as the official client's messages describe Kaggle's: a caller reads its own kernels
 and anyone's public ones; another account's private kernel answers 403 ("Permission
 'kernels.get' was denied"); only the owner pushes to or deletes a kernel. A kernel that does
-not exist answers 404 (Kaggle sometimes answers 403 instead, to keep slugs from being probed).
-Datasets follow the same rules (datasets.py).
+not exist (deleted, never made, a wrong slug, a version written into the slug) answers the
+same 403, as Kaggle does: its client's 403 message says "the most likely cause is a wrong
+kernel slug ... It can also occur if the notebook is private" (kaggle 2.2.4, kernels_status),
+and kaggle-cli PR 1201 shows GetKernel of `slug/1` answered 403. `missing_kernel_status=404`
+keeps the older answer (404 "Kernel owner/slug not found") for tests of that path.
+A version is named only as `versionLabel: "v<N>"`; a bare "1" answers 404 (PR 1201).
+Datasets follow the same rules as kernels for access, but a missing one answers 404 (datasets.py).
 """
 
 import hashlib
 import re
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 from kjob.emulator import model
 from kjob.emulator.faults import Faults
-from kjob.emulator.model import ApiError, Dataset, Kernel, Version
+from kjob.emulator.model import ApiError, Dataset, Kernel, Model, Version
 from kjob.emulator.sessions import Session
 
+DENIED = "Permission 'kernels.get' was denied"
+MISSING_KERNEL_STATUSES = (403, 404)
 HOSTILE_CONTENT = b"this file's name tries to leave the download folder\n"
 # How many requests the emulator remembers for inspection (store.requests and the server's
 # logs of paths, downloads and uploads), the oldest forgotten first: about 1 kB each, so a
@@ -51,8 +59,11 @@ class RequestLog(list):
 
 class Store:
     def __init__(self, root: Path, data_sources: dict[str, Path] | None = None, faults: Faults | None = None,
-                 page_size: int = 50, request_log_limit: int = REQUEST_LOG_LIMIT):
+                 page_size: int = 50, request_log_limit: int = REQUEST_LOG_LIMIT, missing_kernel_status: int = 403):
+        if missing_kernel_status not in MISSING_KERNEL_STATUSES:
+            raise ValueError(f"missing_kernel_status must be 403 or 404, not {missing_kernel_status}")
         self.root = root
+        self.missing_kernel_status = missing_kernel_status
         self.data_sources = {k.lower(): Path(v).resolve() for k, v in (data_sources or {}).items()}
         self.faults = faults or Faults()
         self.page_size = page_size
@@ -60,17 +71,19 @@ class Store:
         # (method, body): what clients sent, for inspection; the latest request_log_limit only.
         self.requests: list[tuple[str, dict]] = RequestLog(request_log_limit)
         self.files: dict[str, tuple[Version, str, Path | bytes]] = {}  # download token -> what it serves
+        self.served: dict[str, tuple[Path, str]] = {}  # /files/ token -> (file, its name): dataset and model files
         self.lock = threading.RLock()
         root.mkdir(parents=True, exist_ok=True)
         self._claim = model.claim(root)
         try:
-            every, self.next_id, datasets = model.load(root)
+            every, self.next_id, datasets, models = model.load(root)
         except BaseException:
             self.close()
             raise
         self.kernels: dict[str, Kernel] = {k.ref.lower(): k for k in every if k.deleted_at is None}
         self.deleted: list[Kernel] = [k for k in every if k.deleted_at is not None]
         self.datasets: dict[str, Dataset] = {d.ref.lower(): d for d in datasets}  # pushed ones; mapped folders aside
+        self.models: dict[str, Model] = {m.ref.lower(): m for m in models}
 
     def close(self) -> None:
         """Let another emulator serve this folder."""
@@ -83,8 +96,14 @@ class Store:
     def kernel(self, owner: str, slug: str) -> Kernel:
         kernel = self.kernels.get(f"{owner}/{slug}".lower())
         if kernel is None:
-            raise ApiError(404, f"Kernel {owner}/{slug} not found")
+            raise self.no_kernel(owner, slug)
         return kernel
+
+    def no_kernel(self, owner: str, slug: str) -> ApiError:
+        """What a read of a kernel that does not exist answers: 403 as Kaggle, or 404 when asked."""
+        if self.missing_kernel_status == 404:
+            return ApiError(404, f"Kernel {owner}/{slug} not found")
+        return ApiError(403, DENIED)
 
     def by_id(self, kernel_id: int) -> Kernel | None:
         return next((k for k in self.kernels.values() if k.id == kernel_id), None)
@@ -102,7 +121,7 @@ class Store:
         return self.next_id - 1
 
     def save(self) -> None:
-        model.save(self.root, self.every_kernel(), self.next_id, list(self.datasets.values()))
+        model.save(self.root, self.every_kernel(), self.next_id, list(self.datasets.values()), list(self.models.values()))
 
     # -- access -------------------------------------------------------------------------
 
@@ -114,23 +133,25 @@ class Store:
     @staticmethod
     def may_read(kernel: Kernel, user: str | None) -> None:
         if kernel.private and (user is None or kernel.owner.lower() != user.lower()):
-            raise ApiError(403, "Permission 'kernels.get' was denied")
+            raise ApiError(403, DENIED)
 
     def find(self, body: dict, user: str | None) -> tuple[Kernel, str | None]:
-        """The kernel a read names, and the version label it asks for. The official client's
-        versioned pull sends the version inside the slug ("slug/3"); others send versionLabel."""
-        slug, _, in_slug = str(body.get("kernelSlug", "")).partition("/")
-        kernel = self.kernel(str(body.get("userName", "")), slug)
+        """The kernel a read names, and the version label it asks for ("v3", or None). A version
+        written into the slug ("slug/3", as the official client's versioned pull sends it) names
+        no kernel, as on Kaggle (kaggle-cli PR 1201)."""
+        owner, slug = str(body.get("userName", "")), str(body.get("kernelSlug", ""))
+        kernel = self.kernel(owner, slug)
         self.may_read(kernel, user)
-        return kernel, body.get("versionLabel") or in_slug or None
+        return kernel, body.get("versionLabel") or None
 
     # -- dispatch -----------------------------------------------------------------------
 
     def handle(self, method: str, body: dict, user: str | None, service: str = "kernels.KernelsApiService") -> dict:
-        from kjob.emulator import blobs, datasets, push, reads
+        from kjob.emulator import blobs, datasets, models_api, push, reads
 
         methods = {"kernels.KernelsApiService": {**push.METHODS, **reads.METHODS},
-                   "datasets.DatasetApiService": datasets.METHODS, "blobs.BlobApiService": blobs.METHODS}
+                   "datasets.DatasetApiService": datasets.METHODS, "blobs.BlobApiService": blobs.METHODS,
+                   "models.ModelApiService": models_api.METHODS}
         handler = methods.get(service, {}).get(method)
         if handler is None:
             raise ApiError(404, f"Unknown method {service}/{method}")
@@ -156,6 +177,17 @@ class Store:
         token = _token(version, name)
         self.files[token] = (version, name, content)
         return f"{self.base_url}/outputs/{token}"
+
+    def file_link(self, path: Path, name: str) -> str:
+        """A URL that serves `path` as `name` without credentials, as a signed GCS URL does
+        (the last part of the URL is the name: the official CLI names the file it saves so)."""
+        token = hashlib.sha256(f"{path}\0{name}".encode()).hexdigest()[:32]
+        self.served[token] = (path, name)
+        return f"{self.base_url}/files/{token}/{quote(name)}"
+
+    def linked_file(self, token: str) -> tuple[Path, str] | None:
+        with self.lock:
+            return self.served.get(token)
 
     def output_file(self, token: str) -> tuple[Version, str, Path | bytes] | None:
         """What a download URL serves; URLs handed out before a restart still work."""
