@@ -138,3 +138,20 @@ def test_two_emulators_never_serve_one_state_folder(tmp_path):
         else:
             raise AssertionError("a second emulator took the same state folder")
     Emulator(tmp_path / "shared").stop()  # free again once the first has stopped
+
+
+def test_the_emulator_command_answers_403_for_a_missing_kernel_or_404_when_told(tiny, tmp_path):
+    kjob = Path(sys.executable).with_name("kjob")
+    for extra, expected in (([], (403, "Permission 'kernels.get' was denied")),
+                            (["--missing-kernel-status", "404"], (404, "Kernel alice/nothing not found"))):
+        process = subprocess.Popen([str(kjob), "emulator", "--port", "0", "--state-dir", str(tmp_path / "s"), *extra],
+                                   cwd=tiny.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = process.stdout.readline()
+            assert first.startswith("Kaggle emulator on http://127.0.0.1:"), first + process.stderr.read()
+            answer = requests.post(f"{first.split()[3]}{API}/GetKernelSessionStatus", auth=("alice", "any"), timeout=10,
+                                   json={"userName": "alice", "kernelSlug": "nothing"})
+            assert (answer.status_code, answer.json()["message"]) == expected
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0

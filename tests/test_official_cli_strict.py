@@ -103,12 +103,16 @@ def test_a_version_is_named_only_as_v_and_its_number(cli, tmp_path, sdk):
 
 # -- what a push is checked for ----------------------------------------------------------
 
-def test_push_refuses_an_unknown_machine_shape_and_names_invalid_tags(cli, tmp_path):
+def test_push_refuses_an_unknown_machine_shape_and_a_large_source_and_names_invalid_tags(cli, tmp_path):
     folder = kernel_folder(tmp_path, "alice/shapes", "Shapes", writes("x", "a.txt"), keywords=["gpu", "No Such Tag"])
     refused = cli("kernels", "push", "-p", str(folder), "--accelerator", "NvidiaTeslaT5")
     assert refused.returncode != 0 and "Invalid machine shape 'NvidiaTeslaT5'" in said(refused)
     assert "NvidiaTeslaT4" in said(refused) and "TpuV6E8" in said(refused)  # the accepted ones are named
     assert cli.emulator.store.kernels == {}  # nothing was made
+    big = kernel_folder(tmp_path, "alice/too-big", "Too Big", notebook("x = " + repr("0" * 1_000_000)))
+    too_big = cli("kernels", "push", "-p", str(big))
+    assert too_big.returncode != 0 and "must be less than 1 megabytes" in said(too_big)
+    assert cli.emulator.store.kernels == {}
     accepted = cli("kernels", "push", "-p", str(folder), "--accelerator", "NvidiaL4")
     assert pushed(accepted) == 1
     assert "not valid tags" in accepted.stdout and "No Such Tag" in accepted.stdout
