@@ -12,6 +12,7 @@ import pytest
 import requests
 from requests import HTTPError
 
+from kjob.emulator.reads import session_id
 from official_cli import kernel_folder, notebook, start
 
 if importlib.util.find_spec("kaggle") is None or importlib.util.find_spec("six") is None:
@@ -182,10 +183,14 @@ def test_download_kernel_output_serves_each_versions_own_files(cli, tmp_path, sd
     with pytest.raises(HTTPError) as missing:
         download(1, "two.txt")
     assert missing.value.response.status_code == 404
-    # The whole output's redirect names the version's session: DownloadKernelOutputZip by that id.
-    zip_url = download(1).history[0].headers["Location"]
-    request = ApiDownloadKernelOutputZipRequest()
-    request.kernel_session_id = int(zip_url.rsplit("/", 1)[1])
+    # Redirected to a URL that needs no credentials, as a signed GCS URL.
+    location = download(1).history[0].headers["Location"]
+    assert names(requests.get(location, timeout=30)) == {"one.txt": b"first"}
+    # DownloadKernelOutputZip by a session id, which no public call tells: the emulator's own numbering.
+    with cli.emulator.store.lock:
+        kernel = cli.emulator.store.kernel("alice", "outputs")
+        request = ApiDownloadKernelOutputZipRequest()
+        request.kernel_session_id = session_id(kernel, kernel.versions[0])
     assert names(client.download_kernel_output_zip(request)) == {"one.txt": b"first"}
     # The official CLI lists only the latest version's output (kaggle-cli issue 1200).
     out = tmp_path / "cli-out"

@@ -9,10 +9,12 @@ client could list an older version's output); GetKernel and the status honour th
 DownloadKernelOutput does serve an older version's output by `versionNumber`, as kagglehub's
 integration tests show Kaggle doing (`notebook_output_download("alexisbcook/titanic-tutorial/
 versions/1")` gets other files than the latest): each version keeps its own run folder, so
-each version's own files are served. Its answer is a redirect (kagglesdk's HttpRedirect): to
-the file for a `filePath`, else to a zip of the whole output (DownloadKernelOutputZip, by the
-version's kernel session id, which only this redirect tells). A version whose session has not
-ended has no output to download yet (404, assumed).
+each version's own files are served. Its answer is a redirect (kagglesdk's HttpRedirect) to a
+URL that takes no credentials, as kagglehub's test server answers it with a signed GCS URL:
+to the file for a `filePath`, else to a zip of the whole output. DownloadKernelOutputZip
+serves that zip by the version's kernel session id, which no public call tells (kaggle-cli
+PR 1170): the emulator numbers sessions itself (`session_id`). A version whose session has
+not ended has no output to download yet (404, assumed).
 
 ListKernels, where Kaggle documents nothing, assumes: `--mine` (group PROFILE) lists the
 caller's kernels, private ones included; `--user NAME` lists NAME's public kernels (and the
@@ -205,7 +207,8 @@ def download_kernel_output(store, body: dict, user: str | None):
     version = kernel.numbered(request.version_number)
     _ended(kernel, version)
     if not request.file_path:
-        return answers.Redirect(f"{store.base_url}/api/v1/kernels/output/download_zip/{session_id(kernel, version)}")
+        zipped = output_zip(store, session_id(kernel, version), user)
+        return answers.Redirect(store.file_link(zipped.path, zipped.name))
     found = dict(store.outputs(version)).get(request.file_path.lstrip("/"))
     if found is None:
         raise ApiError(404, f"Version v{version.number} of {kernel.ref} has no output file {request.file_path}")

@@ -9,10 +9,9 @@
                                                        signed URLs take none)
     POST /api/v1/security.OAuthService/IntrospectToken who a token signs in as (official client)
     GET  /api/v1/kernels/logs/stream/<owner>/<slug>    live log: text/event-stream, END_OF_LOG
-    GET  /api/v1/kernels/output/download_zip/<id>      a version's whole output, zipped (where
-                                                       DownloadKernelOutput redirects)
-    GET  /files/<token>/<name>                         a dataset's or model's file or archive
-                                                       (no credentials, as a signed GCS URL)
+    GET  /api/v1/kernels/output/download_zip/<id>      a version's whole output, zipped (by its session id)
+    GET  /files/<token>/<name>                         where the download calls redirect: a file or an
+                                                       archive (no credentials, as a signed GCS URL)
     GET  /outputs/<token>                              an output file (no credentials; Range,
                                                        Last-Modified and ETag, as the official
                                                        client decides from them what to skip)
@@ -402,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True})
 
     def _output_zip(self, number: int) -> None:
-        """Where DownloadKernelOutput redirects for a whole output: signed in, as the API is."""
+        """DownloadKernelOutputZip's REST path: signed in, as the API is."""
         from kjob.emulator.reads import output_zip
 
         ok, user = self._gate()
