@@ -7,6 +7,7 @@ token, and every environment variable named *_KEY, *_TOKEN or *_SECRET). A messa
 secret only as its kind and length (`mask`), never a character of it.
 """
 
+import json
 import os
 import re
 import time
@@ -164,12 +165,10 @@ def held_secrets() -> dict[str, str]:
 
     Read once, and again when the environment changes or a credential file did (tests run
     many workspaces in one process)."""
-    from kjob.backends import kaggle_auth  # a small module: json, os and pathlib only
-
     global _held
     environ = _environ()
     if _held is None or _held.environ != environ:
-        _held = _Held(environ, kaggle_auth.credential_files())
+        _held = _Held(environ, credential_files())
     now = time.monotonic()
     if _held.values is not None and now - _held.checked < RESTAT_SECONDS:
         return _held.values
@@ -178,7 +177,7 @@ def held_secrets() -> dict[str, str]:
     if _held.values is None or stamps != _held.stamps:
         found = [(value, name) for name, value in os.environ.items()
                  if _SECRET_NAME.fullmatch(name) and name != "KAGGLE_API_TOKEN"]  # a token, or its file's path
-        found += kaggle_auth.credential_values().items()
+        found += credential_values().items()
         values = {}
         for value, where in found:
             # Each line of a value on several lines (a private key) too: scans and logs go by line.
@@ -190,3 +189,83 @@ def held_secrets() -> dict[str, str]:
         # Longest first: a value that holds another is masked whole, not around the shorter one.
         _held.values = dict(sorted(values.items(), key=lambda item: -len(item[0])))
     return _held.values
+
+
+# -- where the Kaggle tools keep credentials (kjob.backends.kaggle_auth signs in with them) --
+
+TOKEN_FILES = ("access_token", "access_token.txt")
+
+
+def config_folder(env) -> Path:
+    return Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
+
+
+def credential_files(environ: dict | None = None) -> tuple[Path, ...]:
+    """Every file a Kaggle key or token could be read from, whether it exists or not."""
+    env = os.environ if environ is None else environ
+    folder = config_folder(env)
+    files = [folder / name for name in (*TOKEN_FILES, "kaggle.json")]
+    token = env.get("KAGGLE_API_TOKEN", "").strip()
+    path = as_path(token) if token else None
+    return (*files, path) if path is not None else tuple(files)
+
+
+def credential_values(environ: dict | None = None) -> dict[str, str]:
+    """Every Kaggle key and token that could be configured, value -> where it is (for messages).
+
+    For finding them where they must not be (a notebook, a log), not for signing in: nothing
+    is checked, nothing raised, and every place is read, not only the one that wins."""
+    env = os.environ if environ is None else environ
+    found = []
+    token = env.get("KAGGLE_API_TOKEN", "").strip()
+    if token:
+        path = as_path(token)
+        if path is not None:
+            found.append((quiet_read(path), f"{shown_path(path)} (named by KAGGLE_API_TOKEN)"))
+        elif not looks_like_path(token):
+            found.append((token, "KAGGLE_API_TOKEN"))
+    found.append((env.get("KAGGLE_KEY", "").strip(), "KAGGLE_KEY"))
+    folder = config_folder(env)
+    found += [(quiet_read(folder / name), shown_path(folder / name)) for name in TOKEN_FILES]
+    try:
+        key = json.loads(quiet_read(folder / "kaggle.json") or "{}").get("key")
+    except (ValueError, AttributeError):
+        key = None
+    if isinstance(key, str):
+        found.append((key.strip(), shown_path(folder / "kaggle.json")))
+    values = {}
+    for value, where in found:
+        if value:
+            values.setdefault(value, where)
+    return values
+
+
+def quiet_read(path: Path) -> str:
+    """The file's text, stripped; "" if it cannot be read (missing, a folder, not UTF-8)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(65536).decode("utf-8-sig").strip()  # a token is short
+    except (OSError, ValueError):
+        return ""
+
+
+def looks_like_path(value: str) -> bool:
+    """A value meant as a file's path (a token has no slash and starts with neither ~ nor .)."""
+    return "/" in value or os.sep in value or value.startswith(("~", "."))
+
+
+def as_path(value: str) -> Path | None:
+    """The file `value` names, if it names one (a token is seldom a valid path: too long, say)."""
+    try:
+        path = Path(value).expanduser()
+        return path if path.is_file() else None
+    except (OSError, RuntimeError, ValueError):  # a name too long, ~nobody, a NUL
+        return None
+
+
+def shown_path(path: Path) -> str:
+    """`path` as shown in messages (with ~ for the home folder)."""
+    try:
+        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
+    except (ValueError, RuntimeError, OSError):
+        return str(path)

@@ -257,3 +257,19 @@ def end_descendants(seconds: float = 10.0) -> int:
                 pass
         killed.update(found)
         time.sleep(0.02)
+
+
+# -- kill points ---------------------------------------------------------------------------
+# Named points of a push where kjob can be made to kill itself, to prove that a push killed at
+# any step loses nothing and mis-files nothing (`KJOB_KILL_AT=<point>`, used by the tests):
+# `push:begun` (the ledger row written), `local:claimed` (a local run's version folder made),
+# `local:laid-out` (its sandbox laid out, not started), `ray:claimed`, `push:submitted` (the
+# backend answered, the row not yet completed).
+KILL_AT = "KJOB_KILL_AT"
+
+
+def kill_point(point: str) -> None:
+    """SIGKILL this process when KJOB_KILL_AT names `point`: no handler, no clean-up runs,
+    exactly as a user's `kill -9` or a machine losing power."""
+    if os.environ.get(KILL_AT) == point:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))

@@ -9,7 +9,6 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends import get_backend
 from kjob.backends.base import Backend, Submission
@@ -17,7 +16,7 @@ from kjob.build import plan_build, write_kernel
 from kjob.errors import BackendError, KjobError, PushedWithProblem
 from kjob.ledger import Ledger
 from kjob.params import resolve_parameters
-from kjob.procs import alive, start_time
+from kjob.procs import alive, kill_point, start_time
 from kjob.recipe import ParamValue
 from kjob.provenance import keep_notebook, run_signature
 from kjob.runs import Run, RunNotes, RunStatus
@@ -77,7 +76,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
                            submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
                            signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
                            campaign=member.campaign if member else None, stage=member.stage if member else None)
-        killpoints.reached("push:begun")
+        kill_point("push:begun")
         run = _submit(ledger, backend, run, submission)
         return PushOutcome(run, rebuilt, plan.warnings)
 
@@ -102,7 +101,7 @@ def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) 
     except KjobError:
         ledger.forget(run)  # refused before anything was sent (configuration, quota, ...)
         raise
-    killpoints.reached("push:submitted")
+    kill_point("push:submitted")
     return ledger.complete_submission(run, submitted)
 
 

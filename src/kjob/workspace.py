@@ -10,13 +10,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kjob.backends import BACKENDS
 from kjob.errors import ConfigError
 # What Kaggle's Python image provides (kjob.kaggle_platform cites its source); a workspace adds its own
 # with `target_modules = [...]`, a recipe with `pip = [...]`.
 from kjob.kaggle_platform import KAGGLE_IMAGE_MODULES
 from kjob.paths import WorkspacePaths
-from kjob.recipe_schema import Where, is_identifier, shown
+from kjob.toml_tables import Where, is_identifier, shown
+
+
+# The backends a workspace may configure (`[tool.kjob.<name>]`); kjob.backends maps each to its code.
+BACKEND_NAMES = ("local", "kaggle", "ray")
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ def load_config(root: Path) -> WorkspaceConfig:
     table: dict = {}
     where: dict[str, Where] = {}  # each key's file, so that an error names the file it is in
     for w, layer in _layers(root):
-        w.refuse_unknown(layer, {"owner", "target_modules", "src_dir", "datasets", "demo", *BACKENDS})
+        w.refuse_unknown(layer, {"owner", "target_modules", "src_dir", "datasets", "demo", *BACKEND_NAMES})
         table.update(layer)
         where.update(dict.fromkeys(layer, w))
     if "owner" in table and not (isinstance(table["owner"], str) and OWNER_RE.fullmatch(table["owner"])):
@@ -165,7 +168,7 @@ def load_config(root: Path) -> WorkspaceConfig:
         src_dir=_src_dir(where.get("src_dir"), table),
         datasets=_datasets(where.get("datasets"), table),
         backend_parameters={name: _backend_parameters(where[name], table, name)
-                            for name in BACKENDS if name in table},
+                            for name in BACKEND_NAMES if name in table},
         demo=_demo(where.get("demo"), table),
         backend_settings={name: BackendSettings(where[name].at(name),
                                                 {k: v for k, v in table[name].items() if k != "parameters"})

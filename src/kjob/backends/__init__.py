@@ -7,12 +7,14 @@ CLI's start-up never pays for an SDK it does not need.
 import importlib
 
 from kjob.errors import UsageError
+from kjob.workspace import BACKEND_NAMES
 
 BACKENDS = {
     "local": "kjob.backends.local:LocalBackend",
     "kaggle": "kjob.backends.kaggle:KaggleBackend",
     "ray": "kjob.backends.ray:RayBackend",
 }
+assert tuple(BACKENDS) == BACKEND_NAMES  # one list of names, kept by the workspace
 
 
 def get_backend(ws, name: str):

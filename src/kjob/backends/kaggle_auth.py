@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.errors import BackendError
+from kjob.leakscan import TOKEN_FILES, as_path, config_folder, looks_like_path, shown_path
 
 HOW_TO_GET_ONE = ("create an API token on kaggle.com (Settings > API) and save it as ~/.kaggle/kaggle.json "
                   "(chmod 600), or set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY")
@@ -41,11 +42,11 @@ def load_credentials(environ: dict | None = None) -> Credentials:
     env = os.environ if environ is None else environ
     token = env.get("KAGGLE_API_TOKEN", "").strip()
     if token:
-        path = _as_path(token)
+        path = as_path(token)
         if path is not None:  # as kagglesdk reads it: a value naming a file means the file's content
-            where = f"{_shown(path)} (named by KAGGLE_API_TOKEN)"
+            where = f"{shown_path(path)} (named by KAGGLE_API_TOKEN)"
             return Credentials(where, None, _read_token(path, where))
-        if _looks_like_path(token):
+        if looks_like_path(token):
             # kagglesdk would send the path itself as the token; the value is never shown, in
             # case it is a token after all
             raise BackendError("KAGGLE_API_TOKEN names a file that does not exist (or is not a file); nothing "
@@ -59,84 +60,14 @@ def load_credentials(environ: dict | None = None) -> Credentials:
         missing = "KAGGLE_KEY" if username else "KAGGLE_USERNAME"
         raise BackendError(f"{'KAGGLE_USERNAME' if username else 'KAGGLE_KEY'} is set but {missing} is not; "
                            "set both, or neither to use kaggle.json")
-    folder = _config_folder(env)
+    folder = config_folder(env)
     for name in TOKEN_FILES:
         if (folder / name).is_file():
-            return Credentials(_shown(folder / name), None, _read_token(folder / name, _shown(folder / name)))
+            return Credentials(shown_path(folder / name), None, _read_token(folder / name, shown_path(folder / name)))
     if (folder / "kaggle.json").is_file():
         return _read_kaggle_json(folder / "kaggle.json")
     raise BackendError(f"no Kaggle credentials (looked for KAGGLE_API_TOKEN, KAGGLE_USERNAME/KAGGLE_KEY and "
-                       f"{_shown(folder / 'kaggle.json')}): {HOW_TO_GET_ONE}")
-
-
-TOKEN_FILES = ("access_token", "access_token.txt")
-
-
-def _config_folder(env) -> Path:
-    return Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
-
-
-def credential_files(environ: dict | None = None) -> tuple[Path, ...]:
-    """Every file a Kaggle key or token could be read from, whether it exists or not."""
-    env = os.environ if environ is None else environ
-    folder = _config_folder(env)
-    files = [folder / name for name in (*TOKEN_FILES, "kaggle.json")]
-    token = env.get("KAGGLE_API_TOKEN", "").strip()
-    path = _as_path(token) if token else None
-    return (*files, path) if path is not None else tuple(files)
-
-
-def credential_values(environ: dict | None = None) -> dict[str, str]:
-    """Every Kaggle key and token that could be configured, value -> where it is (for messages).
-
-    For finding them where they must not be (a notebook, a log), not for signing in: nothing
-    is checked, nothing raised, and every place is read, not only the one that wins."""
-    env = os.environ if environ is None else environ
-    found = []
-    token = env.get("KAGGLE_API_TOKEN", "").strip()
-    if token:
-        path = _as_path(token)
-        if path is not None:
-            found.append((_quiet_read(path), f"{_shown(path)} (named by KAGGLE_API_TOKEN)"))
-        elif not _looks_like_path(token):
-            found.append((token, "KAGGLE_API_TOKEN"))
-    found.append((env.get("KAGGLE_KEY", "").strip(), "KAGGLE_KEY"))
-    folder = _config_folder(env)
-    found += [(_quiet_read(folder / name), _shown(folder / name)) for name in TOKEN_FILES]
-    try:
-        key = json.loads(_quiet_read(folder / "kaggle.json") or "{}").get("key")
-    except (ValueError, AttributeError):
-        key = None
-    if isinstance(key, str):
-        found.append((key.strip(), _shown(folder / "kaggle.json")))
-    values = {}
-    for value, where in found:
-        if value:
-            values.setdefault(value, where)
-    return values
-
-
-def _quiet_read(path: Path) -> str:
-    """The file's text, stripped; "" if it cannot be read (missing, a folder, not UTF-8)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(65536).decode("utf-8-sig").strip()  # a token is short
-    except (OSError, ValueError):
-        return ""
-
-
-def _looks_like_path(value: str) -> bool:
-    """A value meant as a file's path (a token has no slash and starts with neither ~ nor .)."""
-    return "/" in value or os.sep in value or value.startswith(("~", "."))
-
-
-def _as_path(value: str) -> Path | None:
-    """The file `value` names, if it names one (a token is seldom a valid path: too long, say)."""
-    try:
-        path = Path(value).expanduser()
-        return path if path.is_file() else None
-    except (OSError, RuntimeError, ValueError):  # a name too long, ~nobody, a NUL
-        return None
+                       f"{shown_path(folder / 'kaggle.json')}): {HOW_TO_GET_ONE}")
 
 
 def _checked(value: str, what: str, where: str) -> str:
@@ -158,19 +89,11 @@ def _checked(value: str, what: str, where: str) -> str:
                        "Settings > API)")
 
 
-def _shown(path: Path) -> str:
-    """`path` as shown in messages (with ~ for the home folder)."""
-    try:
-        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
-    except (ValueError, RuntimeError, OSError):
-        return str(path)
-
-
 def _check_private(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
-        raise BackendError(f"{_shown(path)} can be read by other users of this machine; "
-                           f"make it private first: chmod 600 {_shown(path)}")
+        raise BackendError(f"{shown_path(path)} can be read by other users of this machine; "
+                           f"make it private first: chmod 600 {shown_path(path)}")
 
 
 def _read_text(path: Path, where: str) -> str:
@@ -192,7 +115,7 @@ def _read_token(path: Path, where: str) -> str:
 
 
 def _read_kaggle_json(path: Path) -> Credentials:
-    where, expected = _shown(path), 'expected {"username": ..., "key": ...}'
+    where, expected = shown_path(path), 'expected {"username": ..., "key": ...}'
     try:
         data = json.loads(_read_text(path, where))
     except json.JSONDecodeError as exc:

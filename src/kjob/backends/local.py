@@ -11,7 +11,6 @@ hidden from it where bubblewrap isolates runs (`kjob.isolation`).
 import shutil
 from pathlib import Path
 
-from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.errors import BackendError, ConfigError
@@ -20,6 +19,7 @@ from kjob.paths import LocalRunPaths
 from kjob.polling import Backoff
 from kjob.runs import Run, RunStatus
 from kjob.sandbox import RunSpec, Sandbox, kaggle_layouts
+from kjob.procs import kill_point
 
 # A run folder whose runner was not started this long after it was made never will be.
 _START_GRACE_SECONDS = 30
@@ -65,11 +65,11 @@ class LocalBackend(Backend):
     def submit(self, submission: Submission) -> Submitted:
         mounts = self._mounts(submission)
         version, paths = self._new_run_folder(submission.recipe.name, submission.first_version)
-        killpoints.reached("local:claimed")
+        kill_point("local:claimed")
         spec = RunSpec(timeout=submission.session_timeout, run_type="Batch", token=submission.token,
                        hide=(self.ws.root,), meta={"parameters": submission.parameters})
         sandbox = Sandbox.create(paths.folder, nbk.dumps(submission.notebook), mounts, spec, _START_GRACE_SECONDS)
-        killpoints.reached("local:laid-out")
+        kill_point("local:laid-out")
         isolation = sandbox.start()
         handle = {"folder": self.ws.paths.relative(paths.folder), "isolation": isolation.name}
         return Submitted(version, dict(submission.parameters), handle, RunStatus("queued", "queued"))

@@ -32,7 +32,6 @@ import time
 from pathlib import Path, PurePosixPath
 
 import kjob
-from kjob import killpoints
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
@@ -42,6 +41,7 @@ from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
 from kjob.polling import Backoff
 from kjob.runs import FINAL, Run, RunStatus
 from kjob.sandbox import Sandbox, kaggle_layouts
+from kjob.procs import kill_point
 
 ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 # Ray answers HTTP 500 and leaves a phantom job for ids with other characters or over ~200.
@@ -109,7 +109,7 @@ class RayBackend(Backend):
             raise LocalFileError(f"the Ray storage {settings.storage} is not writable here: {exc.strerror or exc}"
                                  f"{where}; nothing was submitted ([tool.kjob.ray] storage)") from exc
         paths = ray_run(settings.storage, recipe.name, version)
-        killpoints.reached("ray:claimed")
+        kill_point("ray:claimed")
         token = secrets.token_hex(16)
         job_id = submission_id(recipe.name, version, token)
         handle = _handle(settings.address, job_id, token, paths.folder)
