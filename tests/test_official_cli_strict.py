@@ -100,6 +100,9 @@ def test_a_version_is_named_only_as_v_and_its_number(cli, tmp_path, sdk):
     # The official CLI writes the version into the slug: Kaggle's 403 (kaggle-cli PR 1201).
     versioned = cli("kernels", "pull", "alice/two-versions/1", "-p", str(tmp_path / "v1"))
     assert versioned.returncode != 0 and "was denied" in said(versioned)
+    # ... and `logs --follow` into the stream's path, which answers 404 (the same PR).
+    followed = cli("kernels", "logs", "alice/two-versions/1", "--follow")
+    assert followed.returncode != 0 and "404" in said(followed)
 
 
 # -- what a push is checked for ----------------------------------------------------------
