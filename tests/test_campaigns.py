@@ -351,7 +351,9 @@ def test_lane_kernels_are_named_so_that_id_and_title_agree_and_lanes_follow_the_
     from types import SimpleNamespace
 
     from kjob.backends import get_backend
-    from kjob.lanes import LaneKernel, backend_lanes, fitting, lane_kernel, parse_lane, recipe_name
+    from kjob.lanes import backend_lanes, fitting
+    from kjob.metadata import LaneKernel, lane_kernel
+    from kjob.runs import parse_lane, recipe_name
     from kjob.metadata import slugify
     from kjob.runs import parse_run_spec
     from kjob.workspace import find_workspace

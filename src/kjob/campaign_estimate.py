@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from kjob.campaign_file import Campaign
 from kjob.campaign_plan import Plan, Planner, expected_seconds, source_digest
-from kjob.lanes import Lanes, LaneKernel, backend_lanes, lane_kernel
+from kjob.lanes import Lanes, backend_lanes
+from kjob.metadata import LaneKernel, lane_kernel
 
 
 @dataclass(frozen=True)

@@ -20,47 +20,12 @@ How many lanes (the campaign's `lanes` lowers it; on local it sets it):
 """
 
 import os
-import re
 from dataclasses import dataclass
 
-from kjob.metadata import slugify
+from kjob.runs import uses_gpu
 
-_LANE = re.compile(r"^(?P<recipe>[A-Za-z0-9][A-Za-z0-9_.-]*)@(?P<campaign>[A-Za-z0-9][A-Za-z0-9_-]*)-(?P<n>\d+)$")
 KAGGLE_GPU_SESSIONS = 2
 _KAGGLE_OTHER = {"tpu": 1, "none": 2}
-
-
-@dataclass(frozen=True)
-class LaneKernel:
-    kernel: str  # the ledger's name for it, `r3-dpt@kd-1`
-    slug: str  # Kaggle's, `r3-dpt-kd-1`
-    title: str  # "R3 Dpt kd 1": slugifies to the slug
-
-
-def lane_kernel(recipe, campaign: str, n: int) -> LaneKernel:
-    title = f"{recipe.title} {campaign} {n}"
-    return LaneKernel(f"{recipe.name}@{campaign}-{n}", slugify(title), title)
-
-
-def parse_lane(kernel: str) -> tuple[str, str, int] | None:
-    """(recipe, campaign, lane number) of a lane kernel's name; None for a recipe's own kernel."""
-    match = _LANE.match(kernel)
-    return (match["recipe"], match["campaign"], int(match["n"])) if match else None
-
-
-def recipe_name(kernel: str) -> str:
-    """The recipe a ledger kernel was built from: itself, or a lane kernel's recipe."""
-    lane = parse_lane(kernel)
-    return lane[0] if lane else kernel
-
-
-def kernel_slug(ws, kernel: str) -> str:
-    from kjob.recipe import load_recipe
-
-    lane = parse_lane(kernel)
-    if lane is None:
-        return load_recipe(ws, kernel).slug
-    return lane_kernel(load_recipe(ws, lane[0]), lane[1], lane[2]).slug
 
 
 @dataclass(frozen=True)
@@ -97,15 +62,11 @@ def _capped(limit: int, wanted: int | None, why: str) -> Lanes:
     return Lanes(max(0, limit), why)
 
 
-def is_gpu_run(run) -> bool:
-    return bool(run.handle.get("gpu") or run.handle.get("accelerator") == "gpu")
-
-
 def _outside(backend, campaign: str, offline: bool, gpu_only: bool) -> list:
     """The ledger's unfinished runs on `backend` that are not the campaign's (asked afresh unless offline)."""
     from kjob.watch import unfinished_runs
 
-    return unfinished_runs(backend, lambda run: run.campaign != campaign and (is_gpu_run(run) or not gpu_only), offline)
+    return unfinished_runs(backend, lambda run: run.campaign != campaign and (uses_gpu(run) or not gpu_only), offline)
 
 
 def _kaggle(backend, recipe, campaign, wanted, offline) -> Lanes:

@@ -2,9 +2,11 @@
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
-from kjob.recipe import KernelRecipe
+from kjob.recipe import KernelRecipe, load_recipe
+from kjob.runs import parse_lane
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -80,3 +82,24 @@ def validate_kernel_metadata(meta: dict, folder: Path) -> list[str]:
             "Kaggle image's torch cannot run"
         )
     return problems
+
+
+# -- a campaign lane's own kernel (kjob.lanes says why lanes have kernels of their own) --
+
+@dataclass(frozen=True)
+class LaneKernel:
+    kernel: str  # the ledger's name for it, `r3-dpt@kd-1`
+    slug: str  # Kaggle's, `r3-dpt-kd-1`
+    title: str  # "R3 Dpt kd 1": slugifies to the slug
+
+
+def lane_kernel(recipe, campaign: str, n: int) -> LaneKernel:
+    title = f"{recipe.title} {campaign} {n}"
+    return LaneKernel(f"{recipe.name}@{campaign}-{n}", slugify(title), title)
+
+
+def kernel_slug(ws, kernel: str) -> str:
+    lane = parse_lane(kernel)
+    if lane is None:
+        return load_recipe(ws, kernel).slug
+    return lane_kernel(load_recipe(ws, lane[0]), lane[1], lane[2]).slug

@@ -34,6 +34,9 @@ _DERIVED = (".best", ".last")
 _WORD = re.compile(r"[a-z]+")
 
 
+_ONE_LINE = re.compile(r"[^\n\r]+")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """What a recipe (or an evaluator) says about its metrics: the one to rank by, the ones
@@ -174,16 +177,46 @@ def merged(sources: dict) -> dict:
 
 def recipe_spec(ws, kernel: str) -> MetricSpec | None:
     """The `[metrics]` of builders/<kernel>.toml as it is now (a campaign lane's kernel: its
-    recipe's); None when there is no usable recipe (deleted, or broken: `kjob build` reports
-    that, not the runs table)."""
+    recipe's); None when there is no usable table (no recipe, or a broken one: `kjob build`
+    reports that, not the runs table). Read here, from the file, so that the runs table never
+    needs the build part."""
     from kjob.errors import KjobError
-    from kjob.lanes import recipe_name
-    from kjob.recipe import load_recipe
+    from kjob.runs import recipe_name
+    from kjob.toml_tables import Where
+    from kjob.workspace import read_toml
 
+    path = ws.paths.recipe(recipe_name(kernel))
     try:
-        return load_recipe(ws, recipe_name(kernel)).metrics
-    except KjobError:
+        return metrics_spec(Where(ws.paths.relative(path)), read_toml(path))
+    except (KjobError, OSError):
         return None
+
+
+def metrics_spec(w, data: dict) -> MetricSpec:
+    """A recipe's `[metrics]` (`w`: its kjob.toml_tables.Where): primary = "val_acc", mode = "max",
+    columns = [...], [metrics.modes] name = "min"."""
+    table, mw = w.table_of(data, "metrics"), w.at("metrics")
+    mw.refuse_unknown(table, {"primary", "mode", "columns", "modes"})
+    expected_mode = f"expected {' or '.join(map(repr, MODES))}"
+    primary = table.get("primary")
+    if primary is not None and not (isinstance(primary, str) and _ONE_LINE.fullmatch(primary)):
+        raise mw.fail("primary", "expected a metric name", primary)
+    columns = table.get("columns", [])
+    if not isinstance(columns, list) or not all(isinstance(c, str) and _ONE_LINE.fullmatch(c) for c in columns):
+        raise mw.fail("columns", "expected a list of metric names", columns)
+    modes = dict(mw.table_of(table, "modes"))
+    for name, mode in modes.items():
+        if mode not in MODES:
+            raise mw.at("modes").fail(name, expected_mode, mode)
+    if "mode" in table:
+        if table["mode"] not in MODES:
+            raise mw.fail("mode", expected_mode, table["mode"])
+        if primary is None:
+            raise mw.problem("mode applies to the primary metric: set primary too")
+        if modes.get(primary, table["mode"]) != table["mode"]:
+            raise mw.problem(f"mode {table['mode']!r} and modes.{primary} {modes[primary]!r} disagree")
+        modes[primary] = table["mode"]
+    return MetricSpec(primary, tuple(columns), modes)
 
 
 # -- per-step series (training curves) --------------------------------------------------------

@@ -15,6 +15,7 @@ from kjob.backends.base import Backend, Submission
 from kjob.build import plan_build, write_kernel
 from kjob.errors import BackendError, KjobError, PushedWithProblem
 from kjob.ledger import Ledger
+from kjob.metadata import LaneKernel
 from kjob.params import resolve_parameters
 from kjob.procs import alive, kill_point, start_time
 from kjob.recipe import ParamValue
@@ -34,11 +35,11 @@ class PushOutcome:
 class MemberTag:
     """A push made for a campaign member (`kjob sweep`), recorded with its run. `lane`: on a
     backend that serves only a kernel's latest version (Kaggle), the lane's own kernel
-    (`kjob.lanes.LaneKernel`) to push to instead of the recipe's."""
+    to push to instead of the recipe's."""
 
     campaign: str
     stage: str
-    lane: object | None = None
+    lane: LaneKernel | None = None
 
 
 def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,

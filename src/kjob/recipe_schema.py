@@ -11,7 +11,7 @@ from kjob.toml_tables import (  # noqa: F401  (re-exported: the recipe's vocabul
     ParamValue, Where, is_identifier, kind_of, param_value_problem, shown, typed_like,
 )
 from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REQUIREMENT_RE, SESSION_LIMIT
-from kjob.metrics import MODES, MetricSpec
+from kjob.metrics import metrics_spec
 
 _ONE_LINE = re.compile(r"[^\n\r]+")
 
@@ -112,7 +112,7 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
                                          60, KAGGLE_MAX_SESSION_SECONDS)
     fields["parameters"] = params = w.parameters(data)
     fields.update(_smoke_fields(w, data, params))
-    fields["metrics"] = _metrics_spec(w, data)
+    fields["metrics"] = metrics_spec(w, data)
     return fields
 
 
@@ -134,32 +134,6 @@ def _pip_fields(w: Where, data: dict, internet: bool) -> dict:
         raise w.problem("pip: a Kaggle run can only install packages with internet on; set internet = true, "
                         "or attach the packages as a dataset and drop pip")
     return {"pip": tuple(item.strip() for item in pip), "pip_modules": tuple(modules)}
-
-
-def _metrics_spec(w: Where, data: dict) -> MetricSpec:
-    """`[metrics]`: primary = "val_acc", mode = "max", columns = [...], [metrics.modes] name = "min"."""
-    table, mw = w.table_of(data, "metrics"), w.at("metrics")
-    mw.refuse_unknown(table, {"primary", "mode", "columns", "modes"})
-    expected_mode = f"expected {' or '.join(map(repr, MODES))}"
-    primary = table.get("primary")
-    if primary is not None and not (isinstance(primary, str) and _ONE_LINE.fullmatch(primary)):
-        raise mw.fail("primary", "expected a metric name", primary)
-    columns = table.get("columns", [])
-    if not isinstance(columns, list) or not all(isinstance(c, str) and _ONE_LINE.fullmatch(c) for c in columns):
-        raise mw.fail("columns", "expected a list of metric names", columns)
-    modes = dict(mw.table_of(table, "modes"))
-    for name, mode in modes.items():
-        if mode not in MODES:
-            raise mw.at("modes").fail(name, expected_mode, mode)
-    if "mode" in table:
-        if table["mode"] not in MODES:
-            raise mw.fail("mode", expected_mode, table["mode"])
-        if primary is None:
-            raise mw.problem("mode applies to the primary metric: set primary too")
-        if modes.get(primary, table["mode"]) != table["mode"]:
-            raise mw.problem(f"mode {table['mode']!r} and modes.{primary} {modes[primary]!r} disagree")
-        modes[primary] = table["mode"]
-    return MetricSpec(primary, tuple(columns), modes)
 
 
 def _smoke_fields(w: Where, data: dict, params: dict) -> dict:

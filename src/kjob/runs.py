@@ -165,3 +165,24 @@ def parse_run_spec(spec: str) -> tuple[str, int | None]:
         raise UsageError(f"'{spec}' is not a run reference like NAME or NAME:v3")
     version = match.group("version")
     return match.group("kernel"), int(version) if version else None
+
+
+# A campaign lane's kernel (kjob.lanes): `RECIPE@CAMPAIGN-N` in the ledger.
+_LANE = re.compile(r"^(?P<recipe>[A-Za-z0-9][A-Za-z0-9_.-]*)@(?P<campaign>[A-Za-z0-9][A-Za-z0-9_-]*)-(?P<n>\d+)$")
+
+
+def parse_lane(kernel: str) -> tuple[str, str, int] | None:
+    """(recipe, campaign, lane number) of a lane kernel's name; None for a recipe's own kernel."""
+    match = _LANE.match(kernel)
+    return (match["recipe"], match["campaign"], int(match["n"])) if match else None
+
+
+def recipe_name(kernel: str) -> str:
+    """The recipe a ledger kernel was built from: itself, or a lane kernel's recipe."""
+    lane = parse_lane(kernel)
+    return lane[0] if lane else kernel
+
+
+def uses_gpu(run: "Run") -> bool:
+    """Whether the run asked for (or got) a GPU: what Kaggle's two GPU sessions count."""
+    return bool(run.handle.get("gpu") or run.handle.get("accelerator") == "gpu")

@@ -25,7 +25,9 @@ from kjob.backends import get_backend
 from kjob.campaign_file import Campaign
 from kjob.campaign_plan import MemberState, Plan, Planner, expected_seconds, needs_fetch, source_digest
 from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
-from kjob.lanes import backend_lanes, gpu_seconds_left, lane_kernel, parse_lane
+from kjob.lanes import backend_lanes, gpu_seconds_left
+from kjob.metadata import lane_kernel
+from kjob.runs import parse_lane
 from kjob.ledger import Ledger
 from kjob.metrics import is_number
 from kjob.runs import Run

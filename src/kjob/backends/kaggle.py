@@ -18,8 +18,8 @@ from pathlib import Path
 
 from kjob.backends import kaggle_sdk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
-from kjob.errors import (BackendError, ConfigError, KjobError, NoRoom, NotFoundError, PushedWithProblem,
-                         RunGone)
+from kjob.errors import (BackendError, ConfigError, KjobError, NoRoom, NotFoundError, NotServed,
+                         PushedWithProblem, RunGone)
 from kjob.failures import failure_kind
 from kjob.leakscan import redact
 from kjob.polling import Backoff
@@ -47,6 +47,7 @@ class KaggleBackend(Backend):
         self._urls: dict[tuple[int, str], str] = {}
         self._deleted: set[str] = set()
         self._verified: set[int] = set()  # runs whose kernel identity was checked by this process
+        self._archives: dict = {}  # run id -> kaggle_outputs.OutputArchive of an older version's outputs
         first = os.environ.get("KJOB_KAGGLE_POLL")
         if first:
             try:
@@ -120,7 +121,7 @@ class KaggleBackend(Backend):
         import json
 
         from kjob.backends.kaggle_api import KernelRef
-        from kjob.lanes import kernel_slug
+        from kjob.metadata import kernel_slug
 
         ref = KernelRef(self.ws.owner(), kernel_slug(self.ws, kernel))
         try:
@@ -227,9 +228,12 @@ class KaggleBackend(Backend):
             raise BackendError(f"Kaggle did not say which version of {ref} is the latest, so kjob cannot tell "
                                f"whether what it serves belongs to v{run.version}")
         if current != run.version:
-            raise BackendError(
-                f"{run.ref} is no longer the latest version of {ref} (v{current} is): Kaggle serves the outputs "
-                f"and log of the latest version only, so those of v{run.version} cannot be fetched any more")
+            stale = f"{run.ref} is no longer the latest version of {ref} (v{current} is)"
+            problem = NotServed(f"{stale}: Kaggle serves the log of the latest version only, so that of "
+                                f"v{run.version} cannot be fetched any more (its outputs can: kjob fetch {run.kernel} "
+                                f"--version {run.version} --output)")
+            problem.stale = stale
+            raise problem
 
     def log(self, run: Run) -> list[LogEntry]:
         from kjob.backends.kaggle_logs import parse_log
@@ -259,7 +263,10 @@ class KaggleBackend(Backend):
 
     def list_outputs(self, run: Run) -> list[RemoteFile]:
         ref = self._ref(run)
-        self._require_current(run)
+        try:
+            self._require_current(run)
+        except NotServed as exc:  # an older version: its outputs may still be served whole
+            return self._older_outputs(run, exc)
         files, _ = self.api.session_output(ref, run.version)
         details = self.api.kernel_files(ref, run.version)
         self._require_current(run)  # a push meanwhile would have changed what was listed
@@ -270,7 +277,34 @@ class KaggleBackend(Backend):
             listing.append(RemoteFile(file.name, size, created or None))
         return listing
 
+    def _older_outputs(self, run: Run, not_listed: NotServed) -> list[RemoteFile]:
+        """An older version's outputs, from the archive DownloadKernelOutput serves by its
+        versionNumber (kagglehub's integration tests show Kaggle serving older versions so).
+        Where Kaggle does not serve it, the refusal stands as it was."""
+        from kjob.backends.kaggle_outputs import OutputArchive
+
+        if run.id not in self._archives:
+            ref = self._ref(run)
+            try:
+                location = self.api.output_location(ref, run.version)
+            except (NotFoundError, BackendError) as exc:
+                if not isinstance(exc, NotFoundError) and getattr(exc, "http_status", None) not in (400, 403, 404):
+                    raise
+                raise BackendError(f"{not_listed.stale}: Kaggle serves the outputs and log of the latest version only "
+                                   f"(DownloadKernelOutput by versionNumber: {exc.message}), so those of v{run.version} "
+                                   "cannot be fetched any more") from exc
+            # beside the version folders: the next fetch of this kernel sweeps it up if this one is killed
+            folder = self.ws.paths.download(run.kernel, run.backend, run.version, run.incarnation).folder.parent
+            archive = OutputArchive.temporary(folder)
+            self.api.transport.download(location, archive.path, None, f"the output archive of {run.ref}",
+                                        signed_in=True)
+            self._archives[run.id] = archive.opened(f"the output archive of {run.ref}")
+        return self._archives[run.id].listing()
+
     def download(self, run: Run, file: RemoteFile, destination: Path) -> None:
+        if run.id in self._archives:  # an older version's file, from its archive
+            self._archives[run.id].extract(file.name, destination)
+            return
         url = self._urls.get((run.id, file.name))
         if url is None:
             self.list_outputs(run)

@@ -210,10 +210,10 @@ def _hours(seconds: float) -> str:
 def unfinished_gpu_runs(backend, exclude_token: str | None = None) -> list:
     """The ledger's Kaggle GPU runs that are still submitting, queued or running, asked afresh
     (an interrupted push's row counts until it is reconciled)."""
-    from kjob.lanes import is_gpu_run
+    from kjob.runs import uses_gpu
     from kjob.watch import unfinished_runs
 
-    return unfinished_runs(backend, lambda run: is_gpu_run(run) and not (exclude_token and run.token == exclude_token))
+    return unfinished_runs(backend, lambda run: uses_gpu(run) and not (exclude_token and run.token == exclude_token))
 
 
 def gpu_quota_left(backend) -> float | None:
