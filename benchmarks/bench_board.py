@@ -4,7 +4,7 @@ page takes to open (and to sort and filter) in a real headless Chromium.
 Targets (issue 24): at 10,000 runs `kjob board` in at most 10 s and a board under 20 MB; with
 1,000 runs the page opens in about a second, and it stays usable at 10,000 (the table is paged).
 
-The ledger is filled through kjob's own API (kjob.ledger.Ledger: record, update, set_metrics,
+The ledger is filled through kjob's own API (kjob.runs.ledger.Ledger: record, update, set_metrics,
 set_note): each run has 4 parameters and 5 metrics, every tenth a message and tags, every
 fiftieth a note; one run in a hundred has fetched files with a 200-step metrics.jsonl (its
 curves go into runs/<id>.js), and a campaign of 24 members.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from kjob.ledger import Ledger  # noqa: E402
+from kjob.runs.ledger import Ledger  # noqa: E402
 from kjob.paths import WorkspacePaths  # noqa: E402
-from kjob.runs import RunNotes, RunStatus  # noqa: E402
+from kjob.runs.record import RunNotes, RunStatus  # noqa: E402
 
 KJOB = Path(sys.executable).with_name("kjob")
 KERNELS = ["r3-dpt", "crn", "snd"]

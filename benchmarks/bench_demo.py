@@ -43,7 +43,7 @@ SNR_BAND_DB = 5
 
 def demo_parameters(overrides: list[str]) -> dict:
     """The parameters `kjob demo` gives the recipe, as main() receives them."""
-    from kjob.recipe import load_recipe, parse_overrides
+    from kjob.build.recipe import load_recipe, parse_overrides
     from kjob.workspace import find_workspace
 
     ws = find_workspace(ROOT)

@@ -58,9 +58,9 @@ def workspace(root: Path, address: str) -> None:
 def to_final(ws, backend_name: str, overrides=None) -> tuple[float, object]:
     """Seconds from push to a final status, polled every 50 ms, in this process."""
     from kjob.backends import get_backend
-    from kjob.ledger import Ledger
-    from kjob.push import push_kernel
-    from kjob.watch import refresh
+    from kjob.runs.ledger import Ledger
+    from kjob.lifecycle.push import push_kernel
+    from kjob.lifecycle.watch import refresh
 
     began = time.perf_counter()
     run = push_kernel(ws, "bench", backend_name, overrides).run

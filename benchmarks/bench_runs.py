@@ -25,9 +25,9 @@ from pathlib import Path
 
 from kjob.backends.kaggle import KaggleBackend
 from kjob.backends.local import LocalBackend
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 from kjob.paths import WorkspacePaths
-from kjob.runs import RunStatus
+from kjob.runs.record import RunStatus
 
 KJOB = Path(sys.executable).with_name("kjob")
 KERNELS = ["r3-dpt", "crn", "r4-dpt"]

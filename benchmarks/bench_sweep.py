@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from kjob.campaign_file import load_campaign
-from kjob.campaign_plan import Planner, source_digest
-from kjob.ledger import Ledger
-from kjob.runs import RunStatus, run_duration
-from kjob.sweep import Sweep
+from kjob.campaigns.file import load_campaign
+from kjob.campaigns.plan import Planner, source_digest
+from kjob.runs.ledger import Ledger
+from kjob.runs.record import RunStatus, run_duration
+from kjob.campaigns.sweep import Sweep
 from kjob.workspace import find_workspace
 
 KJOB = Path(sys.executable).with_name("kjob")

@@ -84,7 +84,7 @@ class Lab:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
 
     def runs(self, campaign: str | None = None):
-        from kjob.ledger import Ledger
+        from kjob.runs.ledger import Ledger
 
         with Ledger(self.root / ".kjob/ledger.sqlite3") as ledger:
             return sorted(ledger.runs(campaign=campaign), key=lambda r: r.id)

@@ -23,7 +23,7 @@ import pytest
 
 from board_project import HOSTILE_LABEL, HOSTILE_MESSAGE, HOSTILE_METRIC, HOSTILE_NOTE, Project
 from cdp_pipe import CHROMIUM, Browser
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 
 SHOTS = Path("/tmp/board-shots")
 

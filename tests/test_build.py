@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from slugify import slugify as reference_slugify
 
-from kjob.metadata import slugify, validate_kernel_metadata
+from kjob.build.kernel_metadata import slugify, validate_kernel_metadata
 
 
 def load_notebook(ws, name="tiny"):

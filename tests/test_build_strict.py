@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kjob.build import plan_build
+from kjob.build.plan import plan_build
 from kjob.errors import ConfigError
 from kjob.workspace import find_workspace, load_config
 

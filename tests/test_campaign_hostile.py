@@ -240,7 +240,7 @@ def test_a_resumed_sweep_fetches_what_ended_removes_a_killed_fetchs_leftover_and
 def test_a_member_whose_row_was_marked_gone_by_mistake_is_still_fetched_and_ranked(lab):
     """A local run's files outlive a row marked gone (an earlier kjob marked rows gone on a
     version collision of its own numbering): the sweep fetches them once, and ranks the member."""
-    from kjob.ledger import Ledger
+    from kjob.runs.ledger import Ledger
 
     lab.write("campaigns/c.toml", SLOW)
     runs = killed_with_runs_in_flight(lab, "c", 3)

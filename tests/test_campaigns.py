@@ -18,7 +18,7 @@ import pytest
 
 from campaign_project import Lab, accuracy
 from kjob.cli import cli
-from kjob.ledger import SCHEMA_VERSION, Ledger
+from kjob.runs.ledger import SCHEMA_VERSION, Ledger
 
 GRID = """
 recipe = "lab"
@@ -170,8 +170,8 @@ at_least = 0.9
 def interrupted_push(lab, campaign: str, stage: str, index: int):
     """The row a sweep killed between recording a push and the backend's answer leaves: a
     `submitting` row of a process that is gone, which nothing runs."""
-    from kjob.campaign_file import load_campaign
-    from kjob.campaign_plan import Planner, source_digest
+    from kjob.campaigns.file import load_campaign
+    from kjob.campaigns.plan import Planner, source_digest
     from kjob.workspace import find_workspace
 
     ws = find_workspace(lab.root)
@@ -351,11 +351,11 @@ def test_lane_kernels_are_named_so_that_id_and_title_agree_and_lanes_follow_the_
     from types import SimpleNamespace
 
     from kjob.backends import get_backend
-    from kjob.lanes import backend_lanes, fitting
-    from kjob.metadata import LaneKernel, lane_kernel
-    from kjob.runs import parse_lane, recipe_name
-    from kjob.metadata import slugify
-    from kjob.runs import parse_run_spec
+    from kjob.campaigns.lanes import backend_lanes, fitting
+    from kjob.build.kernel_metadata import LaneKernel, lane_kernel
+    from kjob.runs.record import parse_lane, recipe_name
+    from kjob.build.kernel_metadata import slugify
+    from kjob.runs.record import parse_run_spec
     from kjob.workspace import find_workspace
 
     recipe = SimpleNamespace(name="r3-dpt", title="R3 Dpt Speech", accelerator="none")

@@ -14,7 +14,7 @@ import requests
 
 from kjob.emulator.datasets import source_folder
 from kjob.emulator.server import Emulator
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 
 DATASETS = "/api/v1/datasets.DatasetApiService"
 

@@ -310,8 +310,8 @@ def test_eval_local_with_a_checkpoint_writes_every_output(ws):
 
 
 def test_eval_local_run_uses_the_fetched_best_checkpoint_and_records_scores(ws):
-    from kjob.ledger import Ledger
-    from kjob.runs import RunStatus
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.record import RunStatus
     from kjob.workspace import find_workspace
 
     paths = find_workspace().paths

@@ -106,7 +106,7 @@ class Project:
         return [int(line.split()[1]) for line in result.stdout.splitlines()[1:]]
 
     def ledger_run(self, version: int):
-        from kjob.ledger import Ledger
+        from kjob.runs.ledger import Ledger
 
         with Ledger(self.root / ".kjob/ledger.sqlite3") as ledger:
             return ledger.find("snd", version)
@@ -298,8 +298,8 @@ def test_the_runs_commands_import_no_heavy_module(snd):
 
 def test_the_runs_command_knows_no_speech_metric():
     source = Path(__file__).resolve().parents[1] / "src/kjob"
-    modules = ["cli/runs.py", "cli/runs_extra.py", "runquery.py", "metrics.py", "ledger.py", "ledger_schema.py",
-               "fetch.py", "runs.py", "provenance.py", "archive.py", "watch.py"]
+    modules = ["cli/lifecycle.py", "cli/runs.py", "runs/query.py", "runs/metrics.py", "runs/ledger.py", "runs/schema.py",
+               "lifecycle/fetch.py", "runs/record.py", "build/provenance.py", "runs/archive.py", "lifecycle/watch.py"]
     for rel in modules:
         text = (source / rel).read_text().lower()
         for word in ("pesq", "stoi", "si_sdr", "sisdr", "metric_columns"):

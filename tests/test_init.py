@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import Workspace
-from kjob.metadata import slugify
+from kjob.build.kernel_metadata import slugify
 
 TRAIN = '''
 """Trains the model."""

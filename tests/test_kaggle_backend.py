@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from kjob.emulator.server import Emulator
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 
 
 def one_error_line(result) -> str:

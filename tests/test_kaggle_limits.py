@@ -9,7 +9,7 @@ import pytest
 from kaggle_fixtures import start_kaggle
 
 from kjob.kaggle_platform import OUTPUT_FILES_LISTED, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 
 TPU_RECIPE = """
 title = "Tiny Tpu Kernel"
@@ -177,3 +177,42 @@ def test_a_pinned_docker_image_is_sent_and_recorded_with_the_run(kaggle):
                                                          'accelerator = "none"\ndocker_image = "--privileged"'))
     bad = kaggle.push("tiny")
     assert bad.exit_code == 2 and "docker_image: expected a Kaggle image" in one_error_line(bad)
+
+
+# -- an older version's outputs: served whole by DownloadKernelOutput ----------------------------
+
+def test_an_older_versions_outputs_are_fetched_through_download_kernel_output(kaggle):
+    import shutil
+
+    kaggle.emulator.faults.set(hold=False)
+    assert kaggle.push("tiny", "-p", "label=first", "--wait").exit_code == 0
+    assert kaggle.push("tiny", "-p", "label=second", "--wait").exit_code == 0
+    root = kaggle.ws.root
+    log = (root / "downloads/tiny/v1/log.txt").read_bytes()
+    shutil.rmtree(root / "downloads/tiny/v1/output")
+    (root / "downloads/tiny/v1/.fetched.json").unlink(missing_ok=True)
+    latest = kaggle.ws.snapshot("downloads/tiny/v2")
+    old = kaggle.kjob("fetch", "tiny", "--version", "1", "--output")
+    assert old.exit_code == 0, old.output
+    assert json.loads((root / "downloads/tiny/v1/output/result.json").read_text())["label"] == "first"
+    assert (root / "downloads/tiny/v1/log.txt").read_bytes() == log  # kept: Kaggle serves the latest log only
+    assert "note: log.txt not fetched: tiny v1 is no longer the latest version" in old.stderr
+    assert kaggle.ws.snapshot("downloads/tiny/v2") == latest  # nothing filed under another version
+    (asked,) = kaggle.emulator.requests("DownloadKernelOutput")
+    assert (asked["ownerSlug"], asked["kernelSlug"], asked["versionNumber"]) == ("alice", "tiny-kernel", 1)
+    assert not [p for p in (root / "downloads").rglob(".kjob-*")]  # the archive is gone
+    plain = kaggle.kjob("fetch", "tiny", "--version", "1")  # without --output: the log alone, refused as before
+    assert plain.exit_code == 7
+    assert ("Kaggle serves the log of the latest version only, so that of v1 cannot be fetched any more (its "
+            "outputs can: kjob fetch tiny --version 1 --output)") in one_error_line(plain)
+
+
+def test_an_older_version_kaggle_does_not_serve_is_refused_as_before(kaggle):
+    assert kaggle.push("tiny").exit_code == 0  # held: v1 never ends, and has no output to download
+    assert kaggle.push("tiny").exit_code == 0
+    before = kaggle.ws.snapshot(".")
+    old = kaggle.kjob("fetch", "tiny", "--version", "1", "--output")
+    assert old.exit_code == 7, old.output
+    assert ("tiny v1 is no longer the latest version of alice/tiny-kernel (v2 is): Kaggle serves the outputs and log "
+            "of the latest version only (DownloadKernelOutput by versionNumber:") in one_error_line(old)
+    assert kaggle.ws.snapshot(".") == before

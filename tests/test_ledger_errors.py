@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kjob.ledger import Ledger
-from kjob.runs import RunNotes, RunStatus
+from kjob.runs.ledger import Ledger
+from kjob.runs.record import RunNotes, RunStatus
 
 KJOB = Path(sys.executable).with_name("kjob")
 
@@ -257,7 +257,7 @@ QUERIES = [
 
 
 def outcome(ws, query):
-    from kjob import runquery as rq
+    from kjob.runs import query as rq
     from kjob.errors import UsageError
     from kjob.workspace import find_workspace
 
@@ -270,8 +270,8 @@ def outcome(ws, query):
 @pytest.mark.parametrize("limit", [None, 7])
 def test_the_listing_in_sql_ranks_and_filters_as_python_does(varied, limit):
     """Every query gives the runs, order, count and errors that kjob's rules give when applied in
-    Python to every decoded run (kjob.runquery.select_in_python, the listing before SQL)."""
-    from kjob import runquery as rq
+    Python to every decoded run (kjob.runs.query.select_in_python, the listing before SQL)."""
+    from kjob.runs import query as rq
     from kjob.workspace import find_workspace
 
     ws = find_workspace(varied.root)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from proc_helpers import processes_with_home
-from kjob.ledger import Ledger
-from kjob.runs import RunStatus
+from kjob.runs.ledger import Ledger
+from kjob.runs.record import RunStatus
 
 
 def status_json(ws, name, version):
@@ -169,12 +169,12 @@ def test_a_status_never_moves_backwards(tmp_path):
 
 WRITER = """
 import sys
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 with Ledger(__import__("pathlib").Path(sys.argv[1])) as ledger:
     for i in range(int(sys.argv[3])):
         run = ledger.record(kernel=sys.argv[2], backend="local", version=i + 1, notebook_sha256="0" * 64,
                             parameters={"i": i}, git_commit=None, git_dirty=None, handle={})
-        ledger.update(run, __import__("kjob.runs").runs.RunStatus("complete"))
+        ledger.update(run, __import__("kjob.runs.record").runs.record.RunStatus("complete"))
 """
 
 

@@ -5,10 +5,10 @@ import json
 import sqlite3
 
 from kjob.backends.base import LogEntry
-from kjob.fetch import summarize_metrics
-from kjob.ledger import SCHEMA_VERSION, Ledger
-from kjob.metrics import MetricSpec, ModeBook, name_mode
-from kjob.watch import LogTail, log_lines
+from kjob.lifecycle.fetch import summarize_metrics
+from kjob.runs.ledger import SCHEMA_VERSION, Ledger
+from kjob.runs.metrics import MetricSpec, ModeBook, name_mode
+from kjob.lifecycle.watch import LogTail, log_lines
 
 
 def write_training_outputs(folder):
@@ -151,7 +151,7 @@ def test_a_recipes_metrics_table_is_checked(tiny):
 
 
 def test_diff_of_runs_pushed_before_notebooks_were_kept_says_so(tiny):
-    from kjob.runs import RunStatus
+    from kjob.runs.record import RunStatus
 
     with Ledger(tiny.root / ".kjob/ledger.sqlite3") as ledger:
         for version, lr in ((1, 0.1), (2, 0.2)):

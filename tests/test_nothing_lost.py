@@ -13,8 +13,8 @@ import pytest
 
 from kjob.backends import get_backend
 from kjob.backends.base import Submission
-from kjob.build import plan_build
-from kjob.ledger import Ledger
+from kjob.build.plan import plan_build
+from kjob.runs.ledger import Ledger
 from kjob.workspace import find_workspace
 
 KJOB = Path(sys.executable).with_name("kjob")

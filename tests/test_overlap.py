@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 from kjob.paths import version_label
 
 KJOB = [sys.executable, "-c", "from kjob.cli import main; main()"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from proc_helpers import processes_with_home
-from kjob import isolation
+from kjob.sandbox import isolation
 
 BWRAP_PROBLEM = isolation.bwrap_problem()
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
@@ -196,7 +196,7 @@ python = "{sys.executable}"
 @needs_proc
 @pytest.mark.parametrize("mode", MODES)
 def test_a_script_run_ends_what_it_detached(tmp_path, monkeypatch, mode):
-    from kjob.sandbox import RunSpec, Sandbox
+    from kjob.sandbox.folder import RunSpec, Sandbox
 
     monkeypatch.setenv("KJOB_SANDBOX", mode)
     script = DETACHING_JOB + "\nmain(1, 0.5, 'x', False, 0.0)\n"

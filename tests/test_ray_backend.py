@@ -21,7 +21,7 @@ pytest.importorskip("ray.job_submission", reason="ray is not installed (pip inst
 from ray_head import RayHead  # noqa: E402
 
 from kjob.backends.ray import submission_id  # noqa: E402
-from kjob.ledger import Ledger  # noqa: E402
+from kjob.runs.ledger import Ledger  # noqa: E402
 
 GPU_RECIPE = """
 title = "Tiny Gpu Kernel"

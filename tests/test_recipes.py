@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from kjob.fetch import summarize_metrics
-from kjob.metadata import validate_kernel_metadata
+from kjob.lifecycle.fetch import summarize_metrics
+from kjob.build.kernel_metadata import validate_kernel_metadata
 
 OUTPUTS = {"best.pt", "last.pt", "metrics.jsonl", "metadata.json"}
 

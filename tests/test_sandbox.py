@@ -1,4 +1,4 @@
-"""The run sandbox (`kjob.sandbox`, `kjob.isolation`): isolation, final statuses, logs, with real processes.
+"""The run sandbox (`kjob.sandbox.folder`, `kjob.sandbox.isolation`): isolation, final statuses, logs, with real processes.
 
 The local backend, smoke runs and the emulator's sessions all run in it. Tests that need the
 real /kaggle paths skip, with the reason, where bubblewrap cannot run.
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from proc_helpers import processes_with_home
-from kjob import isolation
+from kjob.sandbox import isolation
 from kjob.emulator.sessions import Session
 from kjob.procs import wait_gone
-from kjob.sandbox import NO_OUTPUTS, RunSpec, Sandbox, record_final
+from kjob.sandbox.folder import NO_OUTPUTS, RunSpec, Sandbox, record_final
 
 BWRAP_PROBLEM = isolation.bwrap_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"no bubblewrap here: {BWRAP_PROBLEM}")
@@ -163,8 +163,8 @@ def test_a_smoke_run_writes_the_literal_kaggle_working_into_its_folder(tiny, mon
 def test_the_fallback_runs_with_the_variables_and_says_so_once_per_process(tiny):
     code = textwrap.dedent("""
         import json, sys
-        from kjob.build import build_kernel
-        from kjob.isolation import choose
+        from kjob.build.plan import build_kernel
+        from kjob.sandbox.isolation import choose
         from kjob.workspace import find_workspace
         ws = find_workspace()
         first = build_kernel(ws, "tiny", smoke=True).smoke
@@ -194,7 +194,7 @@ def test_a_run_that_writes_nothing_says_so(tiny):
         def main(steps, rate, label, fail, sleep):
             print("nothing to keep")
     ''')
-    from kjob.build import build_kernel
+    from kjob.build.plan import build_kernel
     from kjob.workspace import find_workspace
 
     smoke = build_kernel(find_workspace(), "tiny", smoke=True).smoke
@@ -255,7 +255,7 @@ RACER = """
 import json, sys, time
 from pathlib import Path
 from kjob.paths import LocalRunPaths
-from kjob.sandbox import record_final
+from kjob.sandbox.folder import record_final
 paths, me, go = LocalRunPaths(Path(sys.argv[1])), int(sys.argv[2]), Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.001)
@@ -305,7 +305,7 @@ def test_a_runner_killed_alone_is_recorded_by_its_keeper(tmp_path):
     while "kernel_pid" not in sandbox.state() and time.monotonic() < deadline:
         time.sleep(0.1)
     (runner,) = [pid for pid, command in processes_of(sandbox).items()  # not the keeper, not bwrap
-                 if command.split()[1:3] == ["-m", "kjob.backends.local_runner"]]
+                 if command.split()[1:3] == ["-m", "kjob.sandbox.runner"]]
     os.kill(runner, signal.SIGKILL)
     final = wait_final(sandbox, 20)
     assert (final["status"], final["failure_kind"], final["recorded_by"]) == ("error", "kernel died", "keeper")
@@ -357,7 +357,7 @@ def test_submit_uses_the_notebook_as_given_from_first_version_and_can_be_found_b
     from kjob import notebook as nbk
     from kjob.backends.base import Submission
     from kjob.backends.local import LocalBackend
-    from kjob.build import plan_build
+    from kjob.build.plan import plan_build
     from kjob.workspace import find_workspace
 
     pyproject = tiny.root / "pyproject.toml"
@@ -392,7 +392,7 @@ def test_a_bwrap_that_fails_here_falls_back_with_its_reason(tmp_path):
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
     fake.chmod(0o755)
-    code = "from kjob.isolation import choose\nfirst, second = choose(), choose()\nprint(first.name); print(first.note); print(second.note)"
+    code = "from kjob.sandbox.isolation import choose\nfirst, second = choose(), choose()\nprint(first.name); print(first.note); print(second.note)"
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("KJOB_SANDBOX", None)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

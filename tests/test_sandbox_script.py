@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from proc_helpers import processes_with_home
-from kjob import isolation
-from kjob.sandbox import RunSpec, Sandbox
+from kjob.sandbox import isolation
+from kjob.sandbox.folder import RunSpec, Sandbox
 
 BWRAP_PROBLEM = isolation.bwrap_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"no bubblewrap here: {BWRAP_PROBLEM}")

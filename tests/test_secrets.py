@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from kjob.ledger import Ledger
+from kjob.runs.ledger import Ledger
 
 PRINTS_A_KEY = '''
 """Builds a key at run time (no scan of the sources can see it) and prints it."""

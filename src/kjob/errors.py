@@ -3,7 +3,7 @@
     KjobError                 base; carries the CLI exit code
     ├── UsageError            bad arguments or parameters (exit 2)
     ├── ConfigError           workspace or recipe configuration is wrong (exit 2); also the run
-    │                         ledger damaged, or written by a newer kjob (kjob.ledger_db)
+    │                         ledger damaged, or written by a newer kjob (kjob.runs.db)
     ├── ValidationError       a built kernel failed its static checks (exit 3)
     ├── NotFoundError         no such recipe, kernel, run or file (exit 4)
     │   └── RunGone           the run's remote kernel was deleted or re-created
@@ -12,6 +12,7 @@
     │                         disk full, no permission, a downloaded file edited locally,
     │                         the run ledger locked by another process past KJOB_LEDGER_TIMEOUT
     └── BackendError          a backend or its service failed (exit 7)
+        ├── NotServed         the backend no longer serves this of the run (Kaggle: an older version's log)
         ├── PushedWithProblem the backend made a version but something is wrong with it
         ├── NoRoom            the backend runs as many sessions as it allows: later, it may take it
         └── QuotaLow          the account's accelerator quota is too low for another run
@@ -61,6 +62,11 @@ class LocalFileError(KjobError):
 
 class BackendError(KjobError):
     exit_code = 7
+
+
+class NotServed(BackendError):
+    """The backend no longer serves this part of the run (Kaggle serves the log of a kernel's
+    latest version only): what kjob fetched of it before stays as it is."""
 
 
 class PushedWithProblem(BackendError):

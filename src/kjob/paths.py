@@ -27,7 +27,7 @@ class KernelPaths:
 class LocalRunPaths:
     """.kjob/local/<kernel>/v<N>/: one run of the local backend (its Kaggle-like sandbox).
 
-    Every run sandbox (`kjob.sandbox`) has this layout: the emulator's sessions and smoke runs too."""
+    Every run sandbox (`kjob.sandbox.folder`) has this layout: the emulator's sessions and smoke runs too."""
 
     folder: Path
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from kjob.errors import ConfigError
-from kjob.leakscan import mask, redact
+from kjob.credentials import mask, redact
 
 ParamValue = bool | int | float | str | list
 _SCALARS = (bool, int, float, str)

@@ -39,6 +39,8 @@ class WorkspaceConfig:
     # A backend's own keys of `[tool.kjob.<backend>]` besides `parameters` (BACKEND_SETTINGS),
     # by backend name; the backend checks their types when it is used.
     backend_settings: dict[str, "BackendSettings"] = field(default_factory=dict)
+    # `notify = "CMD"`: run when a run of `push --wait` or `sweep` ends (kjob.lifecycle.notify); --notify wins.
+    notify: str | None = None
 
     def settings(self, backend: str) -> "BackendSettings":
         return self.backend_settings.get(backend) or BackendSettings(Where("pyproject.toml", f"tool.kjob.{backend}"), {})
@@ -148,7 +150,7 @@ def load_config(root: Path) -> WorkspaceConfig:
     table: dict = {}
     where: dict[str, Where] = {}  # each key's file, so that an error names the file it is in
     for w, layer in _layers(root):
-        w.refuse_unknown(layer, {"owner", "target_modules", "src_dir", "datasets", "demo", *BACKEND_NAMES})
+        w.refuse_unknown(layer, {"owner", "target_modules", "src_dir", "datasets", "demo", "notify", *BACKEND_NAMES})
         table.update(layer)
         where.update(dict.fromkeys(layer, w))
     if "owner" in table and not (isinstance(table["owner"], str) and OWNER_RE.fullmatch(table["owner"])):
@@ -162,7 +164,11 @@ def load_config(root: Path) -> WorkspaceConfig:
     for module in modules:
         if not is_identifier(module):
             raise where["target_modules"].fail("target_modules", "expected top-level module names", module)
+    notify = table.get("notify")
+    if "notify" in table and not (isinstance(notify, str) and notify.strip()):
+        raise where["notify"].fail("notify", "expected a shell command (string) run when a run ends", notify)
     return WorkspaceConfig(
+        notify=notify,
         owner=owner,
         target_modules=frozenset(modules),
         src_dir=_src_dir(where.get("src_dir"), table),

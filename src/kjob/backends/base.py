@@ -5,10 +5,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kjob.leakscan import redact_held
+from kjob.credentials import redact_held
 from kjob.polling import Backoff
-from kjob.recipe import KernelRecipe
-from kjob.runs import Run, RunStatus
+from kjob.build.recipe import KernelRecipe
+from kjob.runs.record import Run, RunStatus
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Submission:
     """A built kernel, ready to send.
 
     `notebook` already holds the effective parameters (`parameters`, resolved once by
-    `kjob.params`): a backend sends or runs it as it is and never re-parameterises it."""
+    `kjob.build.params`): a backend sends or runs it as it is and never re-parameterises it."""
 
     recipe: KernelRecipe
     folder: Path  # kernels/<name>
@@ -70,7 +70,7 @@ class Backend(ABC):
     # Whether asking for a status is cheap (no network): the table of recent runs asks only then.
     status_is_cheap: bool = True
     # Whether a kernel's newer version makes the older ones' outputs and log unreachable
-    # (Kaggle): a sweep then gives each lane a kernel of its own (kjob.lanes).
+    # (Kaggle): a sweep then gives each lane a kernel of its own (kjob.campaigns.lanes).
     serves_latest_only: bool = False
 
     def preflight(self, submission: Submission) -> None:

@@ -20,10 +20,10 @@ from kjob.backends import kaggle_sdk
 from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
 from kjob.errors import (BackendError, ConfigError, KjobError, NoRoom, NotFoundError, NotServed,
                          PushedWithProblem, RunGone)
-from kjob.failures import failure_kind
-from kjob.leakscan import redact
+from kjob.runs.failures import failure_kind
+from kjob.credentials import redact
 from kjob.polling import Backoff
-from kjob.runs import Run, RunStatus
+from kjob.runs.record import Run, RunStatus
 
 kaggle_sdk.light()  # before anything imports kagglesdk: its __init__ loads every service
 
@@ -121,7 +121,7 @@ class KaggleBackend(Backend):
         import json
 
         from kjob.backends.kaggle_api import KernelRef
-        from kjob.metadata import kernel_slug
+        from kjob.build.kernel_metadata import kernel_slug
 
         ref = KernelRef(self.ws.owner(), kernel_slug(self.ws, kernel))
         try:

@@ -34,7 +34,7 @@ import requests
 from kagglesdk.kaggle_object import (DateTimeSerializer, EnumSerializer, KaggleObject, ListSerializer,
                                      MapSerializer, TimeDeltaSerializer)
 
-from kjob.leakscan import redact
+from kjob.credentials import redact
 
 # What kjob cannot do without, per method: (the list holding the items or None, the field).
 REQUIRED = {

@@ -111,6 +111,16 @@ class KernelsApi:
             if not token:
                 return
 
+    def output_location(self, ref: KernelRef, version: int) -> str:
+        """Where DownloadKernelOutput sends for the whole output of `version` (an archive):
+        the call kagglehub's notebook_output_download makes, by `versionNumber`, which serves
+        an older version's output too (kagglehub's integration tests)."""
+        request = api.ApiDownloadKernelOutputRequest()
+        request.owner_slug, request.kernel_slug, request.version_number = ref.owner, ref.slug, version
+        return self.transport.call(
+            lambda: self.transport.sdk.redirect_of("kernels.KernelsApiService", "DownloadKernelOutput", request),
+            f"the output of {ref} v{version}")
+
     def gpu_quota(self) -> "api.ApiAcceleratorQuota | None":
         response = self.transport.call(lambda: self.client.get_accelerator_quota_statistics(
             api.ApiGetAcceleratorQuotaStatisticsRequest()), "the account's accelerator quota")

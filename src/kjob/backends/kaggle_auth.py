@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.errors import BackendError
-from kjob.leakscan import TOKEN_FILES, as_path, config_folder, looks_like_path, shown_path
+from kjob.credentials import TOKEN_FILES, as_path, config_folder, looks_like_path, shown_path
 
 HOW_TO_GET_ONE = ("create an API token on kaggle.com (Settings > API) and save it as ~/.kaggle/kaggle.json "
                   "(chmod 600), or set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY")

@@ -19,7 +19,7 @@ from kagglesdk.kernels.types import kernels_api_service as api
 from kjob.errors import BackendError, ConfigError, NoRoom, NotFoundError, QuotaLow, ValidationError
 from kjob.kaggle_platform import (DEFAULT_MACHINE_SHAPE, GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES,
                                   shape_accelerator)
-from kjob.leakscan import redact
+from kjob.credentials import redact
 
 GPU_SESSION_LIMIT = 2
 DEFAULT_GPU_SHAPE = DEFAULT_MACHINE_SHAPE["gpu"]  # enable_gpu alone gets a P100, which today's image cannot use
@@ -210,8 +210,8 @@ def _hours(seconds: float) -> str:
 def unfinished_gpu_runs(backend, exclude_token: str | None = None) -> list:
     """The ledger's Kaggle GPU runs that are still submitting, queued or running, asked afresh
     (an interrupted push's row counts until it is reconciled)."""
-    from kjob.runs import uses_gpu
-    from kjob.watch import unfinished_runs
+    from kjob.runs.record import uses_gpu
+    from kjob.lifecycle.watch import unfinished_runs
 
     return unfinished_runs(backend, lambda run: uses_gpu(run) and not (exclude_token and run.token == exclude_token))
 

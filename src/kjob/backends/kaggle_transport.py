@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from kagglesdk.kaggle_env import KaggleEnv, get_endpoint, get_env
@@ -39,7 +40,7 @@ from kjob import __version__
 from kjob.backends.kaggle_answers import AnswerProblem, read_answer
 from kjob.backends.kaggle_auth import Credentials
 from kjob.errors import BackendError, ConfigError, NotFoundError
-from kjob.leakscan import redact
+from kjob.credentials import redact
 from kjob.polling import Backoff
 
 # Measured (bench_fetch.py): 256 KiB reads beat 64 KiB ones (per-call overhead) and 1 MiB
@@ -169,6 +170,22 @@ class _SdkClient(KaggleHttpClient):
     def _prepare_response(self, response_type, http_response):
         # Instead of the SDK's: the same HTTP errors, then the answer checked against its type.
         return read_answer(response_type, http_response)
+
+    def redirect_of(self, service_name: str, request_name: str, request) -> str:
+        """Where a method answered with a redirect (kagglesdk's HttpRedirect: DownloadKernelOutput)
+        sends, without following it: the caller fetches it, with credentials only on the API's
+        own host (`Transport.same_host`)."""
+        session = self._init_session()
+        response = session.send(self._prepare_request(service_name, request_name, request), allow_redirects=False)
+        try:
+            if response.status_code >= 400:
+                read_answer(None, response)  # raises the HTTP error, as every call does
+            location = response.headers.get("Location")
+            if response.status_code not in (301, 302, 303, 307, 308) or not location:
+                raise AnswerProblem(request_name, f"was not a redirect (HTTP {response.status_code})")
+            return urljoin(response.url, location)
+        finally:
+            response.close()
 
 
 class _Retry(Exception):
@@ -312,12 +329,18 @@ class Transport:
 
     # -- output files ------------------------------------------------------------------
 
-    def download(self, url: str, destination: Path, size: int | None, name: str) -> int:
+    def same_host(self, url: str) -> bool:
+        """Whether `url` is on the API's own host (where credentials may go)."""
+        return urlsplit(url).netloc.lower() == urlsplit(self.endpoints.api).netloc.lower()
+
+    def download(self, url: str, destination: Path, size: int | None, name: str, signed_in: bool = False) -> int:
         """Stream `url` into `destination`, resuming with Range after an interruption.
 
-        The bytes end identical to the server's; memory does not grow with the file."""
+        The bytes end identical to the server's; memory does not grow with the file.
+        `signed_in`: send the credentials (only to the API's own host, never elsewhere)."""
         if not url.startswith(("http://", "https://")):
             raise BackendError(f"{name}: Kaggle gave a download URL that is not http(s)")
+        session = self.sdk.session() if signed_in and self.same_host(url) else self.files
         state = {"have": 0}
         # An empty file made by the caller is written in place, not truncated: on ext4 closing a
         # truncated file forces its data to disk (auto_da_alloc), a third of a 1 GiB fetch.
@@ -326,7 +349,7 @@ class Transport:
             while True:
                 before = state["have"]
                 try:
-                    return self._download_once(url, out, state, name)
+                    return self._download_once(url, out, state, name, session)
                 except _Retry as retry:
                     if state["have"] > before:  # progress: a new streak starts
                         reasons, delays = [], self.policy.backoff.delays()
@@ -335,11 +358,11 @@ class Transport:
                         raise self._gave_up(f"downloading {name}", reasons, started) from retry
                     self.sleep(next(delays))
 
-    def _download_once(self, url: str, out, state: dict, name: str) -> int:
+    def _download_once(self, url: str, out, state: dict, name: str, session: requests.Session) -> int:
         have = state["have"]
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            with self.files.get(url, headers=headers, stream=True) as response:
+            with session.get(url, headers=headers, stream=True) as response:
                 code = response.status_code
                 if code in _RETRIED:
                     raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response))

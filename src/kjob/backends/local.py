@@ -2,10 +2,10 @@
 
 Each push gets `.kjob/local/<kernel>/v<N>/` (N taken by an atomic mkdir, so two pushes never
 share a number, and never below the ledger's `first_version`), laid out and run by
-`kjob.sandbox`: the notebook as submitted, `input/` (each dataset source under both Kaggle
+`kjob.sandbox.folder`: the notebook as submitted, `input/` (each dataset source under both Kaggle
 layouts, `<slug>` and `datasets/<owner>/<slug>`), `working/` (the outputs), `temp/` and
 `home/`. Its runner works in the background and outlives the CLI; the workspace itself is
-hidden from it where bubblewrap isolates runs (`kjob.isolation`).
+hidden from it where bubblewrap isolates runs (`kjob.sandbox.isolation`).
 """
 
 import shutil
@@ -17,8 +17,8 @@ from kjob.errors import BackendError, ConfigError
 from kjob.fsutil import read_json
 from kjob.paths import LocalRunPaths
 from kjob.polling import Backoff
-from kjob.runs import Run, RunStatus
-from kjob.sandbox import RunSpec, Sandbox, kaggle_layouts
+from kjob.runs.record import Run, RunStatus
+from kjob.sandbox.folder import RunSpec, Sandbox, kaggle_layouts
 from kjob.procs import kill_point
 
 # A run folder whose runner was not started this long after it was made never will be.

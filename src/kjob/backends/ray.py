@@ -6,7 +6,7 @@ A run is one Ray job. Its version comes from the ledger and is claimed on shared
 notebook, the job's spec and a copy of this kjob package into the job's runtime_env
 working_dir, and submits `python -m kjob.backends.ray_job` with the recipe's resources
 (`kjob.backends.ray_settings`). On a node, that entrypoint lays the run sandbox out in the
-claimed folder and runs it with kjob's own keeper and runner (`kjob.sandbox`), so state,
+claimed folder and runs it with kjob's own keeper and runner (`kjob.sandbox.folder`), so state,
 log, final status and outputs land on the storage, where this client reads them: Ray itself
 returns no files.
 
@@ -39,8 +39,8 @@ from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
 from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
 from kjob.polling import Backoff
-from kjob.runs import FINAL, Run, RunStatus
-from kjob.sandbox import Sandbox, kaggle_layouts
+from kjob.runs.record import FINAL, Run, RunStatus
+from kjob.sandbox.folder import Sandbox, kaggle_layouts
 from kjob.procs import kill_point
 
 ENDED = ("SUCCEEDED", "FAILED", "STOPPED")

@@ -4,7 +4,7 @@ It runs in the job's working_dir (what `kjob.backends.ray` packaged: the noteboo
 and a copy of the client's kjob package, so the node needs no kjob of its own), lays out the
 run sandbox in the run's folder on shared storage (Kaggle's input layouts pointing at the
 node's dataset folders, working/, temp/, home/) and runs it in the foreground with the same
-keeper and runner as a local run (`kjob.sandbox`). Everything the client reads back, state,
+keeper and runner as a local run (`kjob.sandbox.folder`). Everything the client reads back, state,
 log, final status and outputs, is written there.
 
 The sandbox stays in this process's group (not detached): Ray's stop sends SIGTERM to this
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kjob.fsutil import read_json
 from kjob.paths import RayPackagePaths, RayRunPaths
-from kjob.sandbox import RunSpec, Sandbox, record_final
+from kjob.sandbox.folder import RunSpec, Sandbox, record_final
 
 
 def main(spec_file: Path) -> int:

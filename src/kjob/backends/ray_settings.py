@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kjob.errors import ConfigError
-from kjob.recipe_schema import Where
+from kjob.build.schema import Where
 from kjob.workspace import DATASET_KEY_RE
 
 # What a run asks for when the workspace does not say: one CPU, plus one GPU for GPU recipes.

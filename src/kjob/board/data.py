@@ -2,8 +2,8 @@
 (`collect`), and one run's detail (`run_detail`: its curves, log tail, outputs, reports).
 
 The runs are chosen by kjob's own query code (`kjob runs`' --kernel, --campaign and --where,
-kjob.runquery.select_runs); campaigns are planned by kjob.campaign_plan as `kjob sweep` plans
-them; the curves come from kjob.metrics.read_series, whatever per-step sources it reads.
+kjob.runs.query.select_runs); campaigns are planned by kjob.campaigns.plan as `kjob sweep` plans
+them; the curves come from kjob.runs.metrics.read_series, whatever per-step sources it reads.
 Nothing here writes a file.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kjob.errors import KjobError
-from kjob.metrics import is_number, read_series
+from kjob.runs.metrics import is_number, read_series
 from kjob.paths import REPORT_PAGE, REPORT_SUMMARY
-from kjob.runs import Run, run_duration
+from kjob.runs.record import Run, run_duration
 
 MAX_PARAM_COLUMNS = 12
 MAX_POINTS = 2000  # per series: a longer one is thinned (its last point always kept)
@@ -42,7 +42,7 @@ class BoardData:
 
 def collect(ws, query: BoardQuery, board_folder: Path) -> BoardData:
     """The board's data for the runs `query` selects; links are relative to `board_folder`."""
-    from kjob.runquery import RunQuery, default_columns, select_runs
+    from kjob.runs.query import RunQuery, default_columns, select_runs
 
     selection = select_runs(ws, RunQuery(kernel=query.kernel, campaign=query.campaign, where=tuple(query.where),
                                          archived=True))
@@ -132,7 +132,7 @@ def _href(path: Path, board_folder: Path) -> str:
 def run_detail(ws, run: Run, files: dict, board_folder: Path) -> dict | None:
     """One run's curves, log tail, outputs, notebook and sources (what `runs/<id>.js` holds);
     None when nothing of it is on this machine."""
-    from kjob.provenance import kept_notebook, module_sources
+    from kjob.build.provenance import kept_notebook, module_sources
 
     paths = files.get("folder")
     detail: dict = {"series": {}, "log": None, "outputs": [], "sources": [], "notebook": None}
@@ -240,10 +240,10 @@ def _campaign(ws, name: str) -> dict:
     """A campaign's stages and members as `kjob sweep --status` plans them (without asking
     any backend), its grid dimensions and its leaderboard; its file unreadable: the runs by
     stage, and why."""
-    from kjob.campaign_file import load_campaign
-    from kjob.campaign_plan import Planner, campaign_modes, point_text, source_digest
-    from kjob.ledger import Ledger
-    from kjob.runquery import sort_runs
+    from kjob.campaigns.file import load_campaign
+    from kjob.campaigns.plan import Planner, campaign_modes, point_text, source_digest
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.query import sort_runs
 
     with Ledger(ws.paths.ledger) as ledger:
         runs = ledger.runs(campaign=name)

@@ -21,9 +21,9 @@ def build(name, params, build_all, smoke):
 
     Example: kjob build r3-dpt -p epochs=30 --smoke
     """
-    from kjob.build import build_kernel
+    from kjob.build.plan import build_kernel
     from kjob.errors import UsageError
-    from kjob.recipe import list_recipes, load_recipe, parse_overrides
+    from kjob.build.recipe import list_recipes, load_recipe, parse_overrides
 
     ws = workspace()
     if build_all == bool(name):
@@ -61,7 +61,7 @@ def builders():
 
     Example: kjob builders
     """
-    from kjob.recipe import list_recipes, load_recipe
+    from kjob.build.recipe import list_recipes, load_recipe
 
     ws = workspace()
     for name in list_recipes(ws):

@@ -1,4 +1,4 @@
-"""`kjob dataset push`: a local folder as a Kaggle dataset, or as its next version (kjob.datasets)."""
+"""`kjob dataset push`: a local folder as a Kaggle dataset, or as its next version (kjob.backends.kaggle_upload)."""
 
 import click
 
@@ -42,7 +42,7 @@ def push(folder, target, message, public, timeout, include_secrets):
     """
     from pathlib import Path
 
-    from kjob.datasets import push_dataset
+    from kjob.backends.kaggle_upload import push_dataset
 
     def uploaded(file):
         click.echo(f"  uploaded {file.name} ({_size(file.size)})")

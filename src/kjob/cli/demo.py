@@ -24,10 +24,10 @@ def demo(steps):
     Example: kjob demo --steps 20
     """
     require_speech("demo")
-    from kjob.cli.runs import follow_and_fetch
+    from kjob.cli.lifecycle import follow_and_fetch
     from kjob.errors import ConfigError
-    from kjob.push import push_kernel
-    from kjob.recipe import load_recipe, parse_overrides
+    from kjob.lifecycle.push import push_kernel
+    from kjob.build.recipe import load_recipe, parse_overrides
 
     ws = workspace()
     config = ws.config.demo

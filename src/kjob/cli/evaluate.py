@@ -33,8 +33,8 @@ class ProgressPrinter:
 
 
 def _find_run(ws, spec: str, backend: str | None):
-    from kjob.ledger import Ledger
-    from kjob.runs import parse_run_spec
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.record import parse_run_spec
 
     kernel, version = parse_run_spec(spec)
     with Ledger(ws.paths.ledger) as ledger:
@@ -173,8 +173,8 @@ def record_scores(ws, run, summary: dict) -> None:
     """Put what an evaluation declares about the run (summary.json's `run_metrics`: its
     scores, the columns to show, which way each is better) next to it in the ledger, as its
     `evaluation` metrics; `kjob runs` shows them without knowing what they measure."""
-    from kjob.ledger import Ledger
-    from kjob.metrics import declared
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.metrics import declared
 
     values, spec = declared(summary.get("run_metrics"))
     with Ledger(ws.paths.ledger) as ledger:

@@ -1,6 +1,6 @@
 """Plain-text formatting shared by the commands: durations, tables, run lines."""
 
-from kjob.runs import Run
+from kjob.runs.record import Run
 
 # Exit codes for a run's status (documented in README).
 EXIT_FOR_STATUS = {"complete": 0, "error": 1, "cancelled": 5, "submitting": 6, "queued": 6, "running": 6}
@@ -36,6 +36,16 @@ def status_text(run: Run) -> str:
     if run.gone:
         text += " (kernel gone)"
     return text
+
+
+def failure_hint_line(run: Run) -> str | None:
+    """The failed run's hint (kjob.runs.failures), indented under its status line; None without one."""
+    if run.state.status != "error":
+        return None
+    from kjob.runs.failures import failure_hint
+
+    hint = failure_hint(run.state.failure_kind, run.parameters)
+    return f"  hint: {hint}" if hint else None
 
 
 def number(value) -> str:

@@ -1,4 +1,4 @@
-"""`kjob init`: make the current project folder a kjob workspace with a recipe (kjob.init)."""
+"""`kjob init`: make the current project folder a kjob workspace with a recipe (kjob.build.scaffold)."""
 
 import click
 
@@ -18,7 +18,7 @@ def init(entry, name, owner):
     """
     from pathlib import Path
 
-    from kjob.init import init_project
+    from kjob.build.scaffold import init_project
 
     result = init_project(Path.cwd(), entry, name, owner)
     for line in result.done:

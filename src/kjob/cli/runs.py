@@ -1,298 +1,277 @@
-"""Commands over runs: push, status, logs, fetch, cancel (`kjob runs` and its subcommands: runs_extra)."""
-
-import sys
+"""`kjob runs`: the table of every recorded run, and its subcommands diff, note, tag, archive."""
 
 import click
 
 from kjob.backends import BACKENDS
-from kjob.cli.common import param_option, workspace
-from kjob.errors import KjobError
-from kjob.runs import run_duration, run_record
-from kjob.cli.format import EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, status_text, table
+from kjob.cli.common import workspace
+from kjob.cli.format import duration, number, table
+
+_NOTE_WIDTH = 40
+
+
+def _recipe_specs(ws, runs) -> dict:
+    from kjob.runs.metrics import recipe_spec
+
+    return {kernel: recipe_spec(ws, kernel) for kernel in dict.fromkeys(r.kernel for r in runs)}
+
+
+def _cell(field, run) -> str:
+    value = field.value(run)
+    if value is None or value == []:
+        return "-"
+    if field.kind == "column":
+        name = field.name
+        if name == "duration":
+            return duration(value)
+        if name in ("created", "started", "finished"):
+            import datetime
+
+            return datetime.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+        if name in ("notebook", "commit"):
+            return value[:12] + ("+dirty" if name == "commit" and run.git_dirty else "")
+        if name == "status":
+            return value + (" (gone)" if run.gone else "") + (" (archived)" if run.archived else "")
+        if name == "tags":
+            return ",".join(value)
+        if name == "archived":
+            return "yes" if value else "-"
+        if name in ("message", "note"):
+            line = next((x for x in str(value).splitlines() if x.strip()), "-")  # the first line says most
+            return line if len(line) <= _NOTE_WIDTH else line[: _NOTE_WIDTH - 3] + "..."
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value)
+    return number(value)
+
+
+@click.group("runs", invoke_without_command=True)
+@click.option("--kernel", default=None, help="Only this kernel's runs.")
+@click.option("--sort-by", default=None, metavar="[+|-]NAME[,...]",
+              help="Rank by a metric, parameter or column: -NAME descending, +NAME ascending, a bare metric best first.")
+@click.option("--where", "conditions", multiple=True, metavar="EXPR",
+              help="Keep runs where NAME OP VALUE holds (OP: < <= > >= = !=), e.g. 'lr<0.01'; repeatable (all must hold).")
+@click.option("--columns", default=None, metavar="NAME,...",
+              help="Show these columns after kernel, version and backend (metrics, parameters, status, duration, "
+                   "created, notebook, commit, message, note, tags, ...).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only runs with this tag (repeatable: all of them).")
+@click.option("--archived", "with_archived", is_flag=True, help="Also list archived runs.")
+@click.option("--campaign", default=None, metavar="NAME",
+              help="Only the members of this campaign (`kjob sweep NAME`), ranked by its metric.")
+@click.option("--export", type=click.Choice(["csv", "json"]), default=None,
+              help="Print every selected run (not only the first 50), every column (one per parameter and per "
+                   "metric) as CSV or JSON.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Show the first N runs (default 50).")
+@click.option("--all", "show_all", is_flag=True, help="Show every run, however many.")
+@click.pass_context
+def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, campaign, export, limit, show_all):
+    """Every recorded run with its parameters and metrics, ranked and filtered by any of them
+    (the first 50 unless --limit N or --all).
+
+    Example: kjob runs --kernel r3-dpt --sort-by best_val_loss --where 'lr<0.01' --columns lr,best_val_loss,best_epoch
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from kjob.runs import query as rq
+    from kjob.errors import UsageError
+
+    if show_all and limit is not None:
+        raise UsageError("--all and --limit N: give one of them")
+    ws = workspace()
+    if campaign and not sort_by:
+        sort_by = _campaign_metric(ws, campaign)
+    names = [n.strip() for n in columns.split(",") if n.strip()] if columns else None
+    shown = None if export or show_all else (limit or rq.DEFAULT_LIMIT)
+    selection = rq.select_runs(ws, rq.RunQuery(kernel, sort_by, tuple(conditions), tuple(tags), with_archived,
+                                               campaign, limit=shown,
+                                               columns=tuple(names) if names and not export else None))
+    runs = selection.runs
+    if export == "json":
+        click.echo(json.dumps([rq.export_record(r) for r in runs], indent=2))
+        return
+    if export == "csv":
+        header, rows = rq.export_rows(runs, names)
+        click.echo(rq.csv_text([header, *rows]), nl=False)
+        return
+    if runs:
+        fields = selection.fields(names)
+        headers = ["kernel", "version", "backend", *(h for h, _ in fields)]
+        rows = [[r.kernel, number(r.version), r.backend, *(_cell(f, r) for _, f in fields)] for r in runs]
+        click.echo(table([h.upper() for h in headers], rows))
+    else:
+        click.echo("no runs to show" if selection.hidden or conditions or tags else "no runs recorded yet")
+    if selection.more:
+        click.echo(f"{selection.more:,} more: --all or --limit N", err=True)
+    if selection.hidden:
+        click.echo(f"note: {selection.hidden} archived run(s) not shown (--archived lists them)", err=True)
+
+
+def _campaign_metric(ws, name: str) -> str | None:
+    """The metric campaigns/NAME.toml ranks by, if its members have it (else newest first)."""
+    from kjob.campaigns.file import load_campaign
+    from kjob.errors import KjobError
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.select import has_metric
+
+    try:
+        metric = load_campaign(ws, name).metric
+    except KjobError:  # the file is gone or broken (another machine's ledger): the newest first
+        return None
+    if not metric:
+        return None
+    with Ledger(ws.paths.ledger) as ledger:
+        return metric if has_metric(ledger, name, metric) else None
+
+
+def _version(text: str) -> int:
+    from kjob.errors import UsageError
+
+    digits = text[1:] if text[:1] in "vV" else text
+    if not digits.isdigit():
+        raise UsageError(f"'{text}' is not a version like v3 or 3")
+    return int(digits)
+
 
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
                               help="Which backend's run (needed only when both have this version).")
+
+
+@runs_group.command("diff")
+@click.argument("name")
+@click.argument("first")
+@click.argument("second")
+@backend_option
+@click.option("--patch", is_flag=True, help="Also print the changed src files' lines (unified diff).")
+def diff_command(name, first, second, backend, patch):
+    """What changed between two runs of NAME: parameters, src files (from the notebooks
+    kjob kept when it pushed them) and metrics.
+
+    Example: kjob runs diff r3-dpt v2 v3 --patch
+    """
+    from kjob.runs import query as rq
+    from kjob.runs.ledger import Ledger
+    from kjob.build.provenance import diff_runs
+
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        a = ledger.find(name, _version(first), backend)
+        b = ledger.find(name, _version(second), backend)
+    diff = diff_runs(ws, a, b)
+    modes = rq.mode_book([a, b], _recipe_specs(ws, [a, b]))
+    click.echo(f"{a.ref} -> {b.ref}")
+    same_notebook = a.notebook_sha256 == b.notebook_sha256
+    click.echo(f"notebook: {a.notebook_sha256[:12]} -> {b.notebook_sha256[:12]}" if not same_notebook
+               else f"notebook: {a.notebook_sha256[:12]} (the same)")
+    if a.git_commit != b.git_commit:
+        click.echo(f"git commit: {(a.git_commit or '-')[:12]} -> {(b.git_commit or '-')[:12]}")
+    click.echo("parameters:" if diff.parameters else "parameters: the same")
+    for c in diff.parameters:
+        click.echo(f"  {c.name}: {_shown(c.old)} -> {_shown(c.new)}")
+    if diff.sources is None:
+        click.echo(f"sources: not known (kjob kept no notebook of {', '.join(diff.unkept)}: pushed before it kept them)")
+    else:
+        click.echo("sources:" if diff.sources or diff.recipe_changed else "sources: the same")
+        for s in diff.sources:
+            click.echo(f"  {s.path}: {s.change} (+{s.added} -{s.removed} lines)")
+        if diff.recipe_changed:
+            click.echo(f"  builders/{name}.toml: changed")
+    click.echo("metrics:" if diff.metrics else "metrics: the same")
+    for c in diff.metrics:
+        click.echo(f"  {c.name}: {_shown(c.old)} -> {_shown(c.new)}{_verdict(c, modes)}")
+    if patch and diff.sources:
+        for s in diff.sources:
+            click.echo(s.patch)
+
+
+def _shown(value) -> str:
+    return "(none)" if value is None else number(value)
+
+
+def _verdict(change, modes) -> str:
+    from kjob.runs.metrics import is_number
+
+    if not (is_number(change.old) and is_number(change.new)):
+        return ""
+    delta = change.new - change.old
+    better = delta < 0 if modes.mode(change.name) == "min" else delta > 0
+    return f" ({delta:+.4g}, {'better' if better else 'worse'})"
+
+
 version_option = click.option("--version", "version", type=int, default=None,
                               help="Version number (default: the latest run).")
 
 
-def _open(name, version, backend_name, need_version=True):
-    """(workspace, ledger, backend, run) for a run reference given on the command line.
-
-    A run still `submitting` is reconciled first; commands that need its version (logs,
-    fetch, cancel) refuse one that has none yet."""
-    from kjob.backends import get_backend
-    from kjob.errors import NotFoundError, UsageError
-    from kjob.ledger import Ledger
-    from kjob.watch import refresh
-
-    ws = workspace()
-    ledger = Ledger(ws.paths.ledger)
-    try:
-        run = ledger.find(name, version, backend_name)
-    except NotFoundError:
-        # The version may belong to an interrupted push whose row has none yet: reconcile those.
-        pending = [r for r in ledger.runs(name, unfinished_only=True) if r.version is None]
-        for row in pending:
-            refresh(ledger, get_backend(ws, row.backend), row)
-        if not pending:
-            raise
-        run = ledger.find(name, version, backend_name)
-    backend = get_backend(ws, run.backend)
-    if need_version and version is None and run.version is None and run.state.final:
-        # The latest row is a push that never reached the backend: the latest real run is meant.
-        real = [r for r in ledger.runs(name, limit=50) if r.version is not None
-                and (backend_name is None or r.backend == backend_name)]
-        if real:
-            run, backend = real[0], get_backend(ws, real[0].backend)
-    if need_version and run.version is None:
-        run = refresh(ledger, backend, run)
-        if run.version is None:
-            ledger.close()
-            raise UsageError(f"{run.ref}: {backend.name} has not confirmed this push ({run.state.status}); "
-                             f"see `kjob status {run.kernel}`")
-    return ws, ledger, backend, run
-
-
-def _progress_printer(backend):
-    """Each status change, and every new log line (or, past a poll's limit, how many were
-    left out and where to read them)."""
-    from kjob.watch import LogTail
-
-    shown = {"status": None}
-    tail = LogTail()
-
-    def show(run, elapsed):
-        stamp = f"[{duration(elapsed):>6}]"
-        if run.state.status != shown["status"]:
-            shown["status"] = run.state.status
-            click.echo(f"{stamp} {run.ref}: {status_text(run)}", err=True)
-        try:
-            entries = backend.log(run)
-        except KjobError:  # the log is a nicety while watching; the status is what counts
-            return
-        skipped, lines = tail.take(entries, run.state.final)
-        if skipped:
-            lines_word = "line" if skipped == 1 else "lines"
-            click.echo(f"{stamp}   | ... {skipped} {lines_word} not shown (kjob logs {run.kernel} "
-                       f"--version {run.version})", err=True)
-        for line in lines:
-            click.echo(f"{stamp}   | {line}", err=True)
-
-    return show
-
-
-def wait_for_run(ledger, backend, run):
-    from kjob.watch import watch
-
-    try:
-        return watch(ledger, backend, run, on_progress=_progress_printer(backend))
-    except KeyboardInterrupt:
-        click.echo(f"stopped watching; {run.ref} goes on (kjob status {run.kernel} --version {run.version})", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-
-
-def print_fetch(ws, report):
-    from kjob.errors import BackendError, LocalFileError
-
-    run = report.run
-    click.echo(f"fetched {run.ref} into {ws.paths.relative(report.folder)}: {run.state.status}, "
-               f"{report.listed} output file(s) listed, {len(report.downloaded)} downloaded, "
-               f"{len(report.unchanged)} unchanged")
-    if report.waiting:
-        click.echo(f"note: {run.ref} has not ended ({run.state.status}): its outputs are listed, not downloaded "
-                   "(they may be half-written); fetch again when it ends", err=True)
-    elif run.state.final and report.listed == 0:
-        click.echo(f"note: {run.ref} wrote no output files", err=True)
-    for name in report.gone_remotely:
-        click.echo(f"warning: {name} no longer exists remotely (the local copy is stale)", err=True)
-    for problem in report.problems:
-        click.echo(f"warning: output file {problem}; not downloaded", err=True)
-    if report.conflicts:
-        names = ", ".join(report.conflicts)
-        raise LocalFileError(f"{len(report.conflicts)} local file(s) differ from what kjob downloaded (edited?) and "
-                             f"were left as they are: {names}; fetch with --force to replace them")
-    if report.refused:
-        names = ", ".join(repr(n) for n in report.refused)
-        raise BackendError(f"refused output file name(s) that would escape the version folder: {names}")
-    if report.problems:
-        raise BackendError(f"{len(report.problems)} output file(s) could not be stored (see the warnings above)")
-
-
-@click.command()
+@runs_group.command("note")
 @click.argument("name")
-@click.option("--backend", "backend_name", type=click.Choice(list(BACKENDS)), default="local", show_default=True)
-@param_option
-@click.option("--timeout", type=click.IntRange(min=1), default=None, help="Whole-run time limit in seconds (default: the recipe's session_timeout).")
-@click.option("--wait", is_flag=True, help="Follow the run to its end, then fetch its outputs.")
-@click.option("--force", is_flag=True, help="Push even when the backend's safety checks (quota, concurrent runs) refuse.")
-@click.option("-m", "--message", default=None, help="Why this run: kept with it in the ledger (`kjob runs` shows it).")
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag the run (repeatable); `kjob runs --tag TAG` lists them.")
-def push(name, backend_name, params, timeout, wait, force, message, tags):
-    """Send kernels/NAME to a backend (rebuilding it first if its sources changed) and record the run.
+@click.argument("text")
+@version_option
+@backend_option
+@click.option("--append", is_flag=True, help="Add TEXT as a new line of the note instead of replacing it.")
+def note_command(name, text, version, backend, append):
+    """Write what a run taught you next to it (an empty TEXT clears the note).
 
-    Example: kjob push r3-dpt --backend local -m "lr warm-up 1000 steps" --tag warmup --wait
+    Example: kjob runs note r3-dpt "lr too high: diverged after epoch 3" --version 4
     """
-    from kjob.push import push_kernel
-    from kjob.recipe import load_recipe, parse_overrides
-    from kjob.runs import RunNotes, check_tag
+    from kjob.runs.ledger import Ledger
 
     ws = workspace()
-    overrides = parse_overrides(load_recipe(ws, name), list(params))
-    notes = RunNotes((message or "").strip() or None, tuple(check_tag(t) for t in tags))
-    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force, notes=notes)
-    for warning in outcome.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if outcome.run.handle.get("isolation") == "environment only":
-        from kjob.isolation import environment_only_note
-
-        click.echo(f"note: {environment_only_note()}", err=True)
-    if outcome.rebuilt:
-        click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
-    run = outcome.run
-    click.echo(run.ref)
-    if not wait:
-        return
-    run = follow_and_fetch(ws, run)
-    click.echo(f"{run.ref}: {status_text(run)}")
-    sys.exit(EXIT_FOR_STATUS[run.state.status])
-
-
-def follow_and_fetch(ws, run):
-    """Watch a pushed run to its end, then fetch it: status and log whatever the ending (Kaggle
-    keeps only the latest version's), the output files when it completed. Shared by
-    `push --wait` and `kjob demo`."""
-    from kjob.backends import get_backend
-    from kjob.fetch import fetch_run
-    from kjob.ledger import Ledger
-
     with Ledger(ws.paths.ledger) as ledger:
-        backend = get_backend(ws, run.backend)
-        run = wait_for_run(ledger, backend, run)
-        report = fetch_run(ws, ledger, backend, run, outputs=run.state.status == "complete")
-    print_fetch(ws, report)
-    return report.run
+        run = ledger.find(name, version, backend)
+        text = text.strip()
+        if append and run.note:
+            text = f"{run.note}\n{text}" if text else run.note
+        run = ledger.set_note(run, text)
+    click.echo(f"{run.ref}: note {'cleared' if not run.note else 'saved'}")
 
 
-@click.command()
-@click.argument("name", required=False)
+@runs_group.command("tag")
+@click.argument("name")
+@click.argument("tags", nargs=-1, required=True)
 @version_option
 @backend_option
-@click.option("--watch", is_flag=True, help="Poll until the run ends.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run(s) as JSON.")
-def status(name, version, backend, watch, as_json):
-    """Show one run (NAME) or a table of recent runs. Exit code: 0 complete, 1 error,
-    5 cancelled, 6 not finished, 4 not found.
+@click.option("--remove", is_flag=True, help="Remove these tags instead of adding them.")
+def tag_command(name, tags, version, backend, remove):
+    """Add (or --remove) tags of a run; `kjob runs --tag TAG` lists the runs with a tag.
 
-    Example: kjob status r3-dpt --version 3 --watch
+    Example: kjob runs tag r3-dpt baseline --version 2
     """
-    import json
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.record import check_tag
 
-    from kjob.backends import get_backend
-    from kjob.ledger import Ledger
-    from kjob.watch import refresh
+    tags = tuple(check_tag(t) for t in tags)
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        run = ledger.find(name, version, backend)
+        run = ledger.change_tags(run, remove=tags) if remove else ledger.change_tags(run, add=tags)
+    click.echo(f"{run.ref}: tags {', '.join(run.notes.tags) or '(none)'}")
 
-    if name is None:
-        ws = workspace()
-        stale = []
-        with Ledger(ws.paths.ledger) as ledger:
-            runs = []
-            for run in ledger.runs(limit=20):
-                backend_obj = get_backend(ws, run.backend)
-                if run.state.final or not (backend_obj.status_is_cheap or run.state.status == "submitting"):
-                    runs.append(run)  # remote ones as last seen: the table stays instant offline
-                    if not run.state.final:
-                        stale.append(f"note: {run.ref} is shown as last seen; `kjob status {run.kernel} "
-                                     f"--version {run.version}` asks {run.backend}")
-                    continue
-                try:
-                    runs.append(refresh(ledger, backend_obj, run))
-                except KjobError as exc:
-                    runs.append(run)
-                    stale.append(f"warning: {run.ref}: status not refreshed ({exc.message})")
-        if as_json:
-            click.echo(json.dumps([run_record(r) for r in runs], indent=2))
+
+@runs_group.command("archive")
+@click.argument("name")
+@click.option("--version", "version", type=int, required=True, help="The run's version number.")
+@backend_option
+@click.option("--restore", is_flag=True, help="Unpack the archive into its download folder again.")
+def archive_command(name, version, backend, restore):
+    """Pack a finished run's download folder into one file (downloads/NAME/<version>.tar.gz)
+    and hide the run from `kjob runs` (`--archived` lists it); --restore unpacks it.
+
+    Example: kjob runs archive r3-dpt --version 2   (later: ... --version 2 --restore)
+    """
+    from kjob.runs.archive import archive_run, restore_run
+    from kjob.runs.ledger import Ledger
+
+    ws = workspace()
+    with Ledger(ws.paths.ledger) as ledger:
+        run = ledger.find(name, version, backend)
+        if restore:
+            run, folder = restore_run(ws, ledger, run)
+            click.echo(f"{run.ref}: restored into {ws.paths.relative(folder)}")
         else:
-            rows = [[r.ref, status_text(r), duration(run_duration(r))] for r in runs]
-            click.echo(table(["RUN", "STATUS", "DURATION"], rows) if rows else "no runs recorded yet")
-        for line in stale:
-            click.echo(line, err=True)
-        return
-    ws, ledger, backend_obj, run = _open(name, version, backend, need_version=False)
-    with ledger:
-        run = wait_for_run(ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
-    if as_json:
-        click.echo(json.dumps({**run_record(run), "url": backend_obj.url(run)}, indent=2))
-    else:
-        click.echo(f"{run.ref}: {status_text(run)} (duration {duration(run_duration(run))})")
-        if backend_obj.url(run):
-            click.echo(f"  {backend_obj.url(run)}")
-    sys.exit(EXIT_FOR_STATUS[run.state.status])
+            run, archive = archive_run(ws, ledger, run)
+            click.echo(f"{run.ref}: archived into {ws.paths.relative(archive)}")
 
 
-@click.command()
-@click.argument("name")
-@version_option
-@backend_option
-@click.option("--follow", is_flag=True, help="Keep printing new output until the run ends.")
-def logs(name, version, backend, follow):
-    """Print a run's output as plain text; stderr lines are marked [stderr].
-
-    Example: kjob logs r3-dpt --follow
-    """
-    from kjob.fetch import log_as_text
-
-    ws, ledger, backend_obj, run = _open(name, version, backend)
-    ledger.close()
-    if not follow:
-        click.echo(log_as_text(backend_obj.log(run)), nl=False)
-        return
-    try:
-        for entry in backend_obj.follow_log(run):
-            click.echo(log_as_text([entry]), nl=False)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
-
-
-@click.command()
-@click.argument("name")
-@version_option
-@backend_option
-@click.option("--output", "outputs", is_flag=True, help="Also download the output files.")
-@click.option("--pattern", default=None, metavar="REGEX", help="Only output files whose name matches.")
-@click.option("--force", is_flag=True, help="Replace local files that differ from what kjob downloaded (edited ones).")
-def fetch(name, version, backend, outputs, pattern, force):
-    """Store a run's status, log and output listing (with --output, its files) in downloads/NAME/vN/.
-
-    Example: kjob fetch r3-dpt --version 3 --output --pattern '\\.pt$'
-    (after editing a downloaded file: kjob fetch r3-dpt --output --force)
-    """
-    from kjob.fetch import fetch_run
-
-    ws, ledger, backend_obj, run = _open(name, version, backend)
-    with ledger:
-        report = fetch_run(ws, ledger, backend_obj, run, outputs=outputs, pattern=pattern, force=force)
-    print_fetch(ws, report)
-
-
-@click.command()
-@click.argument("name")
-@version_option
-@backend_option
-@click.option("--delete-kernel", is_flag=True,
-              help="Where a backend cannot stop a run (Kaggle batch sessions), delete the remote kernel instead.")
-def cancel(name, version, backend, delete_kernel):
-    """Stop a run (for the local backend: its whole process tree).
-
-    Example: kjob cancel r3-dpt --version 3
-    """
-    from kjob.watch import refresh
-
-    ws, ledger, backend_obj, run = _open(name, version, backend)
-    with ledger:
-        click.echo(backend_obj.cancel(run, delete_kernel=delete_kernel))
-        run = refresh(ledger, backend_obj, run)
-    click.echo(f"{run.ref}: {status_text(run)}")
-
-
-COMMANDS = [push, status, logs, fetch, cancel]
+COMMANDS = [runs_group]

@@ -8,14 +8,14 @@ import time
 
 import click
 
-from kjob.cli.common import workspace
+from kjob.cli.common import notify_command, notify_option, workspace
 from kjob.cli.format import EXIT_INTERRUPTED, duration, number, table
 
 _EXIT = {"complete": 0, "failed": 1, "unfinished": 6}
 
 
 def member_rows(plan, metric: str | None) -> tuple[list[str], list[list[str]]]:
-    """A row per member: its name (`stage[parameters]`, kjob.campaign_plan), status, run, metric."""
+    """A row per member: its name (`stage[parameters]`, kjob.campaigns.plan), status, run, metric."""
     headers = ["MEMBER", "STATUS", "RUN"] + ([metric.upper()] if metric else [])
     rows = []
     for stage in plan.stages:
@@ -46,7 +46,7 @@ def stage_lines(plan) -> list[str]:
 
 def outcome(plan) -> str:
     """complete: every member ended well and is fetched here (or its stage was gated off)."""
-    from kjob.campaign_plan import unaccounted
+    from kjob.campaigns.plan import unaccounted
 
     states = [m.status for m in plan.members]
     if "failed" in states:
@@ -59,7 +59,7 @@ def outcome(plan) -> str:
 def account_lines(plan, retry_failed: bool = False) -> list[str]:
     """One line per member whose end is not here (never fetched, gone), one for those with no
     run yet, and one for the failed members --retry-failed did not push again."""
-    from kjob.campaign_plan import RETRIED, unaccounted
+    from kjob.campaigns.plan import RETRIED, unaccounted
 
     missing = unaccounted(plan)
     lines = [f"not accounted for: {state.member.label}: {why}" for state, why in missing if why != "no run"]
@@ -78,8 +78,8 @@ def _listed(text: str, states: list, most: int = 5) -> list[str]:
 
 
 def leaderboard(plan, modes, metric: str | None) -> str | None:
-    from kjob.metrics import is_number
-    from kjob.runquery import sort_runs
+    from kjob.runs.metrics import is_number
+    from kjob.runs.query import sort_runs
 
     done = {m.run.id: m for m in plan.members if m.status == "complete"}
     runs = [m.run for m in done.values() if metric and is_number(m.run.metrics.get(metric))]
@@ -146,7 +146,8 @@ def fit(line: str, width: int) -> str:
 @click.option("--retry-failed", is_flag=True,
               help="Push again, once, the members whose last run failed (in your code, a timeout, ...); "
                    "a member this pushed before is not pushed again.")
-def sweep(name, status_only, dry_run, retry_failed):
+@notify_option
+def sweep(name, status_only, dry_run, retry_failed, notify_cmd):
     """Run campaigns/NAME.toml: push its members into lanes, follow each, fetch each as it
     ends, then rank them. Ctrl-C stops pushing (the members in flight are followed and
     fetched; Ctrl-C again leaves them running); `kjob sweep NAME` again resumes. Exit: 0 every
@@ -155,17 +156,19 @@ def sweep(name, status_only, dry_run, retry_failed):
 
     Example: kjob sweep lr-sweep --dry-run   (then: kjob sweep lr-sweep)
     """
-    from kjob.campaign_file import load_campaign
-    from kjob.campaign_plan import campaign_modes
+    from kjob.campaigns.file import load_campaign
+    from kjob.campaigns.plan import campaign_modes
 
     ws = workspace()
     campaign = load_campaign(ws, name)
     if dry_run:
         return _dry_run(ws, campaign)
-    from kjob.sweep import Sweep
+    from kjob.campaigns.sweep import Sweep
 
     progress = Progress(campaign.metric)
-    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else progress)
+    notifier = _notifier(ws, campaign, notify_command(ws, notify_cmd)) if not status_only else None
+    on_event = progress if notifier is None else _notifying(progress, notifier)
+    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else on_event)
     if status_only:
         plan = runner.follow_only()
     elif threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
@@ -178,6 +181,8 @@ def sweep(name, status_only, dry_run, retry_failed):
             signal.signal(signal.SIGINT, previous)
         if progress.drawn:
             click.echo(f"\x1b[{progress.drawn}F\x1b[J", nl=False, err=True)
+    if notifier is not None:  # the runs whose fetch never succeeded are told now, as they are
+        _warn(notifier.runs_seen([m.run for m in plan.members if m.run is not None], lambda run: True))
     click.echo(table(*member_rows(plan, campaign.metric)))
     for line in stage_lines(plan):
         click.echo(line)
@@ -197,6 +202,39 @@ def sweep(name, status_only, dry_run, retry_failed):
     sys.exit(_EXIT[outcome(plan)])
 
 
+def _notifier(ws, campaign, command):
+    """Tells `command` of each member's run that ends during this sweep (kjob.lifecycle.notify)."""
+    if not command:
+        return None
+    from kjob.runs.ledger import Ledger
+    from kjob.lifecycle.notify import EndNotifier
+
+    notifier = EndNotifier(ws, command, campaign.metric)
+    with Ledger(ws.paths.ledger) as ledger:
+        notifier.already_ended(ledger.runs(campaign=campaign.name))
+    return notifier
+
+
+def _notifying(progress, notifier):
+    """`progress`, then the notification of each member's run that ended and was fetched."""
+    from kjob.campaigns.plan import needs_fetch
+    from kjob.campaigns.sweep import Event
+
+    def on_event(event, plan):
+        progress(event, plan)
+        if plan is not None:
+            for warning in notifier.runs_seen([m.run for m in plan.members if m.run is not None],
+                                              lambda run: not needs_fetch(run)):
+                progress(Event("warning", f"warning: {warning}"), plan)  # above the live table, as events are
+
+    return on_event
+
+
+def _warn(warnings) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def _interrupted(runner) -> None:
     runner.interrupt()
     if runner.leaving:
@@ -207,7 +245,7 @@ def _interrupted(runner) -> None:
 
 
 def _dry_run(ws, campaign) -> None:
-    from kjob.campaign_estimate import dry_run
+    from kjob.campaigns.estimate import dry_run
 
     plan = dry_run(ws, campaign)
     recipe = campaign.recipe

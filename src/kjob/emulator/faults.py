@@ -18,6 +18,9 @@ with a JSON object of the same names). Counted faults are used up one request at
     max_gpu_sessions int             unfinished GPU sessions per account before a push is refused
     fail_uploads    int              the next N blob uploads (PUT /upload/...) answer 503, keeping nothing
     dataset_pending int              the next N GetDatasetStatus answers say BLOBS_RECEIVED, not READY
+    session_memory  int              bytes of memory (RLIMIT_AS) each new session's kernel gets; 0: no limit
+    session_disk    int              bytes each new session's working folder may hold; 0: no limit
+                                     (the emulator's machine limits: sessions.py; Emulator(faults=...))
 
 Broken answers: each entry is used up by the next request it names, an API method M
 ("GetKernel") or, where shown, "download" (a GET of an output file). The store still
@@ -55,6 +58,8 @@ class Faults:
     max_gpu_sessions: int = 2
     fail_uploads: int = 0
     dataset_pending: int = 0
+    session_memory: int = 0
+    session_disk: int = 0
     mangle_next: list[dict] = field(default_factory=list)
     bad_gzip_next: list[str] = field(default_factory=list)
     redirect_loop_next: list[str] = field(default_factory=list)
@@ -74,6 +79,11 @@ class Faults:
         with self._lock:
             for name, value in changes.items():
                 setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
+
+    def session_limits(self) -> dict:
+        """The limits a new session gets (sessions.Session.create)."""
+        with self._lock:
+            return {"memory": self.session_memory, "working": self.session_disk}
 
     def snapshot(self) -> dict:
         with self._lock:

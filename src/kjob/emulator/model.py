@@ -9,7 +9,7 @@ the run folders are the sessions' own, the dataset folders are never changed onc
 
     <state-dir>/emulator-state.json              kernels, datasets and versions (pushes without their text)
     <state-dir>/emulator.lock                    held by the emulator serving the folder
-    <state-dir>/<owner>/<slug>/kernel-<id>/vN/   one version's run sandbox (`kjob.sandbox`)
+    <state-dir>/<owner>/<slug>/kernel-<id>/vN/   one version's run sandbox (`kjob.sandbox.folder`)
     <state-dir>/_datasets/<owner>/<slug>/vN/     one dataset version's files (no Kaggle name starts with "_")
     <state-dir>/_models/<owner>/<model>/<framework>/<instance>/vN/   one model instance version's files
     <state-dir>/_archives/                       zips and tarballs made for whole downloads (answers.py)

@@ -42,8 +42,8 @@ from kjob.emulator import datasets, models_api, quota
 from kjob.emulator.model import ApiError, Kernel, Version, accelerator
 from kjob.emulator.sessions import Session
 from kjob.kaggle_platform import GPU_SHAPES, SOURCE_LIMIT, TPU_SHAPES
-from kjob.metadata import slugify
-from kjob.sandbox import record_final
+from kjob.build.kernel_metadata import slugify
+from kjob.sandbox.folder import record_final
 
 DEFAULT_TIMEOUT = 12 * 3600
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -1,17 +1,24 @@
-"""One kernel version's session: a run sandbox (`kjob.sandbox`), answered in Kaggle's terms.
+"""One kernel version's session: a run sandbox (`kjob.sandbox.folder`), answered in Kaggle's terms.
 
 The folder is a run sandbox like a local run's (`kjob.paths.LocalRunPaths`): the pushed
 notebook, `input/` with each attached source under Kaggle's layouts, `working/` (the outputs),
 `temp/`, `home/`. The sandbox's runner executes it in the background, with the same isolation
 as every run on this machine, and leaves its progress and log in the folder, which the
 emulator reads to answer.
+
+A session can be given a machine's limits (`limits`: "memory" and "working", in bytes; the
+emulator's `session_memory` and `session_disk` switches, faults.py): the kernel's address space
+(RLIMIT_AS) and the working folder's size (`kjob.sandbox.folder.RunSpec`). Its failures are then told
+in Kaggle's words: an out-of-memory session says "Your notebook tried to allocate more memory
+than is available. It has restarted." (issue 22), a full working folder "No space left on device".
 """
 
 import time
 from pathlib import Path
 
+from kjob.kaggle_platform import OUT_OF_MEMORY_MESSAGE
 from kjob.paths import LocalRunPaths
-from kjob.sandbox import FINAL, RunSpec, Sandbox
+from kjob.sandbox.folder import FINAL, RunSpec, Sandbox
 
 _KAGGLE_STATUS = {"queued": "QUEUED", "running": "RUNNING", "complete": "COMPLETE", "error": "ERROR",
                   "cancelled": "CANCEL_ACKNOWLEDGED"}
@@ -24,11 +31,15 @@ class Session:
 
     @classmethod
     def create(cls, folder: Path, text: str, mounts: dict[str, Path], timeout: int,
-               kind: str = "notebook") -> "Session":
-        """A new version's session; `kind` is the kernel type ("notebook" or "script")."""
+               kind: str = "notebook", limits: dict | None = None) -> "Session":
+        """A new version's session; `kind` is the kernel type ("notebook" or "script"); `limits`
+        the machine's ("memory", "working": bytes, absent or 0 for none)."""
         folder.mkdir(parents=True)  # a version's folder is new, never reused
+        limits = limits or {}
+        spec = RunSpec(timeout=timeout, run_type="Batch", kind=kind, memory_limit=limits.get("memory") or None,
+                       working_limit=limits.get("working") or None)
         # Never started (the emulator's `hold`) means queued, however long it waits.
-        return cls(Sandbox.create(folder, text, mounts, RunSpec(timeout=timeout, run_type="Batch", kind=kind)))
+        return cls(Sandbox.create(folder, text, mounts, spec))
 
     @classmethod
     def open(cls, folder: Path) -> "Session":
@@ -57,6 +68,8 @@ class Session:
             return "CANCEL_REQUESTED", None
         if status != "error":
             return _KAGGLE_STATUS.get(status, "RUNNING"), None
+        if state.get("failure_kind") == "out of memory":
+            return "ERROR", OUT_OF_MEMORY_MESSAGE  # Kaggle's words: the exception itself is in the log
         where = f"{state['failure_location']}: " if state.get("failure_location") else ""
         return "ERROR", f"{where}{state.get('failure_message') or 'the notebook failed'}"
 

@@ -1,0 +1,239 @@
+"""`kjob build`: recipe + src modules -> a checked, deterministic kernel folder.
+
+Nothing is written until every check passes (and, with smoke, the smoke run too); the new
+folder is staged beside the old one and swapped in, so a failed build leaves the previous
+kernel folder exactly as it was.
+"""
+
+import ast
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from kjob import __version__, swap
+from kjob.build import checks
+from kjob.build import paramchecks
+from kjob import notebook as nbk
+from kjob.errors import NotFoundError, ValidationError
+from kjob.kaggle_platform import pip_import_names
+from kjob.build.kernel_metadata import kernel_metadata, validate_kernel_metadata
+from kjob.build.recipe import KernelRecipe, ParamValue, load_recipe
+from kjob.workspace import Workspace, read_utf8
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything a build writes, computed without writing anything."""
+
+    recipe: KernelRecipe
+    notebook: dict
+    notebook_text: str
+    metadata: dict
+    record: dict  # build.json
+    # Problems that do not stop the build (e.g. a literal /kaggle/working path), one line each.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def notebook_sha256(self) -> str:
+        return hashlib.sha256(self.notebook_text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: BuildPlan
+    folder: Path
+    changed: bool  # the notebook differs from the one built before
+    smoke: "object | None" = None  # kjob.build.smoke.SmokeResult
+
+
+def read_modules(ws: Workspace, recipe: KernelRecipe) -> list[nbk.SourceModule]:
+    modules, problems = [], []
+    for rel in recipe.modules:
+        path = ws.paths.src / rel
+        if not path.is_file():
+            hint = ""
+            if ws.paths.src_dir != "." and (ws.root / rel).is_file():
+                hint = f" ({rel} is at the workspace's root: set src_dir = \".\" under [tool.kjob])"
+            raise NotFoundError(f"{ws.paths.relative(recipe.path)}: module {ws.paths.relative(path)} "
+                                f"does not exist{hint}")
+        shown = ws.paths.relative(path)
+        try:
+            # A BOM (some Windows editors write one) is no code: the cell starts after it.
+            text = read_utf8(path, shown, ValidationError).removeprefix("\ufeff")
+            modules.append(nbk.SourceModule(shown, text))
+        except ValidationError as exc:
+            problems.append(exc.message)
+    if problems:
+        raise ValidationError(f"build of {recipe.name} failed", details=problems)
+    return modules
+
+
+def git_state(root: Path, files: list[str]) -> dict:
+    """The last commit that touched `files` and whether any of them differs from it.
+
+    Scoped to the build's inputs (not HEAD) so that committing the built kernel does not
+    change the next build of the same sources."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("log", "-1", "--format=%H", "--", *files)
+    status = git("status", "--porcelain", "--", *files)
+    return {"commit": commit or None, "dirty": None if status is None else bool(status)}
+
+
+def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None = None) -> BuildPlan:
+    overrides = overrides or {}
+    recipe = load_recipe(ws, name).with_parameters(overrides)
+    modules = read_modules(ws, recipe)
+    problems = checks.syntax_problems(modules)
+    if problems:
+        raise ValidationError(f"build of {name} failed", details=problems)
+
+    dotted = {module_name(rel) for rel in recipe.modules}
+    # Top-level names the recipe's modules are imported under: packages (`pkg` of pkg/util.py)
+    # and top-level modules (`model` of model.py), whose imports the cells comment out alike.
+    packages = {name.split(".")[0] for name in dotted}
+    bodies, problems = [], []
+    for module in modules:
+        try:
+            bodies.append(nbk.inline_module(module, packages, dotted))
+        except ValidationError as exc:
+            problems += exc.details
+    problems += checks.collision_problems(modules)
+    recipe_name = ws.paths.relative(recipe.path)
+    problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
+    entry_path, entry_def = _entry_function(modules, recipe.entry)
+    if entry_def is None:
+        problems.append(f"{recipe_name}: entry '{recipe.entry}' is not a function defined by any of its modules")
+    else:
+        problems += paramchecks.entry_signature_problems(entry_path, entry_def, recipe.parameters, recipe_name)
+    if problems:
+        raise ValidationError(f"build of {name} failed", details=problems)
+
+    recipe_text = read_utf8(recipe.path, recipe_name)
+    provenance = {
+        "kjob_version": __version__,
+        "recipe": {"path": recipe_name, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest()},
+        "sources": [{"path": m.path, "sha256": m.sha256} for m in modules],
+        "git": git_state(ws.root, [recipe_name, *(m.path for m in modules)]),
+        "parameters": recipe.parameters,
+        "overrides": overrides,
+    }
+    if recipe.pip:
+        provenance["pip"] = list(recipe.pip)
+    cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
+    if recipe.pip:
+        cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))
+    cells.append(nbk.parameters_cell(recipe.parameters))
+    cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
+    cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
+    notebook = nbk.notebook(cells, provenance)
+
+    nb_name = f"kernels/{name}/{name}.ipynb"
+    problems = checks.undefined_name_problems(notebook, nb_name)
+    available = ws.available_modules() | pip_import_names(recipe.pip) | set(recipe.pip_modules)
+    problems += checks.import_problems(modules, available, packages, recipe_name=recipe_name,
+                                       project_module=lambda name: _project_module(ws, name))
+    problems += checks.credential_problems(notebook, nb_name)
+    owner = ws.owner()
+    metadata = kernel_metadata(recipe, owner, f"{name}.ipynb")
+    problems += checks.recipe_credential_problems(recipe, owner, metadata, recipe_name)
+    if problems:
+        raise ValidationError(f"build of {name} failed", details=problems)
+
+    text = nbk.dumps(notebook)
+    record = {
+        "kernel": name,
+        "kjob_version": __version__,
+        "notebook": {"path": f"{name}.ipynb", "sha256": hashlib.sha256(text.encode()).hexdigest()},
+        **{k: provenance[k] for k in ("recipe", "sources", "git", "parameters", "overrides", "pip") if k in provenance},
+    }
+    return BuildPlan(recipe, notebook, text, metadata, record, tuple(checks.kaggle_path_warnings(modules)))
+
+
+def module_name(rel: str) -> str:
+    """The dotted name a module path (relative to the source folder) is imported under."""
+    return rel.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+
+
+def module_file(src: Path, name: str) -> Path | None:
+    """The file under `src` that `import name` would load, if any (a module or a package)."""
+    base = src.joinpath(*name.split("."))
+    for path in (base.with_name(base.name + ".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _project_module(ws: Workspace, name: str) -> tuple[str, str] | None:
+    path = module_file(ws.paths.src, name)
+    if path is None:
+        return None
+    return path.relative_to(ws.paths.src).as_posix(), ws.paths.relative(path)
+
+
+def _entry_function(modules: list[nbk.SourceModule], entry: str) -> tuple[str, ast.FunctionDef | None]:
+    for module in modules:
+        for node in module.tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == entry:
+                return module.path, node
+    return "", None
+
+
+def _provenance_markdown(recipe: KernelRecipe, provenance: dict) -> str:
+    git = provenance["git"]
+    if git["commit"]:
+        at = f" at git {git['commit'][:12]}" + (" with uncommitted changes" if git["dirty"] else "")
+    else:
+        at = " (sources not committed to git)"
+    rows = "\n".join(f"| `{s['path']}` | `{s['sha256'][:16]}` |" for s in provenance["sources"])
+    return (
+        f"# {recipe.title}\n\n" + (f"{recipe.description}\n\n" if recipe.description else "")
+        + f"Built by kjob {provenance['kjob_version']} from `{provenance['recipe']['path']}`{at}. "
+        f"Do not edit: rebuild with `kjob build {recipe.name}`.\n\n"
+        f"| source | sha256 |\n|---|---|\n{rows}\n"
+    )
+
+
+def write_kernel(ws: Workspace, plan: BuildPlan, extra_record: dict | None = None) -> tuple[Path, bool]:
+    """Stage the kernel folder beside the old one, then swap it in. Returns (folder, changed).
+
+    Concurrent builds of one kernel each swap in a complete folder, one after the other."""
+    paths = ws.paths.kernel(plan.recipe.name)
+    staging = swap.staging_folder(paths.folder)
+    staged = type(paths)(staging)
+    try:
+        (staging / paths.notebook.name).write_text(plan.notebook_text, encoding="utf-8")
+        staged.metadata.write_text(json.dumps(plan.metadata, indent=2) + "\n", encoding="utf-8")
+        problems = validate_kernel_metadata(plan.metadata, staging)
+        if problems:
+            raise ValidationError(f"kernel-metadata.json of {plan.recipe.name} would be rejected", details=problems)
+        record = {**plan.record, **(extra_record or {})}
+        staged.build_record.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        with swap.locked(paths.folder):
+            notebook = paths.notebook
+            old_text = notebook.read_text(encoding="utf-8", errors="replace") if notebook.is_file() else None
+            swap.replace(staging, paths.folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths.folder, old_text != plan.notebook_text
+
+
+def build_kernel(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None = None, smoke: bool = False) -> BuildResult:
+    plan = plan_build(ws, name, overrides)
+    smoke_result = None
+    extra = {}
+    if smoke:
+        from kjob.build.smoke import smoke_run
+
+        smoke_result = smoke_run(ws, plan)  # raises RunFailed before anything is written
+        extra["smoke"] = {"passed": True, "seconds": round(smoke_result.seconds, 1)}
+    folder, changed = write_kernel(ws, plan, extra)
+    return BuildResult(plan, folder, changed, smoke_result)

@@ -1,0 +1,316 @@
+"""Commands over runs: push, status, logs, fetch, cancel (`kjob runs` and its subcommands: kjob.cli.runs)."""
+
+import sys
+
+import click
+
+from kjob.backends import BACKENDS
+from kjob.cli.common import notify_command, notify_option, param_option, workspace
+from kjob.errors import KjobError
+from kjob.runs.record import run_duration, run_record
+from kjob.cli.format import EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, failure_hint_line, status_text, table
+
+backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
+                              help="Which backend's run (needed only when both have this version).")
+version_option = click.option("--version", "version", type=int, default=None,
+                              help="Version number (default: the latest run).")
+
+
+def _open(name, version, backend_name, need_version=True):
+    """(workspace, ledger, backend, run) for a run reference given on the command line.
+
+    A run still `submitting` is reconciled first; commands that need its version (logs,
+    fetch, cancel) refuse one that has none yet."""
+    from kjob.backends import get_backend
+    from kjob.errors import NotFoundError, UsageError
+    from kjob.runs.ledger import Ledger
+    from kjob.lifecycle.watch import refresh
+
+    ws = workspace()
+    ledger = Ledger(ws.paths.ledger)
+    try:
+        run = ledger.find(name, version, backend_name)
+    except NotFoundError:
+        # The version may belong to an interrupted push whose row has none yet: reconcile those.
+        pending = [r for r in ledger.runs(name, unfinished_only=True) if r.version is None]
+        for row in pending:
+            refresh(ledger, get_backend(ws, row.backend), row)
+        if not pending:
+            raise
+        run = ledger.find(name, version, backend_name)
+    backend = get_backend(ws, run.backend)
+    if need_version and version is None and run.version is None and run.state.final:
+        # The latest row is a push that never reached the backend: the latest real run is meant.
+        real = [r for r in ledger.runs(name, limit=50) if r.version is not None
+                and (backend_name is None or r.backend == backend_name)]
+        if real:
+            run, backend = real[0], get_backend(ws, real[0].backend)
+    if need_version and run.version is None:
+        run = refresh(ledger, backend, run)
+        if run.version is None:
+            ledger.close()
+            raise UsageError(f"{run.ref}: {backend.name} has not confirmed this push ({run.state.status}); "
+                             f"see `kjob status {run.kernel}`")
+    return ws, ledger, backend, run
+
+
+def _progress_printer(backend):
+    """Each status change, and every new log line (or, past a poll's limit, how many were
+    left out and where to read them)."""
+    from kjob.lifecycle.watch import LogTail
+
+    shown = {"status": None}
+    tail = LogTail()
+
+    def show(run, elapsed):
+        stamp = f"[{duration(elapsed):>6}]"
+        if run.state.status != shown["status"]:
+            shown["status"] = run.state.status
+            click.echo(f"{stamp} {run.ref}: {status_text(run)}", err=True)
+        try:
+            entries = backend.log(run)
+        except KjobError:  # the log is a nicety while watching; the status is what counts
+            return
+        skipped, lines = tail.take(entries, run.state.final)
+        if skipped:
+            lines_word = "line" if skipped == 1 else "lines"
+            click.echo(f"{stamp}   | ... {skipped} {lines_word} not shown (kjob logs {run.kernel} "
+                       f"--version {run.version})", err=True)
+        for line in lines:
+            click.echo(f"{stamp}   | {line}", err=True)
+
+    return show
+
+
+def wait_for_run(ledger, backend, run):
+    from kjob.lifecycle.watch import watch
+
+    try:
+        return watch(ledger, backend, run, on_progress=_progress_printer(backend))
+    except KeyboardInterrupt:
+        click.echo(f"stopped watching; {run.ref} goes on (kjob status {run.kernel} --version {run.version})", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def print_fetch(ws, report):
+    from kjob.errors import BackendError, LocalFileError
+
+    run = report.run
+    click.echo(f"fetched {run.ref} into {ws.paths.relative(report.folder)}: {run.state.status}, "
+               f"{report.listed} output file(s) listed, {len(report.downloaded)} downloaded, "
+               f"{len(report.unchanged)} unchanged")
+    if report.waiting:
+        click.echo(f"note: {run.ref} has not ended ({run.state.status}): its outputs are listed, not downloaded "
+                   "(they may be half-written); fetch again when it ends", err=True)
+    elif run.state.final and report.listed == 0:
+        click.echo(f"note: {run.ref} wrote no output files", err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for name in report.gone_remotely:
+        click.echo(f"warning: {name} no longer exists remotely (the local copy is stale)", err=True)
+    for problem in report.problems:
+        click.echo(f"warning: output file {problem}; not downloaded", err=True)
+    if report.conflicts:
+        names = ", ".join(report.conflicts)
+        raise LocalFileError(f"{len(report.conflicts)} local file(s) differ from what kjob downloaded (edited?) and "
+                             f"were left as they are: {names}; fetch with --force to replace them")
+    if report.refused:
+        names = ", ".join(repr(n) for n in report.refused)
+        raise BackendError(f"refused output file name(s) that would escape the version folder: {names}")
+    if report.problems:
+        raise BackendError(f"{len(report.problems)} output file(s) could not be stored (see the warnings above)")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--backend", "backend_name", type=click.Choice(list(BACKENDS)), default="local", show_default=True)
+@param_option
+@click.option("--timeout", type=click.IntRange(min=1), default=None, help="Whole-run time limit in seconds (default: the recipe's session_timeout).")
+@click.option("--wait", is_flag=True, help="Follow the run to its end, then fetch its outputs.")
+@click.option("--force", is_flag=True, help="Push even when the backend's safety checks (quota, concurrent runs) refuse.")
+@click.option("-m", "--message", default=None, help="Why this run: kept with it in the ledger (`kjob runs` shows it).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag the run (repeatable); `kjob runs --tag TAG` lists them.")
+@notify_option
+def push(name, backend_name, params, timeout, wait, force, message, tags, notify_cmd):
+    """Send kernels/NAME to a backend (rebuilding it first if its sources changed) and record the run.
+
+    Example: kjob push r3-dpt --backend local -m "lr warm-up 1000 steps" --tag warmup --wait
+    (and be told when it ends: --wait --notify 'notify-send "$KJOB_RUN $KJOB_STATUS $KJOB_METRIC"')
+    """
+    from kjob.errors import UsageError
+    from kjob.lifecycle.push import push_kernel
+    from kjob.build.recipe import load_recipe, parse_overrides
+    from kjob.runs.record import RunNotes, check_tag
+
+    if notify_cmd is not None and not wait:
+        raise UsageError("--notify needs --wait (kjob is told the run ended only while it follows it)")
+    ws = workspace()
+    recipe = load_recipe(ws, name)
+    overrides = parse_overrides(recipe, list(params))
+    notes = RunNotes((message or "").strip() or None, tuple(check_tag(t) for t in tags))
+    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force, notes=notes)
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if outcome.run.handle.get("isolation") == "environment only":
+        from kjob.sandbox.isolation import environment_only_note
+
+        click.echo(f"note: {environment_only_note()}", err=True)
+    if outcome.rebuilt:
+        click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
+    run = outcome.run
+    click.echo(run.ref)
+    if not wait:
+        return
+    run = follow_and_fetch(ws, run)
+    click.echo(f"{run.ref}: {status_text(run)}")
+    if notify_command(ws, notify_cmd):
+        from kjob.lifecycle.notify import notify
+
+        warning = notify(ws, notify_command(ws, notify_cmd), run, recipe.metrics.primary)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+    if failure_hint_line(run):
+        click.echo(failure_hint_line(run))
+    sys.exit(EXIT_FOR_STATUS[run.state.status])
+
+
+def follow_and_fetch(ws, run):
+    """Watch a pushed run to its end, then fetch it: status and log whatever the ending (Kaggle
+    keeps only the latest version's), the output files when it completed. Shared by
+    `push --wait` and `kjob demo`."""
+    from kjob.backends import get_backend
+    from kjob.lifecycle.fetch import fetch_run
+    from kjob.runs.ledger import Ledger
+
+    with Ledger(ws.paths.ledger) as ledger:
+        backend = get_backend(ws, run.backend)
+        run = wait_for_run(ledger, backend, run)
+        report = fetch_run(ws, ledger, backend, run, outputs=run.state.status == "complete")
+    print_fetch(ws, report)
+    return report.run
+
+
+@click.command()
+@click.argument("name", required=False)
+@version_option
+@backend_option
+@click.option("--watch", is_flag=True, help="Poll until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run(s) as JSON.")
+def status(name, version, backend, watch, as_json):
+    """Show one run (NAME) or a table of recent runs. Exit code: 0 complete, 1 error,
+    5 cancelled, 6 not finished, 4 not found.
+
+    Example: kjob status r3-dpt --version 3 --watch
+    """
+    import json
+
+    from kjob.backends import get_backend
+    from kjob.runs.ledger import Ledger
+    from kjob.lifecycle.watch import refresh
+
+    if name is None:
+        ws = workspace()
+        stale = []
+        with Ledger(ws.paths.ledger) as ledger:
+            runs = []
+            for run in ledger.runs(limit=20):
+                backend_obj = get_backend(ws, run.backend)
+                if run.state.final or not (backend_obj.status_is_cheap or run.state.status == "submitting"):
+                    runs.append(run)  # remote ones as last seen: the table stays instant offline
+                    if not run.state.final:
+                        stale.append(f"note: {run.ref} is shown as last seen; `kjob status {run.kernel} "
+                                     f"--version {run.version}` asks {run.backend}")
+                    continue
+                try:
+                    runs.append(refresh(ledger, backend_obj, run))
+                except KjobError as exc:
+                    runs.append(run)
+                    stale.append(f"warning: {run.ref}: status not refreshed ({exc.message})")
+        if as_json:
+            click.echo(json.dumps([run_record(r) for r in runs], indent=2))
+        else:
+            rows = [[r.ref, status_text(r), duration(run_duration(r))] for r in runs]
+            click.echo(table(["RUN", "STATUS", "DURATION"], rows) if rows else "no runs recorded yet")
+        for line in stale:
+            click.echo(line, err=True)
+        return
+    ws, ledger, backend_obj, run = _open(name, version, backend, need_version=False)
+    with ledger:
+        run = wait_for_run(ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
+    if as_json:
+        click.echo(json.dumps({**run_record(run), "url": backend_obj.url(run)}, indent=2))
+    else:
+        click.echo(f"{run.ref}: {status_text(run)} (duration {duration(run_duration(run))})")
+        if failure_hint_line(run):
+            click.echo(failure_hint_line(run))
+        if backend_obj.url(run):
+            click.echo(f"  {backend_obj.url(run)}")
+    sys.exit(EXIT_FOR_STATUS[run.state.status])
+
+
+@click.command()
+@click.argument("name")
+@version_option
+@backend_option
+@click.option("--follow", is_flag=True, help="Keep printing new output until the run ends.")
+def logs(name, version, backend, follow):
+    """Print a run's output as plain text; stderr lines are marked [stderr].
+
+    Example: kjob logs r3-dpt --follow
+    """
+    from kjob.lifecycle.fetch import log_as_text
+
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    ledger.close()
+    if not follow:
+        click.echo(log_as_text(backend_obj.log(run)), nl=False)
+        return
+    try:
+        for entry in backend_obj.follow_log(run):
+            click.echo(log_as_text([entry]), nl=False)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@click.command()
+@click.argument("name")
+@version_option
+@backend_option
+@click.option("--output", "outputs", is_flag=True, help="Also download the output files.")
+@click.option("--pattern", default=None, metavar="REGEX", help="Only output files whose name matches.")
+@click.option("--force", is_flag=True, help="Replace local files that differ from what kjob downloaded (edited ones).")
+def fetch(name, version, backend, outputs, pattern, force):
+    """Store a run's status, log and output listing (with --output, its files) in downloads/NAME/vN/.
+
+    Example: kjob fetch r3-dpt --version 3 --output --pattern '\\.pt$'
+    (after editing a downloaded file: kjob fetch r3-dpt --output --force)
+    """
+    from kjob.lifecycle.fetch import fetch_run
+
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    with ledger:
+        report = fetch_run(ws, ledger, backend_obj, run, outputs=outputs, pattern=pattern, force=force)
+    print_fetch(ws, report)
+
+
+@click.command()
+@click.argument("name")
+@version_option
+@backend_option
+@click.option("--delete-kernel", is_flag=True,
+              help="Where a backend cannot stop a run (Kaggle batch sessions), delete the remote kernel instead.")
+def cancel(name, version, backend, delete_kernel):
+    """Stop a run (for the local backend: its whole process tree).
+
+    Example: kjob cancel r3-dpt --version 3
+    """
+    from kjob.lifecycle.watch import refresh
+
+    ws, ledger, backend_obj, run = _open(name, version, backend)
+    with ledger:
+        click.echo(backend_obj.cancel(run, delete_kernel=delete_kernel))
+        run = refresh(ledger, backend_obj, run)
+    click.echo(f"{run.ref}: {status_text(run)}")
+
+
+COMMANDS = [push, status, logs, fetch, cancel]

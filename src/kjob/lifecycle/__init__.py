@@ -1,0 +1,1 @@
+"""A run's life through any backend: push, follow (watch), fetch."""

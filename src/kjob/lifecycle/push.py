@@ -1,0 +1,123 @@
+"""`kjob push`: make sure the kernel is built from the current sources, send it, record the run.
+
+The ledger comes first: its row is written (`submitting`) before the backend is asked, and
+completed with the backend's answer. A push interrupted in between leaves that row, and
+`reconcile` later finds the run by the push's token (or learns that it never started).
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+
+from kjob import notebook as nbk
+from kjob.backends import get_backend
+from kjob.backends.base import Backend, Submission
+from kjob.build.plan import plan_build, write_kernel
+from kjob.errors import BackendError, KjobError, PushedWithProblem
+from kjob.runs.ledger import Ledger
+from kjob.build.kernel_metadata import LaneKernel
+from kjob.build.params import resolve_parameters
+from kjob.procs import alive, kill_point, start_time
+from kjob.build.recipe import ParamValue
+from kjob.build.provenance import keep_notebook, run_signature
+from kjob.runs.record import Run, RunNotes, RunStatus
+from kjob.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    run: Run
+    rebuilt: bool  # kernels/NAME was stale (sources or parameters changed) and was rebuilt
+    warnings: tuple[str, ...] = ()  # the build's warnings (e.g. literal /kaggle paths)
+
+
+@dataclass(frozen=True)
+class MemberTag:
+    """A push made for a campaign member (`kjob sweep`), recorded with its run. `lane`: on a
+    backend that serves only a kernel's latest version (Kaggle), the lane's own kernel
+    to push to instead of the recipe's."""
+
+    campaign: str
+    stage: str
+    lane: LaneKernel | None = None
+
+
+def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,
+                timeout: int | None = None, force: bool = False, notes: RunNotes | None = None,
+                member: MemberTag | None = None) -> PushOutcome:
+    with Ledger(ws.paths.ledger) as ledger:  # a ledger that cannot be opened stops the push here
+        backend = get_backend(ws, backend_name)
+        plan = plan_build(ws, name, overrides)
+        kernel = ws.paths.kernel(name)
+        current = kernel.notebook.read_text(encoding="utf-8") if kernel.notebook.is_file() else None
+        rebuilt = current != plan.notebook_text
+        parameters = resolve_parameters(ws, plan.recipe, backend.name, overrides)
+        token = secrets.token_hex(8)
+        notebook = nbk.parameterize(plan.notebook, parameters)
+        notebook["metadata"]["kjob"]["submission"] = token
+        run_kernel, metadata = name, plan.metadata
+        lane = member.lane if member else None
+        if lane is not None:  # the same notebook, sent to the lane's kernel (its id and title agree)
+            run_kernel = lane.kernel
+            metadata = {**plan.metadata, "id": f"{ws.owner()}/{lane.slug}", "title": lane.title}
+        submission = Submission(
+            recipe=plan.recipe, folder=kernel.folder, notebook=notebook, metadata=metadata,
+            session_timeout=timeout or plan.recipe.session_timeout, parameters=parameters, token=token,
+            first_version=ledger.next_version(run_kernel, backend.name), force=force,
+        )
+        backend.preflight(submission)  # the platform's limits: a refusal leaves nothing written or recorded
+        if rebuilt:
+            write_kernel(ws, plan)
+        git = plan.record["git"]
+        # Kept by its hash (the ledger's), so that `kjob runs diff` can compare two runs' sources.
+        keep_notebook(ws, plan.notebook_sha256, plan.notebook_text)
+        run = ledger.begin(kernel=run_kernel, backend=backend.name, notebook_sha256=plan.notebook_sha256,
+                           parameters=parameters, overrides=overrides or {}, git_commit=git["commit"],
+                           git_dirty=git["dirty"], token=token, handle={"accelerator": plan.recipe.accelerator},
+                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
+                           signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
+                           campaign=member.campaign if member else None, stage=member.stage if member else None)
+        kill_point("push:begun")
+        run = _submit(ledger, backend, run, submission)
+        return PushOutcome(run, rebuilt, plan.warnings)
+
+
+def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) -> Run:
+    try:
+        submitted = backend.submit(submission)
+    except PushedWithProblem as exc:  # it exists remotely: record it, then report the problem
+        ledger.complete_submission(run, exc.submitted)
+        raise
+    except BackendError as exc:
+        # The request may have reached the backend (a timeout, a dropped answer): ask.
+        try:
+            found = backend.find_submission(run.kernel, run.token)
+        except KjobError:
+            raise exc from None  # the row stays `submitting`; `kjob status` asks again later
+        if found is None:
+            ledger.forget(run)
+        else:
+            ledger.complete_submission(run, found)
+        raise
+    except KjobError:
+        ledger.forget(run)  # refused before anything was sent (configuration, quota, ...)
+        raise
+    kill_point("push:submitted")
+    return ledger.complete_submission(run, submitted)
+
+
+def reconcile(ledger: Ledger, backend: Backend, run: Run, push_over: bool = False) -> Run:
+    """A `submitting` row completed from what the backend has, or closed if it has nothing.
+
+    While the pushing process is alive its push may still be on its way: the row is left,
+    unless `push_over` (the caller is that process, and its push has returned)."""
+    if run.state.status != "submitting":
+        return run
+    found = backend.find_submission(run.kernel, run.token) if run.token else None
+    if found is not None:
+        return ledger.complete_submission(run, found)
+    if not push_over and alive(run.submitter.get("pid"), run.submitter.get("start")):
+        return run
+    return ledger.update(run, RunStatus(
+        "error", "never submitted", "infrastructure",
+        f"the push was interrupted before {backend.name} accepted it; nothing runs (push again)"))

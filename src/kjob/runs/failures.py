@@ -1,0 +1,95 @@
+"""How a run failed, read from what the platform said, and the one line that tells what to do.
+
+Every backend files a failure under one of `kjob.runs.record.FAILURE_KINDS`. Kaggle says why a session
+failed in words only (its `failureMessage`), and a local run's kernel says it with an exception:
+both are read here, with Kaggle's own wording (kjob.kaggle_platform) first.
+
+    out of memory   Kaggle: "Your notebook tried to allocate more memory than is available. It
+                    has restarted."; Python's MemoryError; CUDA's "out of memory"
+    disk full       "No space left on device" (ENOSPC), /kaggle/working past its 20 GB
+    timeout         the session's time limit
+    kernel died     the kernel process ended without a Python error
+    user code       anything else
+"""
+
+import re
+
+from kjob.kaggle_platform import NO_SPACE_MESSAGE, OUT_OF_MEMORY_MESSAGE, OUTPUT_LIMIT, SESSION_LIMIT
+
+_OUT_OF_MEMORY = ("allocate more memory than is available", "out of memory", "memoryerror", "memory limit",
+                  "cannot allocate memory", "oom-kill", "oomkilled")
+_DISK_FULL = ("no space left on device", "disk full", "disk quota exceeded", "enospc", "errno 28")
+_TIMEOUT = ("time limit", "timed out", "timeout", "exceeded the maximum")
+_DIED = ("kernel died", "kernel restarted", "dead kernel", "the kernel has died", "it has restarted")
+
+# Parameters that set how much memory a run takes, most telling first: a name that contains one.
+_MEMORY_PARAMETERS = (("batch",), ("crop", "seq_len", "seq_length", "max_len", "max_length", "segment",
+                                   "window", "chunk", "clip", "length", "len"), ("workers",))
+_TIME_PARAMETERS = (("epochs", "epoch"), ("steps", "iterations", "iters"))
+
+
+# A Python exception in a message ("src/x.py:3: ValueError: ..."): its class, then its text.
+_EXCEPTION = re.compile(r"(?:^|[\s:])([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))(?::|$)")
+
+
+def failure_kind(message: str | None, default: str = "user code") -> str:
+    """The kind of failure a platform's message describes; `default` when it names none. A
+    message that reports a Python exception is read by its class (a user's ValueError saying
+    "timeout" stays user code); otherwise by Kaggle's words."""
+    match = _EXCEPTION.search(message or "")
+    if match:
+        return exception_kind(match.group(1), (message or "")[match.end():])
+    text = (message or "").lower()
+    for kind, words in (("out of memory", _OUT_OF_MEMORY), ("disk full", _DISK_FULL),
+                        ("timeout", _TIMEOUT), ("kernel died", _DIED)):
+        if any(word in text for word in words):
+            return kind
+    return default
+
+
+def exception_kind(name: str, message: str = "") -> str:
+    """The kind of failure an uncaught exception is: its class name and text, read narrowly (a
+    user's own error whose text says "timeout" stays user code)."""
+    short = name.rsplit(".", 1)[-1]
+    if short in ("MemoryError", "OutOfMemoryError") or "out of memory" in message.lower():
+        return "out of memory"  # Python's own, torch.cuda.OutOfMemoryError ("CUDA out of memory")
+    if NO_SPACE_MESSAGE.lower() in message.lower() or "[errno 28]" in message.lower():
+        return "disk full"
+    return "user code"
+
+
+def _parameter(parameters: dict, groups) -> str | None:
+    names = [name for name, value in parameters.items()
+             if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    for group in groups:
+        for name in names:
+            if any(re.search(rf"(^|_){re.escape(word)}", name.lower()) for word in group):
+                return name
+    return None
+
+
+def failure_hint(kind: str | None, parameters: dict | None = None) -> str | None:
+    """One line on what to change after a failure of `kind`, naming a parameter of the run's
+    recipe where one sets what ran out (None for kinds without advice)."""
+    parameters = parameters or {}
+    if kind == "out of memory":
+        name = _parameter(parameters, _MEMORY_PARAMETERS)
+        lower = f"lower {name} (a parameter of this recipe)" if name else "use smaller batches or inputs"
+        return f"out of memory: {lower} or use a larger machine"
+    if kind == "disk full":
+        return (f"disk full: /kaggle/working keeps at most {OUTPUT_LIMIT.value // 10**9} GB; keep fewer or smaller "
+                "outputs (the best checkpoint only), and put scratch files in /kaggle/temp")
+    if kind == "timeout":
+        name = _parameter(parameters, _TIME_PARAMETERS)
+        lower = f"lower {name} (a parameter of this recipe)" if name else "do less per run"
+        hours = ", ".join(f"{limit.value // 3600} h {acc if acc != 'none' else 'CPU'}"
+                          for acc, limit in SESSION_LIMIT.items())
+        return (f"time limit: {lower}, or save checkpoints and resume in the next run; raise session_timeout "
+                f"up to Kaggle's limit ({hours})")
+    if kind == "kernel died":
+        return ("the kernel died without a Python error, most often from memory: look at the end of `kjob logs`, "
+                "and lower the batch or input size")
+    return None
+
+
+__all__ = ["failure_kind", "failure_hint", "exception_kind", "OUT_OF_MEMORY_MESSAGE", "NO_SPACE_MESSAGE"]
