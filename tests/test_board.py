@@ -106,7 +106,7 @@ def test_every_run_is_listed_with_its_status_and_marks(site):
     rows = browser.js("Object.fromEntries([...document.querySelectorAll('#runs tbody tr')].map(r => "
                       "[r.dataset.ref, r.innerText]))")
     assert "error" in rows["snd v9 (local)"] and "complete" in rows["snd v8 (local)"]
-    assert "files missing" in rows["snd v10 (local)"]  # fetched, then deleted by hand
+    assert "missing" in rows["snd v10 (local)"]  # fetched, then deleted by hand
     assert "archived" in rows["snd v1 (local)"]
     headers = browser.js("[...document.querySelectorAll('#runs th')].map(h => h.textContent)")
     for name in ("status", "duration", "lr", "hidden", "val_acc", "val_loss.best", "campaign", "tags"):
@@ -150,6 +150,7 @@ def test_curves_are_drawn_for_every_plotted_run(site):
     ticks = browser.js("[...document.querySelectorAll('#curves svg text')].map(t => t.textContent)")
     assert "step" in ticks and "val_loss" in ticks and "0.4" in ticks and "200" in ticks  # nice ticks
     assert browser.js("document.querySelectorAll('#legend div[data-run]').length") == 7
+    assert browser.js("document.querySelector('#plotted').textContent").startswith("8 run(s) chosen, 7 with val_loss")
     show(browser, project, "view=curves&metric=val_acc&x=epoch",
          "document.querySelector('#x').value === 'epoch' && document.querySelectorAll('#curves path.series').length")
     ticks = browser.js("[...document.querySelectorAll('#curves svg text')].map(t => t.textContent)")
@@ -256,6 +257,9 @@ def test_it_fits_1400_px_light_and_dark_and_screenshots(site):
     for name, (fragment, ready) in views.items():
         show(browser, project, fragment, ready)
         assert browser.js("document.documentElement.scrollWidth") <= 1400
+        if name == "table":  # the table itself fits: no column hidden behind a scroll
+            assert browser.js("document.querySelector('#runs').scrollWidth <= "
+                              "document.querySelector('.table-wrap').clientWidth")
         shot = browser.screenshot(SHOTS / f"board-{name}.png")
         assert shot.read_bytes()[16:24] == (1400).to_bytes(4, "big") + (900).to_bytes(4, "big")
     browser.call("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},

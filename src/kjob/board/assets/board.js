@@ -262,12 +262,12 @@
 
   function tableColumns() {  // what each column shows and the --where/--sort NAME it stands for
     var cols = [
-      { key: "kernel", label: "run", sort: "kernel", cell: function (r) {
+      { key: "kernel", label: "plot \u00b7 run", sort: "kernel", cell: function (r) {
         var cell = [runLink(r.id, r.ref)];
         if (r.files === "missing" || r.files === "archived" || r.files === "gone")
           cell.push(el("span", { "class": "files", title: {
             missing: "its fetched files were deleted", archived: "packed by kjob runs archive",
-            gone: "its kernel is gone and nothing was fetched" }[r.files], text: r.files === "missing" ? "files missing" : r.files }));
+            gone: "its kernel is gone and nothing was fetched" }[r.files], text: r.files }));
         return cell;
       } },
       { key: "status", label: "status", sort: "status", cell: function (r) {
@@ -320,7 +320,7 @@
         best.detail ? el("a", { href: "#view=curves&runs=" + best.id, text: "its curves \u2192" }) : null));
     }
     var sortNow = state.sort ? sortSpec(state.sort) : null;
-    var head = el("tr", null, el("th", { title: "plot on the Curves tab" }, "plot"));
+    var head = el("tr");
     cols.forEach(function (c) {
       var cls = (c.num ? "num " : "") + (c.metric ? "group-metric " : "");
       if (sortNow && ((sortNow.name === c.sort) || (c.metric && sortNow.field.kind === "metric" && sortNow.field.name === c.metric) ||
@@ -340,12 +340,12 @@
       var box = el("input", { type: "checkbox", "class": "plot", title: r.detail ? "plot this run" : "no curves here (not fetched)",
                               disabled: !r.detail, checked: plotted.indexOf(r.id) >= 0 });
       box.addEventListener("change", function () { togglePlot(r.id, box.checked, runs); });
-      var tr = el("tr", { "data-run": r.id, "data-ref": r.ref, "class": best && best.id === r.id ? "best" : null },
-                  el("td", null, box));
-      cols.forEach(function (c) {
+      var tr = el("tr", { "data-run": r.id, "data-ref": r.ref, "class": best && best.id === r.id ? "best" : null });
+      cols.forEach(function (c, i) {
         var td = el("td", { "class": c.num ? "num" : null });
         // a table cell's max-width is not binding: text is clipped by a box of its own
         var holder = c.text ? el("div", { "class": "clip" + (c.wide ? " wide" : "") }) : td;
+        if (i === 0) add(holder, [box, " "]);  // the run's plot box, before its name
         add(holder, c.cell(r));
         if (c.text) { td.appendChild(holder); td.setAttribute("title", holder.textContent); }
         tr.appendChild(td);
@@ -413,9 +413,6 @@
     var xs = el("select", { id: "x", onchange: function () { go({ x: xs.value }, true); } },
       el("option", { value: "step", selected: x === "step", text: "x: step" }),
       el("option", { value: "epoch", selected: x === "epoch", disabled: !hasEpoch, text: "x: epoch" }));
-    root.appendChild(el("div", { "class": "bar" }, el("label", null, "metric ", pick), xs,
-      el("span", { "class": "muted", text: ids.length + " run(s) plotted; pick them with the plot boxes of the Runs tab" +
-        (state.where ? " (filter: " + state.where + ")" : "") })));
     var lines = [];
     ids.forEach(function (id, i) {
       var d = details[id], points = d && d.data.series[metric];
@@ -424,6 +421,10 @@
       points.forEach(function (p) { var xv = x === "epoch" ? p[1] : p[0]; if (isNum(xv) && isNum(p[2])) pts.push([xv, p[2]]); });
       if (pts.length) lines.push({ id: id, label: byId[id].ref, color: PALETTE[i % PALETTE.length], points: pts });
     });
+    root.appendChild(el("div", { "class": "bar" }, el("label", null, "metric ", pick), xs,
+      el("span", { "class": "muted", id: "plotted", text: ids.length + " run(s) chosen, " + lines.length + " with " + (metric || "a curve") +
+        " here; pick them with the plot boxes of the Runs tab" +
+        (state.where ? " (filter: " + state.where + ")" : "") })));
     var layout = el("div", { "class": "chart-layout" });
     var box = el("div", { "class": "chart-box", id: "curves" });
     layout.appendChild(box);
