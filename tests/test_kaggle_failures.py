@@ -216,3 +216,37 @@ def test_an_out_of_memory_in_a_local_run_is_the_same_kind(tiny):
     assert ran.exit_code == 1, ran.output
     assert "MemoryError" in ran.stdout and "(out of memory)" in ran.stdout
     assert "hint: out of memory: lower batch_size (a parameter of this recipe) or use a larger machine" in ran.stdout
+
+
+def test_the_emulator_command_gives_its_sessions_a_machines_memory_and_disk(tiny, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tiny.write("builders/hungry.toml", HUNGRY_RECIPE)
+    tiny.write("src/pkg/hungry.py", HUNGRY_JOB)
+    kjob = Path(sys.executable).with_name("kjob")
+    bad = subprocess.run([str(kjob), "emulator", "--port", "0", "--session-memory", "lots"], cwd=tiny.root,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--session-memory 'lots' must be a size such as 16G" in bad.stderr
+    process = subprocess.Popen([str(kjob), "emulator", "--port", "0", "--session-memory", "1.5G",
+                                "--session-disk", "5M"], cwd=tiny.root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("Kaggle emulator on http://127.0.0.1:"), first + process.stderr.read()
+        for name in ("KAGGLE_API_TOKEN", "KAGGLE_API_ENVIRONMENT"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "home/.kaggle"))
+        env = {"KJOB_KAGGLE_ENDPOINT": first.split()[3], "KAGGLE_USERNAME": "alice", "KAGGLE_KEY": "anything",
+               "KJOB_KAGGLE_POLL": "0.2"}
+        oom = tiny.kjob("push", "hungry", "--backend", "kaggle", "-p", "megabytes=50", "--wait", env=env)
+        assert oom.exit_code == 1, oom.output
+        assert "It has restarted. (out of memory)" in oom.stdout
+        full = tiny.kjob("push", "hungry", "--backend", "kaggle", "-p", "written=40", "--wait", env=env)
+        assert full.exit_code == 1, full.output
+        assert "No space left on device: /kaggle/working passed its limit of 5,000,000 bytes" in full.stdout
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0

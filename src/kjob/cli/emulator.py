@@ -26,6 +26,26 @@ def _parse_sources(values) -> dict:
     return sources
 
 
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def _size(value: str | None, option: str) -> int:
+    """Bytes from "20G", "512M" or a plain number (decimal units, as Kaggle's "20 GB"); 0 for none."""
+    from kjob.errors import UsageError
+
+    if value is None:
+        return 0
+    text = value.strip().upper().removesuffix("B")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "")
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise UsageError(f"{option} '{value}' must be a size such as 16G, 512M or a number of bytes")
+    return size
+
+
 @click.command("emulator")
 @click.option("--port", type=click.IntRange(0, 65535), default=7777, show_default=True,
               help="Port on 127.0.0.1; 0 picks a free one (7777 is where KAGGLE_API_ENVIRONMENT=TEST looks, "
@@ -43,8 +63,15 @@ def _parse_sources(values) -> dict:
 @click.option("--missing-kernel-status", type=click.Choice(["403", "404"]), default="403", show_default=True,
               help="What reading a kernel that does not exist (deleted, a wrong slug) answers: 403, as Kaggle "
                    "does, or 404.")
+@click.option("--session-memory", default=None, metavar="SIZE",
+              help="Memory each session's kernel may use, e.g. 16G (RLIMIT_AS; past it, Kaggle's out-of-memory "
+                   "failure). Default: this machine's.")
+@click.option("--session-disk", default=None, metavar="SIZE",
+              help="What each session's /kaggle/working may hold, e.g. 20G (past it, the session fails with "
+                   "'No space left on device'). Default: no limit.")
 @click.option("--verbose", is_flag=True, help="Print each request line.")
-def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, verbose):
+def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, session_memory, session_disk,
+             verbose):
     """Serve Kaggle's kernels, datasets and models API on 127.0.0.1: pushes run here in the run sandbox,
     and status, logs, outputs, listings, quota, pushed datasets and models come back as from Kaggle, to
     kjob and to the official `kaggle` CLI alike. Any username with any key signs in (nothing is checked or kept), and
@@ -60,6 +87,7 @@ def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, v
     import tempfile
     from pathlib import Path
 
+    from kjob.emulator.faults import Faults
     from kjob.emulator.server import Emulator
     from kjob.errors import ConfigError, UsageError
 
@@ -81,8 +109,10 @@ def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, v
     own = [key for key in own if key not in sources]  # an explicit --data-source is always served
     folder = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="kjob-emulator-"))
     try:
+        limits = Faults(session_memory=_size(session_memory, "--session-memory"),
+                        session_disk=_size(session_disk, "--session-disk"))
         server = Emulator(folder, sources, port=port, verbose=verbose, token_user=token_user,
-                          missing_kernel_status=int(missing_kernel_status))
+                          missing_kernel_status=int(missing_kernel_status), faults=limits)
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a state folder this version cannot read
