@@ -351,7 +351,8 @@ def test_lane_kernels_are_named_so_that_id_and_title_agree_and_lanes_follow_the_
     from types import SimpleNamespace
 
     from kjob.backends import get_backend
-    from kjob.campaigns.lanes import backend_lanes, fitting
+    from kjob.backends.ray import fitting
+    from kjob.campaigns.lanes import backend_lanes
     from kjob.build.kernel_metadata import LaneKernel, lane_kernel
     from kjob.runs.record import parse_lane, recipe_name
     from kjob.build.kernel_metadata import slugify

@@ -1,7 +1,7 @@
 """The interface every backend implements. The CLI and library never ask which one they hold."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,21 @@ class Submitted:
     # The identity of the remote object the version belongs to (Kaggle's kernel id): a kernel
     # deleted and re-created under the same name has another one, and numbers from 1 again.
     identity: str | None = None
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many runs like a recipe's a backend holds at once, and which unfinished runs already
+    take a place (`counts`). `enforced`: the service refuses a run past it (Kaggle's two GPU
+    sessions), so a push checks it first; `settable`: a campaign's `lanes` may replace it (a
+    machine's cores, sessions with no limit of their own)."""
+
+    limit: int | None  # None: not known now (the backend cannot say)
+    why: str  # for the plan and the table: "Kaggle's 2 GPU sessions"
+    counts: Callable[[Run], bool] = lambda run: False
+    enforced: bool = False
+    settable: bool = False
+    what: str = "runs"  # what `counts` selects, for a refusal: "Kaggle GPU runs"
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,17 @@ class Backend(ABC):
 
         `delete_kernel` is the user's explicit permission to delete the remote kernel where
         that is the only way to stop a run (Kaggle batch sessions)."""
+
+    def capacity(self, recipe: KernelRecipe, offline: bool = False) -> Capacity | None:
+        """How many runs of `recipe` this backend holds at once (campaign lanes, and a push's
+        room check where it is `enforced`); None: no limit of its own. `offline`: say it without
+        asking the service (a dry run)."""
+        return None
+
+    def quota_left(self, recipe: KernelRecipe) -> float | None:
+        """Seconds of the account's quota for runs like `recipe` not used or reserved yet
+        (Kaggle's weekly GPU hours); None: no quota, or the service does not say."""
+        return None
 
     def find_submission(self, kernel: str, token: str) -> Submitted | None:
         """The run started by the push with `token`, if the backend has one.

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kjob.backends import kaggle_sdk
-from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
+from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
 from kjob.errors import (BackendError, ConfigError, KjobError, NoRoom, NotFoundError, NotServed,
                          PushedWithProblem, RunGone)
 from kjob.runs.failures import failure_kind
 from kjob.credentials import redact
 from kjob.polling import Backoff
-from kjob.runs.record import Run, RunStatus
+from kjob.runs.record import Run, RunStatus, uses_gpu
 
 kaggle_sdk.light()  # before anything imports kagglesdk: its __init__ loads every service
 
@@ -75,15 +75,13 @@ class KaggleBackend(Backend):
     def submit(self, submission: Submission) -> Submitted:
         from kjob.backends.kaggle_api import KernelRef
         from kjob.backends.kaggle_datasets import DatasetsApi
-        from kjob.backends.kaggle_push import (check_accelerator, check_attached, check_dataset_sources,
-                                               check_gpu_room, rejection, save_request)
+        from kjob.backends.kaggle_push import (check_accelerator, check_attached, check_dataset_sources, rejection,
+                                               save_request)
 
         meta = submission.metadata
         ref = KernelRef.parse(meta["id"])
         gpu = bool(meta.get("enable_gpu"))
         check_dataset_sources(DatasetsApi(self.api.transport), meta)  # before a session is spent on nothing
-        if gpu and not submission.force:
-            check_gpu_room(self, submission)
         response = self.api.save(save_request(submission), f"the push of {ref}")
         problem = rejection(response)
         version = response.version_number
@@ -115,6 +113,20 @@ class KaggleBackend(Backend):
         except BackendError as exc:
             raise PushedWithProblem(exc.message, submitted) from exc
         return submitted
+
+    def capacity(self, recipe, offline: bool = False) -> Capacity:
+        from kjob.backends.kaggle_push import GPU_SESSION_LIMIT
+
+        if recipe.accelerator == "gpu":  # Kaggle refuses a third batch GPU session of the account
+            return Capacity(GPU_SESSION_LIMIT, f"Kaggle's {GPU_SESSION_LIMIT} GPU sessions", counts=uses_gpu,
+                            enforced=True, what="Kaggle GPU runs")
+        limit, kind = (1, "TPU") if recipe.accelerator == "tpu" else (2, "CPU")
+        return Capacity(limit, f"Kaggle, {kind} sessions", settable=True)
+
+    def quota_left(self, recipe) -> float | None:
+        from kjob.backends.kaggle_push import gpu_quota_left
+
+        return gpu_quota_left(self) if recipe.accelerator == "gpu" else None
 
     def find_submission(self, kernel: str, token: str) -> Submitted | None:
         """The version whose notebook carries the push's token: the latest few are looked at."""

@@ -5,10 +5,9 @@ the session timeout within the accelerator's limit (12 h CPU and GPU, 9 h TPU), 
 shape Kaggle knows and that matches the accelerator, and the notebook's source under 1 MB.
 Before any push: every dataset source must exist and be readable by this account (one
 GetDataset each, and a pinned "owner/slug/N" must have version N), because Kaggle accepts a
-push with an unknown source and runs a session without it. Before a GPU push: Kaggle runs at
-most two batch GPU sessions per account and stops a run when the week's GPU quota runs out,
-so kjob refuses (unless forced) when the ledger holds two unfinished GPU runs or the quota
-left is below the run's session timeout. After the push:
+push with an unknown source and runs a session without it. (Kaggle's two GPU sessions and its
+weekly GPU quota are the backend's `capacity` and `quota_left`: kjob.lifecycle.push checks them
+against the ledger before anything is recorded.) After the push:
 a rejection arrives as HTTP 200 with `error` or `invalid*Sources`, and a data source can
 silently fail to attach, so both are turned into errors; so is a session that did not get the
 accelerator asked for (a TPU push run on the standard image, kaggle-cli #1197).
@@ -16,7 +15,7 @@ accelerator asked for (a TPU push run on the standard image, kaggle-cli #1197).
 
 from kagglesdk.kernels.types import kernels_api_service as api
 
-from kjob.errors import BackendError, ConfigError, NoRoom, NotFoundError, QuotaLow, ValidationError
+from kjob.errors import BackendError, ConfigError, NotFoundError, ValidationError
 from kjob.kaggle_platform import (DEFAULT_MACHINE_SHAPE, GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES,
                                   shape_accelerator)
 from kjob.credentials import redact
@@ -108,7 +107,7 @@ def check_limits(submission) -> None:
     limit = SESSION_LIMIT[wanted]
     if submission.session_timeout > limit.value:
         label = "CPU" if wanted == "none" else wanted.upper()
-        raise ConfigError(f"{recipe.name}: session timeout {_hours(submission.session_timeout)} is over Kaggle's "
+        raise ConfigError(f"{recipe.name}: session timeout {hours(submission.session_timeout)} is over Kaggle's "
                           f"{limit.value // 3600} h limit for {label} sessions: lower session_timeout in {where} "
                           f"(or push --timeout {limit.value}); nothing was pushed")
     size = len(kaggle_text(submission.notebook).encode("utf-8"))
@@ -203,17 +202,8 @@ def check_dataset_sources(datasets_api, meta: dict) -> None:
                            "dataset_sources (nothing was pushed)")
 
 
-def _hours(seconds: float) -> str:
+def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
-
-
-def unfinished_gpu_runs(backend, exclude_token: str | None = None) -> list:
-    """The ledger's Kaggle GPU runs that are still submitting, queued or running, asked afresh
-    (an interrupted push's row counts until it is reconciled)."""
-    from kjob.runs.record import uses_gpu
-    from kjob.lifecycle.watch import unfinished_runs
-
-    return unfinished_runs(backend, lambda run: uses_gpu(run) and not (exclude_token and run.token == exclude_token))
 
 
 def gpu_quota_left(backend) -> float | None:
@@ -225,17 +215,3 @@ def gpu_quota_left(backend) -> float | None:
     return quota.total_time_allowed.total_seconds() - used
 
 
-def check_gpu_room(backend, submission) -> None:
-    busy = unfinished_gpu_runs(backend, submission.token)
-    if len(busy) >= GPU_SESSION_LIMIT:
-        names = ", ".join(run.ref for run in sorted(busy, key=lambda r: (r.kernel, r.version)))
-        raise NoRoom(f"{len(busy)} Kaggle GPU runs have not finished ({names}) and Kaggle runs at most "
-                     f"{GPU_SESSION_LIMIT} at a time: wait for one (kjob status NAME --watch), or push with --force")
-    left = gpu_quota_left(backend)
-    if left is None:
-        return
-    if left < submission.session_timeout:
-        raise QuotaLow(f"only {_hours(max(left, 0))} of GPU quota left, less than the "
-                           f"{_hours(submission.session_timeout)} session timeout of {submission.recipe.name}: Kaggle "
-                           "would stop the run when the quota runs out; lower session_timeout (or push --timeout "
-                           "SECONDS), or push with --force")

@@ -8,11 +8,12 @@ layouts, `<slug>` and `datasets/<owner>/<slug>`), `working/` (the outputs), `tem
 hidden from it where bubblewrap isolates runs (`kjob.sandbox.isolation`).
 """
 
+import os
 import shutil
 from pathlib import Path
 
 from kjob import notebook as nbk
-from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
+from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
 from kjob.errors import BackendError, ConfigError
 from kjob.fsutil import read_json
 from kjob.paths import LocalRunPaths
@@ -73,6 +74,11 @@ class LocalBackend(Backend):
         isolation = sandbox.start()
         handle = {"folder": self.ws.paths.relative(paths.folder), "isolation": isolation.name}
         return Submitted(version, dict(submission.parameters), handle, RunStatus("queued", "queued"))
+
+    def capacity(self, recipe, offline: bool = False) -> Capacity:
+        # Two notebooks on two cores each take twice as long: one run per two cores.
+        cores = os.cpu_count() or 1
+        return Capacity(max(1, cores // 2), f"{cores} cores: one run per two", settable=True)
 
     def find_submission(self, kernel: str, token: str) -> Submitted | None:
         for version in sorted(_taken(self.ws.paths.local_runs(kernel)), reverse=True):

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 
 import kjob
 from kjob import notebook as nbk
-from kjob.backends.base import Backend, LogEntry, RemoteFile, Submission, Submitted
+from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
 from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
 from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
@@ -87,6 +87,17 @@ class RayBackend(Backend):
 
             self._clusters[address] = RayJobs(address)
         return self._clusters[address]
+
+    def capacity(self, recipe, offline: bool = False) -> Capacity:
+        """The runs of `recipe`'s resource request the cluster's nodes hold together; every
+        unfinished Ray run takes a place."""
+        if offline:
+            return Capacity(None, "the cluster is not asked in a dry run")
+        settings = self.settings
+        total = fitting(self._cluster(settings.address).connect().nodes(), settings.request(recipe.accelerator).needs())
+        if total is None:
+            return Capacity(None, "the cluster does not list its nodes' resources")
+        return Capacity(total, f"the cluster holds {total} such runs", counts=lambda run: True)
 
     # -- submit -------------------------------------------------------------------------
 
@@ -373,3 +384,12 @@ def _last_line(message: str) -> str:
     """What Ray's failure message says last (its log tail ends with the entrypoint's own words)."""
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no message"
+
+
+def fitting(nodes: list[dict] | None, needs: dict[str, float]) -> int | None:
+    """How many runs asking for `needs` (Ray's resource names) the nodes hold together."""
+    if not nodes:
+        return None
+    if not needs:
+        return len(nodes)
+    return sum(int(min(node.get(name, 0) // amount for name, amount in needs.items())) for node in nodes)

@@ -25,7 +25,7 @@ from kjob.backends import get_backend
 from kjob.campaigns.file import Campaign
 from kjob.campaigns.plan import MemberState, Plan, Planner, expected_seconds, needs_fetch, source_digest
 from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
-from kjob.campaigns.lanes import backend_lanes, gpu_seconds_left
+from kjob.campaigns.lanes import backend_lanes
 from kjob.build.kernel_metadata import lane_kernel
 from kjob.runs.record import parse_lane
 from kjob.runs.ledger import Ledger
@@ -319,7 +319,7 @@ class Sweep:
         if self.campaign.recipe.accelerator != "gpu":
             return True
         try:
-            left = gpu_seconds_left(self.backend)
+            left = self.backend.quota_left(self.campaign.recipe)
         except BackendError as exc:  # the push's own check asks again, and refuses if it must
             self._emit("warning", f"the GPU quota is not known now ({exc.message})")
             return True

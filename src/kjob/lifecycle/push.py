@@ -13,7 +13,7 @@ from kjob import notebook as nbk
 from kjob.backends import get_backend
 from kjob.backends.base import Backend, Submission
 from kjob.build.plan import plan_build, write_kernel
-from kjob.errors import BackendError, KjobError, PushedWithProblem
+from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow
 from kjob.runs.ledger import Ledger
 from kjob.build.kernel_metadata import LaneKernel
 from kjob.build.params import resolve_parameters
@@ -82,7 +82,41 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         return PushOutcome(run, rebuilt, plan.warnings)
 
 
+def check_room(backend: Backend, submission: Submission) -> None:
+    """The backend's own limits, judged with the ledger before anything is sent (unless
+    forced): as many unfinished runs as its enforced capacity holds (Kaggle's two GPU
+    sessions; this push's own row aside), or less quota left than the session may take."""
+    if submission.force:
+        return
+    recipe = submission.recipe
+    capacity = backend.capacity(recipe)
+    if capacity is not None and capacity.enforced and capacity.limit is not None:
+        from kjob.lifecycle.watch import unfinished_runs
+
+        busy = unfinished_runs(backend, lambda run: capacity.counts(run) and run.token != submission.token)
+        if len(busy) >= capacity.limit:
+            names = ", ".join(run.ref for run in sorted(busy, key=lambda r: (r.kernel, r.version or 0)))
+            raise NoRoom(f"{len(busy)} {capacity.what} have not finished ({names}), and {capacity.why} are all "
+                         "taken: wait for one (kjob status NAME --watch), or push with --force")
+    left = backend.quota_left(recipe)
+    if left is not None and left < submission.session_timeout:
+        kind = recipe.accelerator.upper()
+        raise QuotaLow(f"only {hours(max(left, 0))} of {kind} quota left, less than the "
+                       f"{hours(submission.session_timeout)} session timeout of {recipe.name}: {backend.name} "
+                       "would stop the run when the quota runs out; lower session_timeout (or push --timeout "
+                       "SECONDS), or push with --force")
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
 def _submit(ledger: Ledger, backend: Backend, run: Run, submission: Submission) -> Run:
+    try:
+        check_room(backend, submission)
+    except KjobError:
+        ledger.forget(run)  # refused before anything was sent
+        raise
     try:
         submitted = backend.submit(submission)
     except PushedWithProblem as exc:  # it exists remotely: record it, then report the problem
