@@ -91,7 +91,7 @@ DEFAULT_MACHINE_SHAPE = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV5E8", "none": None}
 
 def shape_accelerator(shape: str | None) -> str | None:
     """"gpu", "tpu", or None for no shape (CPU); "unknown" for a name not in Kaggle's list."""
-    if not shape:
+    if not shape or shape == "None":  # "None": no accelerator, as the emulator takes it too (assumed)
         return None
     if shape in GPU_SHAPES:
         return "gpu"
