@@ -33,6 +33,7 @@ epochs = 12
 label = "plain"
 hostile = false
 fail = false
+pause = 0.0
 
 [metrics]
 primary = "val_acc"
@@ -44,11 +45,12 @@ TRAIN = '''
 """A made-up learning curve: the best lr is 0.01, a wider layer helps a little."""
 import json
 import math
+import time
 
 QUALITY = {0.1: 0.62, 0.01: 0.9, 0.001: 0.74}
 
 
-def main(lr, hidden, epochs, label, hostile, fail):
+def main(lr, hidden, epochs, label, hostile, fail, pause):
     quality = QUALITY.get(lr, 0.5) + 0.02 * math.log2(hidden / 8)
     with open("metrics.jsonl", "w") as f:
         for epoch in range(1, epochs + 1):
@@ -58,9 +60,12 @@ def main(lr, hidden, epochs, label, hostile, fail):
             if hostile:
                 row["<img src=x onerror=window.pwned=4>"] = epoch
             f.write(json.dumps(row) + "\\n")
+            f.flush()  # a curve read while the run is in flight
             print("epoch %d/%d val_acc %.4f" % (epoch, epochs, val_acc), flush=True)
             if fail and epoch == 3:
                 raise ValueError("asked to fail at epoch 3")
+            if pause and epoch == epochs // 2:
+                time.sleep(pause)
     with open("metadata.json", "w") as f:
         json.dump({"metrics": {"val_acc": round(quality * (1 - math.exp(-epochs / 3)), 4)}, "label": label}, f)
 '''

@@ -314,3 +314,29 @@ def test_the_board_imports_nothing_heavy():
     code = "import sys, kjob.board, kjob.cli.board; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_local_run_in_flight_shows_its_curve_so_far(site, tmp_path, monkeypatch):
+    _, browser, _ = site
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path)
+    result = project.kjob("push", "snd", "-p", "epochs=12", "-p", "pause=60")
+    assert result.exit_code == 0, result.output
+    try:
+        sandbox = next((tmp_path / ".kjob/local/snd").glob("v1")) / "working" / "metrics.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (sandbox.is_file() and len(sandbox.read_text().splitlines()) >= 6):
+            time.sleep(0.1)
+        assert project.kjob("board").exit_code == 0
+        data = json.loads((tmp_path / ".kjob/board/data.js").read_text()[len("kjobBoard("):-3])
+        [row] = data["runs"]
+        assert row["files"] == "live" and row["detail"] and row["status"] in ("running", "queued")
+        detail = (tmp_path / f".kjob/board/runs/{row['id']}.js").read_text()
+        series = json.loads(detail[len(f"kjobRun({row['id']},"):-3])["series"]
+        assert [p[1] for p in series["val_loss"]] == [1, 2, 3, 4, 5, 6]  # the epochs so far
+        show(browser, project, f"view=run&run={row['id']}", "document.querySelector('#run-curve path.series')")
+        assert browser.js("document.querySelector('#run-curve path.series').dataset.points") == "6"
+        assert "in flight" in browser.js("document.querySelector('#run-files').textContent")
+        assert "epoch 6/12" in browser.js("document.querySelector('#run-log').textContent")
+    finally:
+        assert project.kjob("cancel", "snd").exit_code == 0

@@ -108,7 +108,8 @@ def _row(run: Run, files: dict, reports: list) -> dict:
 
 def _files(ws, run: Run, board_folder: Path) -> dict:
     """Where the run's fetched files stand: ok, archived, missing (fetched, then deleted),
-    gone (its kernel is gone and nothing was fetched) or none (not fetched yet)."""
+    gone (its kernel is gone and nothing was fetched), live (a local run in flight: its
+    sandbox's working folder, read as it grows) or none (not fetched yet)."""
     if run.version is None:
         return {"state": "none"}
     paths = ws.paths.download(run.kernel, run.backend, run.version, run.incarnation)
@@ -121,6 +122,10 @@ def _files(ws, run: Run, board_folder: Path) -> dict:
         return {"state": "ok", "href": href, "folder": paths}
     if run.fetched_at is not None:
         return {"state": "missing"}
+    if not run.state.final and run.backend == "local":
+        sandbox = ws.paths.local_run(run.kernel, run.version)
+        if sandbox.working_dir.is_dir():
+            return {"state": "live", "sandbox": sandbox}
     return {"state": "gone" if run.gone else "none"}
 
 
@@ -134,12 +139,15 @@ def run_detail(ws, run: Run, files: dict, board_folder: Path) -> dict | None:
     None when nothing of it is on this machine."""
     from kjob.build.provenance import kept_notebook, module_sources
 
-    paths = files.get("folder")
+    paths, sandbox = files.get("folder"), files.get("sandbox")
     detail: dict = {"series": {}, "log": None, "outputs": [], "sources": [], "notebook": None}
     if paths is not None:
         detail["series"] = {name: _thin(points) for name, points in read_series(paths.output_dir).items()}
         detail["log"] = _tail(paths.log)
         detail["outputs"] = _outputs(paths.output_dir, board_folder)
+    elif sandbox is not None:  # in flight: what it has written so far
+        detail["series"] = {name: _thin(points) for name, points in read_series(sandbox.working_dir).items()}
+        detail["log"] = _tail(sandbox.log, entries=True)
     notebook = ws.paths.pushed_notebook(run.notebook_sha256)
     if notebook.is_file():
         detail["notebook"] = _href(notebook, board_folder)
@@ -150,7 +158,7 @@ def run_detail(ws, run: Run, files: dict, board_folder: Path) -> dict | None:
 
         detail["sources"] = [{"path": p, "sha256": hashlib.sha256(t.encode("utf-8")).hexdigest()}
                              for p, t in module_sources(kept).items()] if isinstance(kept, dict) else []
-    if paths is None and detail["notebook"] is None:
+    if paths is None and sandbox is None and detail["notebook"] is None:
         return None
     return detail
 
@@ -163,7 +171,8 @@ def _thin(points: list[tuple]) -> list[list]:
     return [list(p) for p in kept]
 
 
-def _tail(path: Path) -> dict | None:
+def _tail(path: Path, entries: bool = False) -> dict | None:
+    """The last lines of a log; `entries`: a sandbox's log.jsonl ({stream_name, time, data} a line)."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -174,8 +183,19 @@ def _tail(path: Path) -> dict | None:
     lines = text.splitlines()
     if size > LOG_TAIL_BYTES:
         lines = lines[1:]  # the first may be cut
+    if entries:
+        lines = [text for line in lines for text in _entry_lines(line)]
     shown = lines[-LOG_TAIL_LINES:]
     return {"lines": shown, "cut": size > LOG_TAIL_BYTES or len(lines) > len(shown)}
+
+
+def _entry_lines(line: str) -> list[str]:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return []  # a line cut by the tail's start, or still being written
+    data = entry.get("data") if isinstance(entry, dict) else None
+    return data.splitlines() if isinstance(data, str) else []
 
 
 def _outputs(folder: Path, board_folder: Path) -> list[dict]:

@@ -30,6 +30,7 @@ class BoardReport:
     campaigns: int
     written: int  # files (re)written this time
     bytes: int  # the whole folder's size
+    in_flight: int = 0  # runs not ended: their files grow without the ledger changing
 
 
 def script_json(value) -> str:
@@ -69,7 +70,7 @@ def write_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None) -
     keep: dict[int, str] = {}  # run id -> its detail's stamp
     for run in data.runs:
         files = data.details[run.id]
-        detail = run_detail(ws, run, files, paths.folder) if files["state"] == "ok" else None
+        detail = run_detail(ws, run, files, paths.folder) if files["state"] in ("ok", "live") else None
         if detail is None:
             continue
         path = paths.run_detail(run.id)
@@ -87,7 +88,8 @@ def write_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None) -
     # data.js last: the page that sees a new one finds every run file it names
     written += _write_if_changed(paths.data, f"kjobBoard({script_json(data.summary)});\n")
     size = sum(p.stat().st_size for p in paths.folder.rglob("*") if p.is_file())
-    return BoardReport(paths.folder, len(data.runs), len(data.summary["campaigns"]), written, size)
+    return BoardReport(paths.folder, len(data.runs), len(data.summary["campaigns"]), written, size,
+                       sum(1 for r in data.runs if not r.state.final))
 
 
 def ledger_stamp(ws) -> tuple:
@@ -105,15 +107,18 @@ def ledger_stamp(ws) -> tuple:
 def watch_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None,
                 on_write: Callable[[BoardReport], None] | None = None, interval: float = 1.0,
                 keep_going: Callable[[], bool] = lambda: True, sleep: Callable[[float], None] = time.sleep,
-                refresh_every: float = 30.0) -> None:
+                refresh_every: float = 30.0, live_every: float = 5.0) -> None:
     """Write the board, then again each time the ledger changes (looked at every `interval`
-    seconds; every `refresh_every` seconds anyway, for files fetched without a ledger change),
+    seconds); also every `refresh_every` seconds anyway (files fetched without a ledger change),
+    every `live_every` while runs are in flight (a local run's curves grow in its sandbox),
     until `keep_going()` is false or Ctrl-C."""
-    last, written_at = None, 0.0
+    last, written_at, in_flight = None, 0.0, 0
     while keep_going():
         stamp = ledger_stamp(ws)
-        if stamp != last or time.monotonic() - written_at >= refresh_every:
+        every = live_every if in_flight else refresh_every
+        if stamp != last or time.monotonic() - written_at >= every:
             report = write_board(ws, query, out)
+            in_flight = report.in_flight
             # reading may itself touch the ledger's files (a checkpoint of its log): what they
             # are now is what this board shows, unless a write came in meanwhile
             after = ledger_stamp(ws)

@@ -681,6 +681,7 @@
     root.appendChild(el("h2", { id: "run-title" }, r.ref + "  ", statusBadge(r.status)));
     if (r.failure) root.appendChild(el("p", { "class": "error", text: r.failure }));
     if (r.files !== "ok") root.appendChild(el("p", { "class": "files", id: "run-files", text: {
+      live: "in flight: its curves and log so far, from its sandbox (kjob board --watch keeps them coming)",
       none: "not fetched here yet (kjob fetch " + r.kernel + " --version " + r.version + " --output)",
       missing: "its fetched files were deleted: only what the ledger holds is shown",
       archived: "archived (kjob runs archive): its files are packed; kjob runs restore unpacks them",
