@@ -186,6 +186,22 @@ def test_sorting_and_filtering_change_the_order(site):
     assert "no run has a metric 'nonsense'" in browser.js("document.querySelector('#where-error').textContent")
 
 
+@pytest.mark.parametrize("condition", ["val_acc>0.8", "val_loss<0.4", "lr<=0.01", "status!=complete", "tags=baseline",
+                                       "hidden=32", "param.hidden!=8", "label=plain", "hostile=true", "stage=screen",
+                                       "created>2000-01-01", "archived=true", "duration>=0", "note!=x"])
+def test_the_page_filters_as_kjob_runs_does(site, condition):
+    """The page's --where and kjob's own query code (kjob.runs.query) keep the same runs."""
+    from urllib.parse import quote
+
+    from kjob.runs.query import RunQuery, select_runs
+    from kjob.workspace import find_workspace
+
+    project, browser, _ = site
+    expected = {r.ref for r in select_runs(find_workspace(project.root), RunQuery(where=(condition,), archived=True)).runs}
+    show(browser, project, f"view=runs&where={quote(condition)}", "document.querySelector('#count')")
+    assert set(table_refs(browser)) == expected, condition
+
+
 def runs_of_ref(runs, ref):
     return next(r for r in runs if r.ref == ref)
 
