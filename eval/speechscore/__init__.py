@@ -33,7 +33,7 @@ replaces another evaluation's.
                  worker: what each scoring process runs
     report       the HTML page and its media; writing: the folder, renamed into place
     leakage_files  the files side of the leakage audit (listing, decoding, caching)
-    runs         evaluate_run(ws, run, data): a fetched run's best.pt
+    recorded_run evaluate_run(ws, run, data): a recorded run's fetched best.pt, its report's name
 """
 
 SAMPLE_RATE = 16000

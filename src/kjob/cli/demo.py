@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kjob.cli.common import workspace
+from kjob.cli.common import ProgressPrinter, follow_and_show, workspace
 from kjob.cli.format import EXIT_FOR_STATUS, number, status_text
 from kjob.extras import require_speech, speech_installed
 
@@ -24,7 +24,6 @@ def demo(steps):
     Example: kjob demo --steps 20
     """
     require_speech("demo")
-    from kjob.cli.lifecycle import follow_and_fetch
     from kjob.errors import ConfigError
     from kjob.lifecycle.push import push_kernel
     from kjob.build.recipe import load_recipe, parse_overrides
@@ -48,7 +47,7 @@ def demo(steps):
         click.echo(f"warning: {warning}", err=True)
     run = outcome.run
     click.echo(f"demo: pushed {run.ref}; following it (Ctrl-C stops watching, not the run)")
-    run = follow_and_fetch(ws, run)
+    run = follow_and_show(ws, run)
     if run.state.status != "complete":
         click.echo(f"{run.ref}: {status_text(run)}")
         sys.exit(EXIT_FOR_STATUS[run.state.status])
@@ -60,10 +59,10 @@ def demo(steps):
 def evaluate_demo_run(ws, recipe, run) -> None:
     """Score the run's best checkpoint on the held-out test split of the demo data, then show
     every evaluated run side by side."""
-    from kjob.cli.evaluate import ProgressPrinter, record_scores
     from kjob.errors import ConfigError
+    from kjob.runs.scores import record_scores
     from speechscore.compare import compare
-    from speechscore.runs import evaluate_run
+    from speechscore.recorded_run import evaluate_run
 
     sources = ["/".join(s.split("/")[:2]) for s in recipe.dataset_sources]
     folders = [ws.config.datasets[s] for s in sources if s in ws.config.datasets]

@@ -3,33 +3,17 @@ torch, pesq) is imported inside the commands only."""
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import click
 
 from kjob.backends import BACKENDS
-from kjob.cli.common import workspace
+from kjob.cli.common import ProgressPrinter, workspace
 from kjob.cli.format import duration, table
 from kjob.errors import ConfigError, UsageError
 from kjob.extras import require_speech, speech_installed
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class ProgressPrinter:
-    """Stage counters on stderr: one updating line on a terminal, one line per stage
-    otherwise. Pass an instance as `progress` to speechscore's evaluate functions."""
-
-    def __init__(self):
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.tty:
-            filled = round(24 * done / max(total, 1))
-            click.echo(f"\r{stage:<10} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}", err=True, nl=done == total)
-        elif done == total:
-            click.echo(f"{stage}: {done}/{total} done", err=True)
 
 
 def _find_run(ws, spec: str, backend: str | None):
@@ -145,7 +129,8 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         out = ws.paths.report(name)
     options = {"save_audio": save_audio, "pesq_nb": pesq_nb, "report": report, "jobs": jobs, "replace": replace}
     if run_spec is not None:
-        from speechscore.runs import evaluate_run
+        from kjob.runs.scores import record_scores
+        from speechscore.recorded_run import evaluate_run
 
         run = _find_run(ws, run_spec, backend)
         summary = evaluate_run(ws, run, data, progress=ProgressPrinter(), out=out, model=model_name, **options)
@@ -167,18 +152,6 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         # Outside a workspace, the reports beside this one are the ones to compare.
         reports = ws.paths.reports if ws else folder.parent
         click.echo(_compare_text("markdown", reports), nl=False, err=as_json)
-
-
-def record_scores(ws, run, summary: dict) -> None:
-    """Put what an evaluation declares about the run (summary.json's `run_metrics`: its
-    scores, the columns to show, which way each is better) next to it in the ledger, as its
-    `evaluation` metrics; `kjob runs` shows them without knowing what they measure."""
-    from kjob.runs.ledger import Ledger
-    from kjob.runs.metrics import declared
-
-    values, spec = declared(summary.get("run_metrics"))
-    with Ledger(ws.paths.ledger) as ledger:
-        ledger.set_metrics(ledger.get(run.id), values, "evaluation", spec)
 
 
 def _compare_text(fmt: str, reports: Path | None = None) -> str:

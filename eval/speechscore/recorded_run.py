@@ -1,5 +1,5 @@
 """Evaluating a recorded run: its fetched best.pt and a report named after it. (Storing the
-scores in the ledger is the toolkit's job: `kjob.cli.evaluate.record_scores`.)"""
+scores in the ledger is the toolkit's job: `kjob.runs.scores.record_scores`.)"""
 
 from pathlib import Path
 
