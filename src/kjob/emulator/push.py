@@ -41,8 +41,8 @@ from kagglesdk.kernels.types import kernels_api_service as api
 from kjob.emulator import datasets, models_api, quota
 from kjob.emulator.model import ApiError, Kernel, Version, accelerator
 from kjob.emulator.sessions import Session
-from kjob.kaggle_platform import GPU_SHAPES, SOURCE_LIMIT, TPU_SHAPES
 from kjob.build.kernel_metadata import slugify
+from kjob.kaggle_platform import GPU_SHAPES, SOURCE_LIMIT, TPU_SHAPES, KaggleRef, input_layouts
 from kjob.sandbox.folder import record_final
 
 DEFAULT_TIMEOUT = 12 * 3600
@@ -84,7 +84,7 @@ def save_kernel(store, body: dict, user: str | None) -> dict:
         unattached = {s.lower() for s in store.faults.unattached}
         attached[f"{kind}_data_sources"] = [s for s in known if s.lower() not in unattached]
         for source in attached[f"{kind}_data_sources"]:
-            for relative in layouts(kind, source):
+            for relative in input_layouts(kind, source):
                 mounts[relative] = store_source(store, kind, source, owner)
     response.invalid_tags = [tag for tag in request.category_ids
                              if str(tag).strip().lower().replace(" ", "-") not in KNOWN_TAGS]
@@ -119,9 +119,10 @@ def _target(store, request, user: str | None) -> tuple[Kernel | None, str | None
             return None, None, None
         store.may_write(kernel.owner, user)
         return kernel, kernel.owner, kernel.slug
-    owner, _, slug = (request.slug or "").partition("/")
-    if not (_NAME.match(owner) and _NAME.match(slug)):
+    ref = KaggleRef.read(request.slug or "", versioned=False)
+    if not (ref and _NAME.match(ref.owner) and _NAME.match(ref.slug)):
         raise ApiError(400, "slug must be 'owner/kernel-slug'")
+    owner, slug = ref.owner, ref.slug
     store.may_write(owner, user)
     existing = store.kernels.get(f"{owner}/{slug}".lower())
     if existing is not None:
@@ -201,24 +202,14 @@ def store_source(store, kind: str, source: str, user: str | None = None):
         return datasets.source_folder(store, source, user)
     if kind == "model" and models_api.source_folder(store, source, user) is not None:
         return models_api.source_folder(store, source, user)
-    parts = source.lower().split("/")
-    if kind == "kernel" and "/".join(parts[:2]) in store.kernels:
-        versions = store.kernels["/".join(parts[:2])].versions
-        return versions[-1].session.paths.working_dir if versions else None
-    key = {"dataset": "/".join(parts[:2]), "kernel": "/".join(parts[:2]), "competition": parts[0]}.get(kind)
-    return store.data_sources.get(key or "/".join(parts[:4]))
-
-
-def layouts(kind: str, source: str) -> list[str]:
-    """Where Kaggle mounts a source under /kaggle/input (the 2026 layout and the older one)."""
-    parts = source.split("/")
-    if kind == "dataset":
-        return [f"datasets/{parts[0]}/{parts[1]}", parts[1]]
     if kind == "kernel":
-        return [f"notebooks/{parts[0]}/{parts[1]}", parts[1]]
-    if kind == "competition":
-        return [f"competitions/{parts[0]}", parts[0]]
-    return ["models/" + "/".join(parts[:4] + (parts[4:5] or ["1"]))]
+        key = KaggleRef.parse(source.lower()).key
+        if key in store.kernels:
+            versions = store.kernels[key].versions
+            return versions[-1].session.paths.working_dir if versions else None
+        return store.data_sources.get(key)
+    parts = source.lower().split("/")  # a competition's name, or a model's owner/model/framework/instance[/N]
+    return store.data_sources.get(parts[0] if kind == "competition" else "/".join(parts[:4]))
 
 
 METHODS = {"SaveKernel": save_kernel, "DeleteKernel": delete_kernel, "CancelKernelSession": cancel_kernel_session}
