@@ -5,8 +5,8 @@ import sys
 import click
 
 from kjob.backends import BACKENDS
-from kjob.cli.common import notify_command, notify_option, param_option, workspace
-from kjob.errors import KjobError
+from kjob.cli.common import (follow_and_show, notify_command, notify_option, param_option, print_fetch,
+                             show_progress, stopped_watching, workspace)
 from kjob.runs.record import run_duration, run_record
 from kjob.cli.format import EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, failure_hint_line, status_text, table
 
@@ -17,108 +17,13 @@ version_option = click.option("--version", "version", type=int, default=None,
 
 
 def _open(name, version, backend_name, need_version=True):
-    """(workspace, ledger, backend, run) for a run reference given on the command line.
-
-    A run still `submitting` is reconciled first; commands that need its version (logs,
-    fetch, cancel) refuse one that has none yet."""
-    from kjob.backends import get_backend
-    from kjob.errors import NotFoundError, UsageError
-    from kjob.runs.ledger import Ledger
-    from kjob.lifecycle.watch import refresh
+    """(workspace, ledger, backend, run) for a run reference given on the command line
+    (kjob.lifecycle.lookup.find_run)."""
+    from kjob.lifecycle.lookup import find_run
 
     ws = workspace()
-    ledger = Ledger(ws.paths.ledger)
-    try:
-        run = ledger.find(name, version, backend_name)
-    except NotFoundError:
-        # The version may belong to an interrupted push whose row has none yet: reconcile those.
-        pending = [r for r in ledger.runs(name, unfinished_only=True) if r.version is None]
-        for row in pending:
-            refresh(ledger, get_backend(ws, row.backend), row)
-        if not pending:
-            raise
-        run = ledger.find(name, version, backend_name)
-    backend = get_backend(ws, run.backend)
-    if need_version and version is None and run.version is None and run.state.final:
-        # The latest row is a push that never reached the backend: the latest real run is meant.
-        real = [r for r in ledger.runs(name, limit=50) if r.version is not None
-                and (backend_name is None or r.backend == backend_name)]
-        if real:
-            run, backend = real[0], get_backend(ws, real[0].backend)
-    if need_version and run.version is None:
-        run = refresh(ledger, backend, run)
-        if run.version is None:
-            ledger.close()
-            raise UsageError(f"{run.ref}: {backend.name} has not confirmed this push ({run.state.status}); "
-                             f"see `kjob status {run.kernel}`")
-    return ws, ledger, backend, run
-
-
-def _progress_printer(backend):
-    """Each status change, and every new log line (or, past a poll's limit, how many were
-    left out and where to read them)."""
-    from kjob.lifecycle.watch import LogTail
-
-    shown = {"status": None}
-    tail = LogTail()
-
-    def show(run, elapsed):
-        stamp = f"[{duration(elapsed):>6}]"
-        if run.state.status != shown["status"]:
-            shown["status"] = run.state.status
-            click.echo(f"{stamp} {run.ref}: {status_text(run)}", err=True)
-        try:
-            entries = backend.log(run)
-        except KjobError:  # the log is a nicety while watching; the status is what counts
-            return
-        skipped, lines = tail.take(entries, run.state.final)
-        if skipped:
-            lines_word = "line" if skipped == 1 else "lines"
-            click.echo(f"{stamp}   | ... {skipped} {lines_word} not shown (kjob logs {run.kernel} "
-                       f"--version {run.version})", err=True)
-        for line in lines:
-            click.echo(f"{stamp}   | {line}", err=True)
-
-    return show
-
-
-def wait_for_run(ledger, backend, run):
-    from kjob.lifecycle.watch import watch
-
-    try:
-        return watch(ledger, backend, run, on_progress=_progress_printer(backend))
-    except KeyboardInterrupt:
-        click.echo(f"stopped watching; {run.ref} goes on (kjob status {run.kernel} --version {run.version})", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-
-
-def print_fetch(ws, report):
-    from kjob.errors import BackendError, LocalFileError
-
-    run = report.run
-    click.echo(f"fetched {run.ref} into {ws.paths.relative(report.folder)}: {run.state.status}, "
-               f"{report.listed} output file(s) listed, {len(report.downloaded)} downloaded, "
-               f"{len(report.unchanged)} unchanged")
-    if report.waiting:
-        click.echo(f"note: {run.ref} has not ended ({run.state.status}): its outputs are listed, not downloaded "
-                   "(they may be half-written); fetch again when it ends", err=True)
-    elif run.state.final and report.listed == 0:
-        click.echo(f"note: {run.ref} wrote no output files", err=True)
-    for note in report.notes:
-        click.echo(f"note: {note}", err=True)
-    for name in report.gone_remotely:
-        click.echo(f"warning: {name} no longer exists remotely (the local copy is stale)", err=True)
-    for problem in report.problems:
-        click.echo(f"warning: output file {problem}; not downloaded", err=True)
-    if report.conflicts:
-        names = ", ".join(report.conflicts)
-        raise LocalFileError(f"{len(report.conflicts)} local file(s) differ from what kjob downloaded (edited?) and "
-                             f"were left as they are: {names}; fetch with --force to replace them")
-    if report.refused:
-        names = ", ".join(repr(n) for n in report.refused)
-        raise BackendError(f"refused output file name(s) that would escape the version folder: {names}")
-    if report.problems:
-        raise BackendError(f"{len(report.problems)} output file(s) could not be stored (see the warnings above)")
+    found = find_run(ws, name, version, backend_name, need_version=need_version)
+    return ws, found.ledger, found.backend, found.run
 
 
 @click.command()
@@ -161,7 +66,7 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, notify
     click.echo(run.ref)
     if not wait:
         return
-    run = follow_and_fetch(ws, run)
+    run = follow_and_show(ws, run)
     click.echo(f"{run.ref}: {status_text(run)}")
     if notify_command(ws, notify_cmd):
         from kjob.lifecycle.notify import notify
@@ -172,22 +77,6 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, notify
     if failure_hint_line(run):
         click.echo(failure_hint_line(run))
     sys.exit(EXIT_FOR_STATUS[run.state.status])
-
-
-def follow_and_fetch(ws, run):
-    """Watch a pushed run to its end, then fetch it: status and log whatever the ending (Kaggle
-    keeps only the latest version's), the output files when it completed. Shared by
-    `push --wait` and `kjob demo`."""
-    from kjob.backends import get_backend
-    from kjob.lifecycle.fetch import fetch_run
-    from kjob.runs.ledger import Ledger
-
-    with Ledger(ws.paths.ledger) as ledger:
-        backend = get_backend(ws, run.backend)
-        run = wait_for_run(ledger, backend, run)
-        report = fetch_run(ws, ledger, backend, run, outputs=run.state.status == "complete")
-    print_fetch(ws, report)
-    return report.run
 
 
 @click.command()
@@ -204,39 +93,33 @@ def status(name, version, backend, watch, as_json):
     """
     import json
 
-    from kjob.backends import get_backend
-    from kjob.runs.ledger import Ledger
+    from kjob.lifecycle.follow import StoppedWatching, follow_run
     from kjob.lifecycle.watch import refresh
 
     if name is None:
-        ws = workspace()
-        stale = []
-        with Ledger(ws.paths.ledger) as ledger:
-            runs = []
-            for run in ledger.runs(limit=20):
-                backend_obj = get_backend(ws, run.backend)
-                if run.state.final or not (backend_obj.status_is_cheap or run.state.status == "submitting"):
-                    runs.append(run)  # remote ones as last seen: the table stays instant offline
-                    if not run.state.final:
-                        stale.append(f"note: {run.ref} is shown as last seen; `kjob status {run.kernel} "
-                                     f"--version {run.version}` asks {run.backend}")
-                    continue
-                try:
-                    runs.append(refresh(ledger, backend_obj, run))
-                except KjobError as exc:
-                    runs.append(run)
-                    stale.append(f"warning: {run.ref}: status not refreshed ({exc.message})")
+        from kjob.lifecycle.lookup import recent_runs
+
+        listed = recent_runs(workspace(), limit=20)
+        runs = [item.run for item in listed]
         if as_json:
             click.echo(json.dumps([run_record(r) for r in runs], indent=2))
         else:
             rows = [[r.ref, status_text(r), duration(run_duration(r))] for r in runs]
             click.echo(table(["RUN", "STATUS", "DURATION"], rows) if rows else "no runs recorded yet")
-        for line in stale:
-            click.echo(line, err=True)
+        for item in listed:  # remote ones as last seen: the table stays instant offline
+            run = item.run
+            if item.as_last_seen:
+                click.echo(f"note: {run.ref} is shown as last seen; `kjob status {run.kernel} "
+                           f"--version {run.version}` asks {run.backend}", err=True)
+            elif item.problem:
+                click.echo(f"warning: {run.ref}: status not refreshed ({item.problem})", err=True)
         return
     ws, ledger, backend_obj, run = _open(name, version, backend, need_version=False)
     with ledger:
-        run = wait_for_run(ledger, backend_obj, run) if watch else refresh(ledger, backend_obj, run)
+        try:
+            run = follow_run(ledger, backend_obj, run, show_progress) if watch else refresh(ledger, backend_obj, run)
+        except StoppedWatching as stopped:
+            stopped_watching(stopped)
     if as_json:
         click.echo(json.dumps({**run_record(run), "url": backend_obj.url(run)}, indent=2))
     else:
