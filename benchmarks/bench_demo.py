@@ -122,7 +122,8 @@ def score_pairs(model, pairs: list[dict], seen_voices: set, set_name: str) -> li
 def snr_band(snr) -> str:
     if snr is None:
         return "?"
-    low = int(np.floor(snr / SNR_BAND_DB) * SNR_BAND_DB)
+    # The top of the mixing range (15.0 dB after rounding) belongs to the band below it.
+    low = int(np.floor(min(snr, 14.99) / SNR_BAND_DB) * SNR_BAND_DB)
     return f"{low:+d}..{low + SNR_BAND_DB:+d} dB"
 
 
