@@ -18,18 +18,26 @@
         └── QuotaLow          the account's accelerator quota is too low for another run
 
 The CLI prints `error: <message>` (one line per problem) and exits with the code;
-it never shows a traceback for these.
+it never shows a traceback for these. Each error also keeps the facts its message was made
+from, as httpx's errors keep their request and response: `http_status` and `method` when an
+HTTP answer made it (a BackendError, or a NotFoundError for a 404), and a failed smoke run's
+`failure` (RunFailed).
 """
 
 
 class KjobError(Exception):
     exit_code = 1
 
-    def __init__(self, message: str, *, details: list[str] | None = None):
+    def __init__(self, message: str, *, details: list[str] | None = None,
+                 http_status: int | None = None, method: str | None = None):
         super().__init__(message)
         self.message = message
         # Extra one-line messages printed before the main one (e.g. each failed check).
         self.details = list(details or [])
+        # The HTTP answer that made this error, if one did: its status, and the request that
+        # got it (Kaggle's API method, "GetKernel"; a Ray Jobs API request, "GET /api/jobs/ID").
+        self.http_status = http_status
+        self.method = method
 
 
 class UsageError(KjobError):
@@ -55,6 +63,10 @@ class RunGone(NotFoundError):
 class RunFailed(KjobError):
     exit_code = 1
 
+    def __init__(self, message: str, *, failure=None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.failure = failure  # kjob.sandbox.execute_notebook.Failure: cell, location, kind (a smoke run)
+
 
 class LocalFileError(KjobError):
     exit_code = 8
@@ -73,8 +85,8 @@ class PushedWithProblem(BackendError):
     """The push failed a check after the backend had already made a version (Kaggle still
     runs it): the caller records that version before reporting the problem."""
 
-    def __init__(self, message: str, submitted):
-        super().__init__(message)
+    def __init__(self, message: str, submitted, **kwargs):
+        super().__init__(message, **kwargs)
         self.submitted = submitted  # kjob.backends.base.Submitted
 
 

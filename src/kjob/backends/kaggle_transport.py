@@ -162,6 +162,9 @@ class _SdkClient(KaggleHttpClient):
         # answer exists: named here, where the method is known.
         try:
             return super().call(service_name, request_name, request, response_type)
+        except requests.HTTPError as exc:
+            exc.kjob_method = request_name  # the error kjob makes of it says which method was answered
+            raise
         except requests.exceptions.ContentDecodingError as exc:
             raise AnswerProblem(request_name, f"could not be decoded: {_NOT_ENCODED}") from exc
         except requests.TooManyRedirects as exc:
@@ -179,7 +182,11 @@ class _SdkClient(KaggleHttpClient):
         response = session.send(self._prepare_request(service_name, request_name, request), allow_redirects=False)
         try:
             if response.status_code >= 400:
-                read_answer(None, response)  # raises the HTTP error, as every call does
+                try:
+                    read_answer(None, response)  # raises the HTTP error, as every call does
+                except requests.HTTPError as exc:
+                    exc.kjob_method = request_name
+                    raise
             location = response.headers.get("Location")
             if response.status_code not in (301, 302, 303, 307, 308) or not location:
                 raise AnswerProblem(request_name, f"was not a redirect (HTTP {response.status_code})")
@@ -221,14 +228,16 @@ class Transport:
             # A 200 that kjob cannot read is a broken answer, not an overloaded server: not retried.
             acted = "" if idempotent else ("; Kaggle may have acted on it: look at the kernel's page before "
                                            "sending it again")
-            raise BackendError(f"Kaggle's answer to {exc.method} for {what} {exc.text}{acted}") from exc
+            raise BackendError(f"Kaggle's answer to {exc.method} for {what} {exc.text}{acted}",
+                               method=exc.method) from exc
         except requests.HTTPError as exc:
             response = exc.response
             code = getattr(exc, "kaggle_code", None) or (response.status_code if response is not None else 0)
             if code in _RETRIED and (idempotent or code in _NOT_PROCESSED):
                 raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response)) from exc
             error = self._http_error(code, response, what)
-            error.http_status = code  # for a caller telling "denied" (403) from other failures
+            # for a caller telling "denied" (403) from other failures, and which request it was
+            error.http_status, error.method = code, getattr(exc, "kjob_method", None) or _request_of(response)
             raise error from exc
         except requests.ConnectTimeout as exc:
             raise _Retry("connection timed out") from exc
@@ -323,7 +332,8 @@ class Transport:
                 raise _Retry(f"HTTP {code}{_body_kind(response)}", _retry_after(response))
             if code not in (200, 201):
                 message = _server_message(response)
-                raise BackendError(f"uploading {name}: HTTP {code}{f': {message}' if message else ''}")
+                raise BackendError(f"uploading {name}: HTTP {code}{f': {message}' if message else ''}",
+                                   http_status=code, method="PUT")
 
         self._retrying(attempt, f"uploading {name}")
 
@@ -369,7 +379,8 @@ class Transport:
                 if code == 416 and have:
                     return have  # nothing left to send: the previous attempt got it all
                 if code >= 400:
-                    raise BackendError(f"downloading {name}: HTTP {code} (its URL may have expired; fetch again)")
+                    raise BackendError(f"downloading {name}: HTTP {code} (its URL may have expired; fetch again)",
+                                       http_status=code, method="GET")
                 if code == 206 and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
                     raise BackendError(f"downloading {name}: the server sent another part of the file than asked for")
                 if code != 206:
@@ -424,6 +435,12 @@ def _copy_into(raw, out, state: dict) -> None:
 def _never_connected(exc: Exception) -> bool:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError)
+
+
+def _request_of(response) -> str | None:
+    """The request an answer answered, "GET /path" (never its query: a signed URL's signature)."""
+    request = getattr(response, "request", None)
+    return f"{request.method} {urlsplit(request.url).path}" if request is not None and request.url else None
 
 
 def _unsure(what: str, reason: str) -> BackendError:

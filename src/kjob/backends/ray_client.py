@@ -16,6 +16,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kjob.backends.ray_settings import hide_password, shown_address
 from kjob.errors import BackendError, ConfigError, NotFoundError
@@ -39,9 +40,10 @@ class JobInfo:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, text: str):
+    def __init__(self, status: int, text: str, method: str | None = None):
         super().__init__(f"HTTP {status}: {(text.strip().splitlines() or [''])[0][:300]}")
         self.status = status
+        self.method = method  # "GET /api/jobs/ID": the request, never its address (it may hold a password)
 
 
 def auth_headers() -> dict[str, str]:
@@ -82,11 +84,12 @@ class RayJobs:
         try:
             return action()
         except HttpError as exc:
+            answer = {"http_status": exc.status, "method": exc.method}
             if exc.status == 404:
                 raise NotFoundError(f"the Ray cluster at {self.address} has no such job "
-                                    f"({hide_password(str(exc), self.url)})") from exc
+                                    f"({hide_password(str(exc), self.url)})", **answer) from exc
             raise BackendError(f"the Ray cluster at {self.address} refused {what} "
-                               f"({hide_password(str(exc), self.url)})") from exc
+                               f"({hide_password(str(exc), self.url)})", **answer) from exc
         except requests.Timeout as exc:
             raise BackendError(f"the Ray cluster at {self.address} did not answer {what} within "
                                f"{self.timeout:g} s") from exc
@@ -168,7 +171,9 @@ def _client_class():
             return super()._do_request(method, endpoint, **kwargs)
 
         def _raise_error(self, r):
-            raise HttpError(r.status_code, r.text)
+            request = getattr(r, "request", None)
+            method = f"{request.method} {urlsplit(request.url).path}" if request is not None else None
+            raise HttpError(r.status_code, r.text, method)
 
     _CLASS.append(Client)
     return Client

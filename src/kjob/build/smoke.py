@@ -56,7 +56,8 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
         shown = ws.paths.relative(paths.executed_notebook)
         raise RunFailed(
             f"smoke run of {recipe.name} failed ({failure.kind}) after {seconds:.0f} s: "
-            f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}"
+            f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}",
+            failure=failure,
         )
     files = sandbox.outputs()
     outputs = [name for name, _ in files]
