@@ -1,4 +1,5 @@
-"""Kaggle's platform facts, each with its source: the image's modules, the accelerators, the limits.
+"""Kaggle's platform facts, each with its source: the image's modules, how a kernel or dataset is
+named (`owner/slug[/N]`) and where its sources are mounted, the accelerators, the limits.
 
 Nothing here talks to Kaggle; every number a check uses is written once, here.
 
@@ -75,6 +76,57 @@ def pip_import_names(requirements) -> frozenset[str]:
         key = normalized(requirement_name(requirement))
         names.update(PIP_IMPORT_NAMES.get(key, (key.replace("-", "_"),)))
     return frozenset(names)
+
+
+# -- references and where their sources are mounted ---------------------------------------------
+# Kaggle names a kernel and a dataset `owner/slug`; a data source may add `/N`, one version of it
+# (kernel-metadata.json's `dataset_sources`, `kjob dataset push --as`, the emulator's paths).
+REF_RE = re.compile(r"([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)(?:/(\d+))?")
+
+
+@dataclass(frozen=True)
+class KaggleRef:
+    owner: str
+    slug: str
+    version: int | None = None  # a source pinned to one version: "owner/slug/3"
+
+    @classmethod
+    def parse(cls, text: str) -> "KaggleRef":
+        """The pieces of `text` as written, for a name already checked (or Kaggle's own): a
+        missing slug is "", a version that is not a number is None."""
+        owner, _, rest = text.strip().partition("/")
+        slug, _, number = rest.partition("/")
+        return cls(owner, slug, int(number) if number.isdecimal() else None)
+
+    @classmethod
+    def read(cls, text, versioned: bool = True) -> "KaggleRef | None":
+        """`owner/slug` (or, if `versioned`, `owner/slug/N`) written in the characters Kaggle
+        names take; None for anything else."""
+        match = REF_RE.fullmatch(text) if isinstance(text, str) else None
+        if match is None or (match[3] and not versioned):
+            return None
+        return cls(match[1], match[2], int(match[3]) if match[3] else None)
+
+    @property
+    def key(self) -> str:
+        """`owner/slug`, without the version: what a dataset folder is mapped under."""
+        return f"{self.owner}/{self.slug}"
+
+    def __str__(self) -> str:
+        return self.key + (f"/{self.version}" if self.version else "")
+
+
+def input_layouts(kind: str, source: str) -> list[str]:
+    """Where Kaggle mounts a source under /kaggle/input: the 2026 layout, then the older one
+    (`<slug>`), which notebooks written before it still read. `kind` is dataset, kernel,
+    competition or model (`owner/model/framework/instance[/N]`)."""
+    if kind in ("dataset", "kernel"):
+        ref = KaggleRef.parse(source)
+        return [f"{'datasets' if kind == 'dataset' else 'notebooks'}/{ref.owner}/{ref.slug}", ref.slug]
+    parts = source.split("/")
+    if kind == "competition":
+        return [f"competitions/{parts[0]}", parts[0]]
+    return ["models/" + "/".join(parts[:4] + (parts[4:5] or ["1"]))]
 
 
 # -- accelerators -------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """How often kjob asks a backend about a run: exponential backoff with jitter, in one place."""
 
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from kjob.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,13 @@ class Backoff:
             elapsed += wait
             yield wait
             delay = min(delay * self.factor, self.cap)
+
+
+def kaggle_first_wait(default: float) -> float:
+    """The first wait between checks on Kaggle (a run's status, a dataset's processing):
+    KJOB_KAGGLE_POLL seconds when it is set, for tests and slow links, else `default`."""
+    raw = os.environ.get("KJOB_KAGGLE_POLL")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"KJOB_KAGGLE_POLL must be a number of seconds, not '{raw}'") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from kjob.errors import ConfigError
 # What Kaggle's Python image provides (kjob.kaggle_platform cites its source); a workspace adds its own
 # with `target_modules = [...]`, a recipe with `pip = [...]`.
-from kjob.kaggle_platform import KAGGLE_IMAGE_MODULES
+from kjob.kaggle_platform import KAGGLE_IMAGE_MODULES, KaggleRef
 from kjob.paths import WorkspacePaths
 from kjob.toml_tables import Where, is_identifier, shown
 
@@ -87,7 +87,6 @@ class Workspace:
 
 # Kaggle user names: letters, digits, '-' and '_' (no spaces, no '/': it is the id's first half).
 OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-DATASET_KEY_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _OWNER_EXPECTED = "expected a Kaggle user name (letters, digits, '-' and '_')"
 
 
@@ -100,6 +99,11 @@ def read_utf8(path: Path, name: str, error: type = ConfigError) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise error(f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, "
                     f"line {line}); save it as UTF-8") from exc
+
+
+def environment_owner() -> str | None:
+    """KJOB_OWNER: the Kaggle user owning the kernels, which wins over the configured `owner`."""
+    return os.environ.get("KJOB_OWNER") or None
 
 
 def _is_workspace(folder: Path) -> bool:
@@ -155,7 +159,7 @@ def load_config(root: Path) -> WorkspaceConfig:
         where.update(dict.fromkeys(layer, w))
     if "owner" in table and not (isinstance(table["owner"], str) and OWNER_RE.fullmatch(table["owner"])):
         raise where["owner"].fail("owner", _OWNER_EXPECTED, table["owner"])
-    owner = os.environ.get("KJOB_OWNER") or table.get("owner")
+    owner = environment_owner() or table.get("owner")
     if owner and not OWNER_RE.fullmatch(owner):
         raise ConfigError(f"KJOB_OWNER (environment): {_OWNER_EXPECTED}, not {shown(owner)}")
     modules = table.get("target_modules", [])
@@ -200,7 +204,7 @@ def _datasets(w: Where | None, table: dict) -> dict[str, str]:
     datasets = w.table_of(table, "datasets")
     inner = w.at("datasets")
     for key, folder in datasets.items():
-        if not DATASET_KEY_RE.fullmatch(key):
+        if KaggleRef.read(key, versioned=False) is None:
             raise inner.fail(key, "expected a key 'owner/slug' naming a Kaggle dataset", key)
         if not isinstance(folder, str) or not folder.strip():
             raise inner.fail(key, "expected a folder path (string)", folder)

@@ -11,18 +11,18 @@ to Kaggle stay fast.
 KJOB_KAGGLE_POLL sets the first wait between status checks (default 5 s, growing to 60 s).
 """
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from kjob.backends import kaggle_sdk
 from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
-from kjob.errors import (BackendError, ConfigError, KjobError, NoRoom, NotFoundError, NotServed,
+from kjob.errors import (BackendError, KjobError, NoRoom, NotFoundError, NotServed,
                          PushedWithProblem, RunGone)
 from kjob.runs.failures import failure_kind
 from kjob.credentials import redact
-from kjob.polling import Backoff
+from kjob.kaggle_platform import KaggleRef
+from kjob.polling import Backoff, kaggle_first_wait
 from kjob.runs.record import Run, RunStatus, uses_gpu
 
 kaggle_sdk.light()  # before anything imports kagglesdk: its __init__ loads every service
@@ -48,12 +48,7 @@ class KaggleBackend(Backend):
         self._deleted: set[str] = set()
         self._verified: set[int] = set()  # runs whose kernel identity was checked by this process
         self._archives: dict = {}  # run id -> kaggle_outputs.OutputArchive of an older version's outputs
-        first = os.environ.get("KJOB_KAGGLE_POLL")
-        if first:
-            try:
-                self.poll = Backoff(start=float(first), factor=1.5, cap=60.0)
-            except ValueError:
-                raise ConfigError(f"KJOB_KAGGLE_POLL must be a number of seconds, not '{first}'") from None
+        self.poll = Backoff(start=kaggle_first_wait(self.poll.start), factor=1.5, cap=60.0)
 
     @property
     def api(self):
@@ -73,13 +68,12 @@ class KaggleBackend(Backend):
         check_limits(submission)
 
     def submit(self, submission: Submission) -> Submitted:
-        from kjob.backends.kaggle_api import KernelRef
         from kjob.backends.kaggle_datasets import DatasetsApi
         from kjob.backends.kaggle_push import (check_accelerator, check_attached, check_dataset_sources, rejection,
                                                save_request)
 
         meta = submission.metadata
-        ref = KernelRef.parse(meta["id"])
+        ref = KaggleRef.parse(meta["id"])
         gpu = bool(meta.get("enable_gpu"))
         check_dataset_sources(DatasetsApi(self.api.transport), meta)  # before a session is spent on nothing
         response = self.api.save(save_request(submission), f"the push of {ref}")
@@ -102,7 +96,7 @@ class KaggleBackend(Backend):
             raise BackendError(f"Kaggle accepted the push of {ref} but gave no version number; look at {self._web(ref)}")
         made = "/".join((response.ref or "").strip("/").split("/")[-2:])
         if made and made.lower() != str(ref).lower():  # a new kernel takes its title's slug, not the id's
-            handle.update(slug=made, url=self._web(KernelRef.parse(made)))  # where it really runs
+            handle.update(slug=made, url=self._web(KaggleRef.parse(made)))  # where it really runs
             raise PushedWithProblem(f"Kaggle made the kernel at {made}, not at {ref} (the title's slug wins for a new "
                                     f"kernel): make the recipe's title slugify to '{ref.slug}', then delete {made}",
                                     submitted)
@@ -132,10 +126,9 @@ class KaggleBackend(Backend):
         """The version whose notebook carries the push's token: the latest few are looked at."""
         import json
 
-        from kjob.backends.kaggle_api import KernelRef
         from kjob.build.kernel_metadata import kernel_slug
 
-        ref = KernelRef(self.ws.owner(), kernel_slug(self.ws, kernel))
+        ref = KaggleRef(self.ws.owner(), kernel_slug(self.ws, kernel))
         try:
             latest = self.api.kernel(ref)
         except NotFoundError:
@@ -202,12 +195,10 @@ class KaggleBackend(Backend):
         return f"{self.api.transport.endpoints.web}/code/{ref}"
 
     def _ref(self, run: Run):
-        from kjob.backends.kaggle_api import KernelRef
-
         slug = run.handle.get("slug")
         if not slug:
             raise BackendError(f"the ledger has no Kaggle kernel for {run.ref} (its handle lacks the slug)")
-        return KernelRef.parse(slug)
+        return KaggleRef.parse(slug)
 
     # -- status and logs ----------------------------------------------------------------
 

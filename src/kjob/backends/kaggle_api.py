@@ -11,23 +11,10 @@ from kagglesdk.kernels.services.kernels_api_service import KernelsApiClient
 from kagglesdk.kernels.types import kernels_api_service as api
 
 from kjob.backends.kaggle_transport import Transport
+from kjob.kaggle_platform import KaggleRef
 
 PAGE_SIZE = 100
 MAX_PAGES = 10_000  # a server that never stops paging is a broken one
-
-
-@dataclass(frozen=True)
-class KernelRef:
-    owner: str
-    slug: str
-
-    @classmethod
-    def parse(cls, ref: str) -> "KernelRef":
-        owner, _, slug = ref.partition("/")
-        return cls(owner, slug)
-
-    def __str__(self) -> str:
-        return f"{self.owner}/{self.slug}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +49,7 @@ class KernelsApi:
     def save(self, request: "api.ApiSaveKernelRequest", what: str) -> "api.ApiSaveKernelResponse":
         return self.transport.call(lambda: self.client.save_kernel(request), what, idempotent=False)
 
-    def kernel(self, ref: KernelRef, version: int | None = None) -> "api.ApiGetKernelResponse":
+    def kernel(self, ref: KaggleRef, version: int | None = None) -> "api.ApiGetKernelResponse":
         """The kernel's metadata (its id, current version) and the source of `version` (default: the latest)."""
         request = api.ApiGetKernelRequest()
         request.user_name, request.kernel_slug = ref.owner, ref.slug
@@ -70,12 +57,12 @@ class KernelsApi:
             request.version_label = f"v{version}"
         return self.transport.call(lambda: self.client.get_kernel(request), f"kernel {ref}")
 
-    def session_status(self, ref: KernelRef, version: int) -> "api.ApiGetKernelSessionStatusResponse":
+    def session_status(self, ref: KaggleRef, version: int) -> "api.ApiGetKernelSessionStatusResponse":
         request = api.ApiGetKernelSessionStatusRequest()
         request.user_name, request.kernel_slug, request.version_label = ref.owner, ref.slug, f"v{version}"
         return self.transport.call(lambda: self.client.get_kernel_session_status(request), f"kernel {ref} v{version}")
 
-    def session_output(self, ref: KernelRef, version: int,
+    def session_output(self, ref: KaggleRef, version: int,
                        first_page_only: bool = False) -> tuple[list[OutputFile], str | None]:
         """The output files (url, name) and the log of the session of `version`."""
         files, log = [], None
@@ -88,7 +75,7 @@ class KernelsApi:
                 break
         return files, log
 
-    def kernel_files(self, ref: KernelRef, version: int) -> dict[str, tuple[int, str]]:
+    def kernel_files(self, ref: KaggleRef, version: int) -> dict[str, tuple[int, str]]:
         """Output file name -> (size, creation date), as ListKernelFiles reports them."""
         found = {}
         for page in self._pages(lambda: api.ApiListKernelFilesRequest(), self.client.list_kernel_files,
@@ -97,7 +84,7 @@ class KernelsApi:
                 found[item.name] = (item.size, item.creation_date)
         return found
 
-    def _pages(self, new_request, method, ref: KernelRef, version: int, what: str):
+    def _pages(self, new_request, method, ref: KaggleRef, version: int, what: str):
         token = None
         for _ in range(MAX_PAGES):
             request = new_request()
@@ -111,7 +98,7 @@ class KernelsApi:
             if not token:
                 return
 
-    def output_location(self, ref: KernelRef, version: int) -> str:
+    def output_location(self, ref: KaggleRef, version: int) -> str:
         """Where DownloadKernelOutput sends for the whole output of `version` (an archive):
         the call kagglehub's notebook_output_download makes, by `versionNumber`, which serves
         an older version's output too (kagglehub's integration tests)."""
@@ -126,11 +113,11 @@ class KernelsApi:
             api.ApiGetAcceleratorQuotaStatisticsRequest()), "the account's accelerator quota")
         return response.gpu_quota
 
-    def delete(self, ref: KernelRef) -> str | None:
+    def delete(self, ref: KaggleRef) -> str | None:
         request = api.ApiDeleteKernelRequest()
         request.user_name, request.kernel_slug = ref.owner, ref.slug
         response = self.transport.call(lambda: self.client.delete_kernel(request), f"kernel {ref}", idempotent=False)
         return response.error_message
 
-    def log_stream_url(self, ref: KernelRef) -> str:
+    def log_stream_url(self, ref: KaggleRef) -> str:
         return f"{self.transport.endpoints.api}/kernels/logs/stream/{ref.owner}/{ref.slug}"

@@ -6,10 +6,8 @@
     CreateDataset              a new dataset from uploaded tokens
     CreateDatasetVersion       the next version of an existing one
 
-A dataset is named by owner and slug, as kernels are; a source may add "/N" for a version.
+A dataset is named by owner and slug, as kernels are (`KaggleRef`); a source may add "/N" for a version.
 """
-
-from dataclasses import dataclass
 
 from kagglesdk.blobs.services.blob_api_service import BlobApiClient
 from kagglesdk.blobs.types import blob_api_service as blob_api
@@ -18,22 +16,7 @@ from kagglesdk.datasets.types import dataset_api_service as api
 from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
 
 from kjob.backends.kaggle_transport import Transport
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    owner: str
-    slug: str
-    version: int | None = None  # a source pinned to one version: "owner/slug/3"
-
-    @classmethod
-    def parse(cls, ref: str) -> "DatasetRef":
-        owner, _, rest = ref.strip().partition("/")
-        slug, _, number = rest.partition("/")
-        return cls(owner, slug, int(number) if number.isdigit() else None)
-
-    def __str__(self) -> str:
-        return f"{self.owner}/{self.slug}" + (f"/{self.version}" if self.version else "")
+from kjob.kaggle_platform import KaggleRef
 
 
 class DatasetsApi:
@@ -42,14 +25,14 @@ class DatasetsApi:
         self.client = DatasetApiClient(transport.sdk)
         self.blobs = BlobApiClient(transport.sdk)
 
-    def get(self, ref: DatasetRef) -> "api.ApiDataset":
+    def get(self, ref: KaggleRef) -> "api.ApiDataset":
         """The dataset's metadata; NotFoundError (404) when Kaggle has none, BackendError with
         `http_status` 403 when this account may not read it."""
         request = api.ApiGetDatasetRequest()
         request.owner_slug, request.dataset_slug = ref.owner, ref.slug
         return self.transport.call(lambda: self.client.get_dataset(request), f"dataset {ref.owner}/{ref.slug}")
 
-    def status(self, ref: DatasetRef) -> DatabundleVersionStatus:
+    def status(self, ref: KaggleRef) -> DatabundleVersionStatus:
         request = api.ApiGetDatasetStatusRequest()
         request.owner_slug, request.dataset_slug = ref.owner, ref.slug
         answer = self.transport.call(lambda: self.client.get_dataset_status(request),

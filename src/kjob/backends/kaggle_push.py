@@ -17,7 +17,7 @@ from kagglesdk.kernels.types import kernels_api_service as api
 
 from kjob.errors import BackendError, ConfigError, NotFoundError, ValidationError
 from kjob.kaggle_platform import (DEFAULT_MACHINE_SHAPE, GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES,
-                                  shape_accelerator)
+                                  KaggleRef, shape_accelerator)
 from kjob.credentials import redact
 
 GPU_SESSION_LIMIT = 2
@@ -179,11 +179,9 @@ def check_attached(metadata: api.ApiKernelMetadata, meta: dict, ref, version: in
 
 def check_dataset_sources(datasets_api, meta: dict) -> None:
     """BackendError naming every dataset source Kaggle does not have, or will not show this account."""
-    from kjob.backends.kaggle_datasets import DatasetRef
-
     missing = []
     for source in meta.get("dataset_sources", []):
-        ref = DatasetRef.parse(source)
+        ref = KaggleRef.parse(source)
         try:
             current = datasets_api.get(ref).current_version_number
         except NotFoundError:

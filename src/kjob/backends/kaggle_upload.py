@@ -35,8 +35,9 @@ from pathlib import Path
 from kjob.backends import kaggle_sdk
 from kjob.errors import BackendError, ConfigError, NotFoundError, UsageError
 from kjob.fsutil import safe_relative_path
+from kjob.kaggle_platform import KaggleRef
 from kjob.credentials import redact
-from kjob.polling import Backoff
+from kjob.polling import Backoff, kaggle_first_wait
 from kjob.workspace import OWNER_RE
 
 kaggle_sdk.light()  # before anything imports kagglesdk: its __init__ loads every service
@@ -77,13 +78,11 @@ class DatasetPush:
 
 
 def parse_target(text: str):
-    from kjob.backends.kaggle_datasets import DatasetRef
-
-    owner, sep, slug = text.strip().partition("/")
-    if not (sep and OWNER_RE.fullmatch(owner) and _SLUG.fullmatch(slug) and len(slug) <= 50):
+    ref = KaggleRef.read(text.strip(), versioned=False)
+    if not (ref and OWNER_RE.fullmatch(ref.owner) and _SLUG.fullmatch(ref.slug) and len(ref.slug) <= 50):
         raise UsageError(f"--as must be OWNER/SLUG (a Kaggle user name, then letters, digits and '-'), "
                          f"not {text[:80]!r}")
-    return DatasetRef(owner, slug)
+    return ref
 
 
 def collect_files(folder: Path) -> list[LocalFile]:
@@ -310,7 +309,7 @@ def _wait_ready(api, ref, before: int | None, timeout: float,
     from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus as Status
 
     deadline = clock() + timeout
-    delays = Backoff(start=_first_poll(), factor=1.5, cap=15.0).delays()
+    delays = Backoff(start=kaggle_first_wait(2.0), factor=1.5, cap=15.0).delays()
     while True:
         status = api.status(ref)
         if status in (Status.FAILED, Status.DELETED):
@@ -324,11 +323,3 @@ def _wait_ready(api, ref, before: int | None, timeout: float,
         if left <= 0:
             return None, status.name
         api.transport.sleep(min(next(delays), left))
-
-
-def _first_poll() -> float:
-    raw = os.environ.get("KJOB_KAGGLE_POLL")
-    try:
-        return float(raw) if raw else 2.0
-    except ValueError:
-        raise ConfigError(f"KJOB_KAGGLE_POLL must be a number of seconds, not '{raw}'") from None

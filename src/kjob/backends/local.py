@@ -14,12 +14,13 @@ from pathlib import Path
 
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
+from kjob.backends.mounts import dataset_mounts
 from kjob.errors import BackendError, ConfigError
 from kjob.fsutil import read_json
 from kjob.paths import LocalRunPaths
 from kjob.polling import Backoff
 from kjob.runs.record import Run, RunStatus
-from kjob.sandbox.folder import RunSpec, Sandbox, kaggle_layouts
+from kjob.sandbox.folder import RunSpec, Sandbox
 from kjob.procs import kill_point
 
 # A run folder whose runner was not started this long after it was made never will be.
@@ -39,13 +40,7 @@ class LocalBackend(Backend):
 
     def _mounts(self, submission: Submission) -> dict[str, Path]:
         """Each dataset source's local folder under both of Kaggle's layouts in /kaggle/input."""
-        recipe = submission.recipe
-        unsupported = [*recipe.kernel_sources, *recipe.model_sources, *recipe.competition_sources]
-        if unsupported:
-            raise ConfigError(f"the local backend can only mount dataset sources, not {', '.join(unsupported)}")
-        mounts = {}
-        for source in recipe.dataset_sources:
-            key = "/".join(source.split("/")[:2])
+        def folder_of(key: str) -> Path:
             mapped = self.ws.config.datasets.get(key)
             if mapped is None:
                 raise ConfigError(
@@ -55,8 +50,9 @@ class LocalBackend(Backend):
             folder = (self.ws.root / mapped).resolve()
             if not folder.is_dir():
                 raise ConfigError(f"dataset source {key} maps to {mapped}, which is not a folder")
-            mounts.update(kaggle_layouts(key, folder))
-        return mounts
+            return folder
+
+        return dataset_mounts(submission.recipe, self.name, folder_of)
 
     def _new_run_folder(self, kernel: str, first_version: int) -> tuple[int, LocalRunPaths]:
         version = claim_version(self.ws.paths.local_runs(kernel), first_version,

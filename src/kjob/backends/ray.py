@@ -35,12 +35,13 @@ import kjob
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
 from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
+from kjob.backends.mounts import dataset_mounts
 from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
 from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
 from kjob.polling import Backoff
 from kjob.runs.record import FINAL, Run, RunStatus
-from kjob.sandbox.folder import Sandbox, kaggle_layouts
+from kjob.sandbox.folder import Sandbox
 from kjob.procs import kill_point
 
 ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -144,18 +145,13 @@ class RayBackend(Backend):
         return Submitted(version, dict(submission.parameters), handle, RunStatus("queued", "PENDING"))
 
     def _mounts(self, submission: Submission, settings) -> dict[str, str]:
-        recipe = submission.recipe
-        unsupported = [*recipe.kernel_sources, *recipe.model_sources, *recipe.competition_sources]
-        if unsupported:
-            raise ConfigError(f"the ray backend can only mount dataset sources, not {', '.join(unsupported)}")
-        mounts = {}
-        for source in recipe.dataset_sources:
-            key = "/".join(source.split("/")[:2])
+        def folder_of(key: str) -> str:
             if key not in settings.datasets:
                 raise ConfigError(f"dataset source {key} has no folder on the Ray cluster: map it under "
                                   f'[tool.kjob.ray.datasets], e.g. "{key}" = "/shared/data/..."')
-            mounts.update(kaggle_layouts(key, settings.datasets[key]))
-        return mounts
+            return settings.datasets[key]
+
+        return dataset_mounts(submission.recipe, self.name, folder_of)
 
     def _check_fits(self, cluster, request, accelerator: str) -> None:
         """Refuse a request that no node of the cluster could ever meet: Ray would keep it

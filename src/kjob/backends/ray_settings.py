@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from kjob.errors import ConfigError
 from kjob.build.schema import Where
-from kjob.workspace import DATASET_KEY_RE
+from kjob.kaggle_platform import KaggleRef
 
 # What a run asks for when the workspace does not say: one CPU, plus one GPU for GPU recipes.
 # TPUs have no common Ray resource name, so a TPU recipe needs its own table.
@@ -143,7 +143,7 @@ def _text(w: Where, table: dict, key: str) -> str | None:
 def _datasets(w: Where, table: dict) -> dict[str, str]:
     datasets, inner = w.table_of(table, "datasets"), w.at("datasets")
     for key, folder in datasets.items():
-        if not DATASET_KEY_RE.fullmatch(key):
+        if KaggleRef.read(key, versioned=False) is None:
             raise inner.fail(key, "expected a key 'owner/slug' naming a Kaggle dataset", key)
         if not (isinstance(folder, str) and PurePosixPath(folder).is_absolute()):
             raise inner.fail(key, "expected an absolute folder path on the cluster's nodes", folder)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kjob.build.recipe import KernelRecipe, load_recipe
+from kjob.kaggle_platform import KaggleRef
 from kjob.runs.record import parse_lane
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -57,12 +58,12 @@ def validate_kernel_metadata(meta: dict, folder: Path) -> list[str]:
     elif not (folder / code_file).is_file():
         problems.append(f"code_file {code_file} not found in {folder.name}/")
     kernel_id = meta.get("id") or ""
-    parts = kernel_id.split("/")
-    if len(parts) != 2 or not all(parts):
+    ref = KaggleRef.read(kernel_id, versioned=False)
+    if ref is None:
         problems.append(f"id '{kernel_id}' must be 'owner/slug' (no version)")
-    elif title and slugify(title) != parts[1].lower():
+    elif title and slugify(title) != ref.slug.lower():
         problems.append(
-            f"title '{title}' slugifies to '{slugify(title)}', not to the id's slug '{parts[1]}'"
+            f"title '{title}' slugifies to '{slugify(title)}', not to the id's slug '{ref.slug}'"
         )
     if meta.get("language") not in ("python", "r", "rmarkdown"):
         problems.append("language must be python, r or rmarkdown")
@@ -70,8 +71,7 @@ def validate_kernel_metadata(meta: dict, folder: Path) -> list[str]:
         problems.append("kernel_type must be script or notebook")
     for key in ("dataset_sources", "kernel_sources", "model_sources"):
         for source in meta.get(key, []):
-            pieces = source.split("/")
-            if "/" not in source or not pieces[0] or not pieces[1] or len(pieces) > 3:
+            if KaggleRef.read(source) is None:
                 problems.append(f"{key}: invalid source '{source}'")
     for key in ("is_private", "enable_gpu", "enable_tpu", "enable_internet"):
         if not isinstance(meta.get(key), bool):

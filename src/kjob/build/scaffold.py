@@ -9,7 +9,6 @@ checked first, so a refusal (the recipe exists, the entry is not found) writes n
 
 import ast
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from kjob.notebook import SourceModule
 from kjob.build.paramchecks import module_bindings
 from kjob.build.recipe import NAME_RE
 from kjob.build.schema import param_value_problem, recipe_fields
-from kjob.workspace import OWNER_RE, load_config, read_toml, read_utf8
+from kjob.workspace import OWNER_RE, environment_owner, load_config, read_toml, read_utf8
 
 # What kjob writes that is not committed: its state (ledger, local and smoke runs), fetched
 # runs, built kernels (rebuilt from src and recipes) and evaluation reports.
@@ -84,7 +83,7 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
             f.write(text)
     result.done.insert(0, f"wrote builders/{name}.toml: {found.function.name}() of {found.shown}; modules "
                        f"{', '.join(modules)}; parameters {', '.join(parameters) or 'none'}")
-    if not (owner or (config and config.owner) or os.environ.get("KJOB_OWNER")):
+    if not (owner or (config and config.owner) or environment_owner()):
         where = "in kjob.toml" if (root / "kjob.toml").is_file() else "under [tool.kjob] in pyproject.toml"
         result.next_steps.append(f"set owner = \"<your Kaggle user name>\" {where} (builds name the kernel owner/slug)")
     result.next_steps.append(f"kjob build {name} --smoke")

@@ -10,13 +10,13 @@ import re
 from kjob.toml_tables import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ParamValue, Where, is_identifier, kind_of, param_value_problem, shown, typed_like,
 )
-from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REQUIREMENT_RE, SESSION_LIMIT
+from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REF_RE, REQUIREMENT_RE, SESSION_LIMIT
 from kjob.runs.metrics import metrics_spec
 
 _ONE_LINE = re.compile(r"[^\n\r]+")
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/\d+)?$")
+SOURCE_RE = REF_RE  # owner/slug or owner/slug/N, as Kaggle names sources
 COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # A shape's name (NvidiaTeslaT4, TpuV5E8), never 32 hex digits: that is a legacy Kaggle key.
 MACHINE_SHAPE_RE = re.compile(r"^(?![0-9a-fA-F]{32}$)[A-Za-z][A-Za-z0-9]*$")

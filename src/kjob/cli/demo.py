@@ -60,11 +60,12 @@ def evaluate_demo_run(ws, recipe, run) -> None:
     """Score the run's best checkpoint on the held-out test split of the demo data, then show
     every evaluated run side by side."""
     from kjob.errors import ConfigError
+    from kjob.kaggle_platform import KaggleRef
     from kjob.runs.scores import record_scores
     from speechscore.compare import compare
     from speechscore.recorded_run import evaluate_run
 
-    sources = ["/".join(s.split("/")[:2]) for s in recipe.dataset_sources]
+    sources = [KaggleRef.parse(s).key for s in recipe.dataset_sources]
     folders = [ws.config.datasets[s] for s in sources if s in ws.config.datasets]
     if not folders:
         raise ConfigError(f"{recipe.name} has no dataset source mapped to a local folder to evaluate on")

@@ -93,12 +93,13 @@ def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, s
 
     sources, own = {}, []
     try:
+        from kjob.kaggle_platform import KaggleRef
         from kjob.workspace import find_workspace
 
         ws = find_workspace()
         owner = (ws.config.owner or "").lower()
         for key, mapped in ws.config.datasets.items():
-            if owner and key.split("/")[0].lower() == owner:
+            if owner and KaggleRef.parse(key).owner.lower() == owner:
                 own.append(key)  # yours: on Kaggle only once pushed
             else:
                 sources[key] = ws.root / mapped

@@ -48,6 +48,7 @@ from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
 from kjob.emulator import answers, blobs
 from kjob.emulator.model import ApiError, Dataset, DatasetVersion
 from kjob.fsutil import safe_relative_path
+from kjob.kaggle_platform import KaggleRef
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -87,17 +88,16 @@ def _may_write(owner: str, user: str | None) -> None:
 
 def source_folder(store, source: str, user: str | None) -> Path | None:
     """The folder a kernel of `user` sees for the source "owner/slug[/N]", or None (invalid)."""
-    parts = source.split("/")
-    if len(parts) < 2:
+    ref = KaggleRef.parse(source)
+    if not ref.slug:
         return None
     try:
-        dataset = readable(store, parts[0], parts[1], user)
+        dataset = readable(store, ref.owner, ref.slug, user)
     except ApiError:
         return None
     if dataset.id == 0:  # a mapped folder: every version number means that folder
         return dataset.versions[0].folder
-    number = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
-    version = dataset.version(number)
+    version = dataset.version(ref.version)
     return version.folder if version else None
 
 
@@ -135,8 +135,8 @@ def create_dataset_version_by_id(store, body: dict, user: str | None) -> dict:
 
 def _new_version(store, dataset: Dataset | None, named: str, body, user: str | None) -> dict:
     if dataset is None:
-        owner, _, slug = named.partition("/")
-        if find(store, owner, slug) is not None:
+        ref = KaggleRef.parse(named)
+        if find(store, ref.owner, ref.slug) is not None:
             return _refused(f"{named} is a local folder given to the emulator: it takes no new versions")
         raise ApiError(404, f"Dataset {named} not found")
     _may_write(dataset.owner, user)
@@ -303,8 +303,8 @@ def list_datasets(store, body: dict, user: str | None) -> dict:
     from kagglesdk.datasets.types.dataset_enums import DatasetSelectionGroup as Group
 
     request = api.ApiListDatasetsRequest.from_dict(body)
-    every = {**{key: find(store, *key.split("/")) for key in store.data_sources if key.count("/") == 1},
-             **store.datasets}
+    folders = {key: KaggleRef.read(key, versioned=False) for key in store.data_sources}
+    every = {**{key: find(store, ref.owner, ref.slug) for key, ref in folders.items() if ref}, **store.datasets}
     search = (request.search or "").lower()
 
     def visible(dataset: Dataset) -> bool:

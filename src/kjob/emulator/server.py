@@ -46,6 +46,7 @@ from kjob.emulator.auth import Auth
 from kjob.emulator.faults import Faults
 from kjob.emulator.model import ApiError
 from kjob.emulator.store import REQUEST_LOG_LIMIT, RequestLog, Store
+from kjob.kaggle_platform import KaggleRef
 
 _API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|datasets\.DatasetApiService|blobs\.BlobApiService"
                   r"|models\.ModelApiService|security\.OAuthService)/([A-Za-z]+)$")
@@ -387,10 +388,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if not store.faults.hold:
                     store.mark_released()
             elif path == "/_emulator/cancel":
-                owner, _, slug = str(body.get("kernel", "")).partition("/")
+                ref = KaggleRef.parse(str(body.get("kernel", "")))
                 label = f"v{body['version']}" if body.get("version") else None
                 with store.lock:
-                    session = store.kernel(owner, slug).version(label).session
+                    session = store.kernel(ref.owner, ref.slug).version(label).session
                 session.cancel()
             else:
                 return self._json(404, {"code": 404, "message": f"no such control {path}"})

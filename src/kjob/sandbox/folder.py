@@ -301,13 +301,6 @@ class Sandbox:
         return wait_gone(pid, started, seconds)
 
 
-def kaggle_layouts(source: str, folder) -> dict:
-    """The mounts of dataset source `owner/slug`: its folder under both of Kaggle's layouts in
-    /kaggle/input, `<slug>` and `datasets/<owner>/<slug>`."""
-    owner, slug = source.split("/")[:2]
-    return {slug: folder, f"datasets/{owner}/{slug}": folder}
-
-
 # -- records shared with the runner and the keeper -----------------------------------------
 
 def record_progress(paths: LocalRunPaths, **fields) -> None:
