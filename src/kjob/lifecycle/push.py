@@ -20,7 +20,7 @@ from kjob.build.params import resolve_parameters
 from kjob.procs import alive, kill_point, start_time
 from kjob.build.recipe import ParamValue
 from kjob.build.provenance import keep_notebook, run_signature
-from kjob.runs.record import Run, RunNotes, RunStatus
+from kjob.runs.record import PushRecord, Run, RunNotes, RunStatus
 from kjob.workspace import Workspace
 
 
@@ -71,12 +71,13 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         git = plan.record["git"]
         # Kept by its hash (the ledger's), so that `kjob runs diff` can compare two runs' sources.
         keep_notebook(ws, plan.notebook_sha256, plan.notebook_text)
-        run = ledger.begin(kernel=run_kernel, backend=backend.name, notebook_sha256=plan.notebook_sha256,
-                           parameters=parameters, overrides=overrides or {}, git_commit=git["commit"],
-                           git_dirty=git["dirty"], token=token, handle={"accelerator": plan.recipe.accelerator},
-                           submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
-                           signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
-                           campaign=member.campaign if member else None, stage=member.stage if member else None)
+        run = ledger.begin(PushRecord(
+            kernel=run_kernel, backend=backend.name, notebook_sha256=plan.notebook_sha256, parameters=parameters,
+            overrides=overrides or {}, git_commit=git["commit"], git_dirty=git["dirty"], token=token,
+            handle={"accelerator": plan.recipe.accelerator},
+            submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
+            signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
+            campaign=member.campaign if member else None, stage=member.stage if member else None))
         kill_point("push:begun")
         run = _submit(ledger, backend, run, submission)
         return PushOutcome(run, rebuilt, plan.warnings)

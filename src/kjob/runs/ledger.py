@@ -19,7 +19,7 @@ from kjob.runs import metrics as mx
 from kjob.errors import BackendError, NotFoundError, UsageError
 from kjob.runs.schema import SCHEMA_VERSION  # noqa: F401  (SCHEMA_VERSION: the ledger's vocabulary)
 from kjob.runs.db import open_ledger
-from kjob.runs.record import UNFINISHED, Run, RunNotes, RunStatus, can_move
+from kjob.runs.record import UNFINISHED, PushRecord, Run, RunNotes, RunStatus, can_move
 
 
 class Ledger:
@@ -40,25 +40,27 @@ class Ledger:
 
     # -- a push: begin, then complete (or forget) --------------------------------------------
 
-    def begin(self, *, kernel: str, backend: str, notebook_sha256: str, parameters: dict,
-              git_commit: str | None, git_dirty: bool | None, token: str, overrides: dict | None = None,
-              submitter: dict | None = None, handle: dict | None = None, notes: RunNotes | None = None,
-              signature: str | None = None, campaign: str | None = None, stage: str | None = None) -> Run:
-        """The row of a push about to be sent: status `submitting`, no version yet; `handle`
-        says what the push asks for (e.g. its accelerator) until the backend's replaces it.
-        A campaign member's row names its campaign and stage from the start, so that a sweep
-        killed mid-push finds it again."""
-        notes = notes or RunNotes()
+    def begin(self, push: PushRecord | None = None, /, **fields) -> Run:
+        """The row of a push about to be sent: status `submitting`, no version yet; its
+        `handle` says what the push asks for (e.g. its accelerator) until the backend's
+        replaces it. A campaign member's row names its campaign and stage from the start, so
+        that a sweep killed mid-push finds it again. `fields`: a PushRecord's fields as
+        keywords, instead of the record."""
+        if push is None:
+            push = PushRecord(**fields)
+        elif fields:
+            raise TypeError("Ledger.begin takes a PushRecord or its fields, not both")
+        notes = push.notes or RunNotes()
         cursor = self._db.execute(
             "INSERT INTO runs (kernel, backend, version, status, raw_status, notebook_sha256, parameters,"
             " overrides, git_commit, git_dirty, created_at, token, submitter, handle, message, tags,"
             " signature, campaign, stage)"
             " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kernel, backend, notebook_sha256, json.dumps(parameters, sort_keys=True),
-             json.dumps(overrides or {}, sort_keys=True), git_commit,
-             None if git_dirty is None else int(git_dirty), time.time(), token, json.dumps(submitter or {}),
-             json.dumps(handle or {}), notes.message, json.dumps(list(dict.fromkeys(notes.tags))),
-             signature, campaign, stage),
+            (push.kernel, push.backend, push.notebook_sha256, json.dumps(push.parameters, sort_keys=True),
+             json.dumps(push.overrides or {}, sort_keys=True), push.git_commit,
+             None if push.git_dirty is None else int(push.git_dirty), time.time(), push.token,
+             json.dumps(push.submitter or {}), json.dumps(push.handle or {}), notes.message,
+             json.dumps(list(dict.fromkeys(notes.tags))), push.signature, push.campaign, push.stage),
         )
         return self.get(cursor.lastrowid)
 
@@ -132,8 +134,9 @@ class Ledger:
         """A run the backend has already confirmed, in one step (begin + complete)."""
         from types import SimpleNamespace
 
-        run = self.begin(kernel=kernel, backend=backend, notebook_sha256=notebook_sha256, parameters=parameters,
-                         git_commit=git_commit, git_dirty=git_dirty, token=token or "", overrides=overrides)
+        run = self.begin(PushRecord(kernel=kernel, backend=backend, notebook_sha256=notebook_sha256,
+                                    parameters=parameters, git_commit=git_commit, git_dirty=git_dirty,
+                                    token=token or "", overrides=overrides))
         answer = SimpleNamespace(version=version, identity=identity, handle=handle, parameters=parameters,
                                  state=state or RunStatus("queued"))
         return self.complete_submission(run, answer)

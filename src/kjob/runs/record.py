@@ -62,6 +62,27 @@ class RunNotes:
     tags: tuple[str, ...] = ()  # each checked by `check_tag` where a person typed it
 
 
+@dataclass(frozen=True)
+class PushRecord:
+    """What a push sent, and who sent it and why, recorded as its ledger row (`Ledger.begin`)
+    before the backend is asked; the backend's answer completes the row."""
+
+    kernel: str
+    backend: str
+    notebook_sha256: str
+    parameters: dict  # every parameter as the run will see it
+    git_commit: str | None
+    git_dirty: bool | None
+    token: str  # the push's random id (finds an interrupted push again)
+    overrides: dict | None = None  # the ones set with -p
+    submitter: dict | None = None  # {pid, start} of the pushing process
+    handle: dict | None = None  # what the push asks for (e.g. its accelerator) until the backend's replaces it
+    notes: RunNotes | None = None
+    signature: str | None = None  # a hash of what it computes (kjob.build.provenance)
+    campaign: str | None = None  # a campaign member's campaign and stage (`kjob sweep`)
+    stage: str | None = None
+
+
 def check_tag(tag: str) -> str:
     if not _TAG.match(tag):
         raise UsageError(f"tag {tag!r}: use up to 64 letters, digits and _ . : + / - (no spaces or commas)")
