@@ -1,7 +1,9 @@
 """The layout keeps its shape: kjob's parts import one way, with no cycle, counting imports
 inside functions too (docs/architecture.md says why). A module flat in src/kjob/ is the
 shared ground and imports no part; each subpackage is a part, and may import only the parts
-below it in PARTS."""
+below it in PARTS. One exception, explicit and only there: `kjob/__init__.py` re-exports the
+library's entry points (its `_EXPORTS` table, imported lazily on first use), so it reaches every
+part that defines one."""
 
 import ast
 from pathlib import Path
@@ -10,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kjob"
 # From the bottom up: each part may import the ground and the parts before it, never after.
 PARTS = ["runs", "sandbox", "build", "backends", "lifecycle", "campaigns", "board", "emulator", "cli"]
 MOST_FLAT_MODULES = 13  # __init__ and the ground
+ROOT = "kjob"  # kjob/__init__.py: its lazy re-exports are the one allowed import of parts from the ground
 
 
 def part_of(module: str) -> str:
@@ -40,7 +43,26 @@ def imported(path: Path, name: str) -> set[str]:
                 base = ".".join(anchor + ([base] if base else []))
             if base.split(".")[0] == "kjob":
                 found |= {f"{base}.{alias.name}" for alias in node.names} if base == "kjob" else {base}
+        elif isinstance(node, ast.Call) and _imports_by_name(node):  # importlib.import_module("kjob.x")
+            found.add(node.args[0].value)
+    if name == ROOT:
+        found |= set(reexports(path).values())
     return found
+
+
+def _imports_by_name(call: ast.Call) -> bool:
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    return (name in ("import_module", "__import__") and bool(call.args) and isinstance(call.args[0], ast.Constant)
+            and str(call.args[0].value).split(".")[0] == "kjob")
+
+
+def reexports(path: Path | None = None) -> dict[str, str]:
+    """kjob/__init__.py's `_EXPORTS`: each public name -> the module that defines it."""
+    tree = ast.parse((path or PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
 
 
 def edges() -> dict[tuple[str, str], list[str]]:
@@ -48,6 +70,8 @@ def edges() -> dict[tuple[str, str], list[str]]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = module_name(path)
+        if name == ROOT:
+            continue  # its re-exports: test_only_the_root_reexports_reach_up_from_the_ground
         for target in imported(path, name):
             a, b = part_of(name), part_of(target)
             if a != b:
@@ -86,6 +110,24 @@ def test_every_subpackage_is_a_known_part_and_the_ground_stays_small():
     assert packages == sorted(PARTS)
     flat = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(flat) <= MOST_FLAT_MODULES, flat
+
+
+def test_only_the_root_reexports_reach_up_from_the_ground():
+    """kjob/__init__.py imports nothing at import time, and lazily only its `_EXPORTS` table's
+    modules: the edges that table makes are the ones `edges()` leaves out, and no more."""
+    init = PACKAGE / "__init__.py"
+    table = reexports(init)
+    assert table and imported(init, ROOT) == set(table.values())
+    for module in set(table.values()):
+        relative = Path(*module.split(".")[1:])
+        assert (PACKAGE / relative).with_suffix(".py").is_file() or (PACKAGE / relative / "__init__.py").is_file(), module
+
+
+def test_the_check_sees_an_import_by_name(tmp_path):
+    module = tmp_path / "kjob" / "runs" / "x.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("import importlib\ndef f():\n    return importlib.import_module('kjob.campaigns.sweep')\n")
+    assert imported(module, "kjob.runs.x") == {"kjob.campaigns.sweep"}
 
 
 def test_the_check_sees_an_import_inside_a_function(tmp_path):
