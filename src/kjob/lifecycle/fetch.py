@@ -105,7 +105,10 @@ def fetch_run(ws: Workspace, ledger: Ledger, backend: Backend, run: Run, outputs
         report.waiting = True
     elif outputs:
         _download_outputs(backend, run, paths, listing, wanted, report, force)
-        for source, values in summarize_metrics(paths.output_dir, ModeBook([recipe_spec(ws, run.kernel)])).items():
+        spec = recipe_spec(ws, run.kernel)
+        found = summarize_metrics(paths.output_dir, ModeBook([spec]), paths.log, spec.log if spec else (),
+                                  report.notes)
+        for source, values in found.items():
             report.run = ledger.set_metrics(report.run, values, source)
     if run.state.final and (outputs or run.state.status != "complete"):
         # what there is to keep is here now: a sweep may push the kernel's next version
@@ -337,9 +340,13 @@ class _TailHasher(threading.Thread):
         self.join()
 
 
-def summarize_metrics(output_dir: Path, modes: ModeBook | None = None) -> dict[str, dict]:
-    """What a fetched run's outputs say, by source: every number of metadata.json's
-    `metrics` and `final` tables (nested keys joined with dots) and, for each column of
-    metrics.jsonl, its last and best value with the best's epoch (`kjob.runs.metrics`). A file
-    the run did not write leaves its source out, so earlier values stay recorded."""
-    return read_run_metrics(output_dir, modes or ModeBook([]))
+def summarize_metrics(output_dir: Path, modes: ModeBook | None = None, log: Path | None = None, patterns=(),
+                      notes: list | None = None) -> dict[str, dict]:
+    """What a fetched run's outputs (and log, through the recipe's `[metrics] log` patterns)
+    say, by source: every number of metadata.json's `metrics` and `final` tables (nested keys
+    joined with dots) and, for each per-step series (metrics.jsonl, TensorBoard events,
+    metrics.csv, trainer_state.json, the log), its last and best value with the best's epoch
+    or step (`kjob.runs.metrics`). A file the run did not write leaves its source out, so
+    earlier values stay recorded; `notes` gets a line for a reader not installed, or for no
+    metrics at all."""
+    return read_run_metrics(output_dir, modes or ModeBook([]), log, patterns, notes)

@@ -5,8 +5,11 @@ Each source is kept apart in the ledger, so that one never overwrites another:
 
     metadata    every number in metadata.json's `metrics` and `final` tables, nested keys
                 joined with dots ({"t20": {"mae": 0.7}} -> `t20.mae`)
-    history     for each numeric column C of metrics.jsonl: `C.last`, `C.best` and
-                `C.best_epoch` (the row's `epoch`, else its 1-based position)
+    history, tensorboard, csv, trainer, log
+                per-step series (kjob.runs.metric_readers: metrics.jsonl, TensorBoard events,
+                Lightning's metrics.csv, trainer_state.json, the `[metrics] log` patterns);
+                each series C gives `C.last`, `C.best` and `C.best_epoch` (the epoch of the
+                best point where the series has one, else its step)
     evaluation  what an evaluator declared for the run (`declared`)
     earlier     whatever a ledger before schema 3 recorded
 
@@ -25,9 +28,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kjob.paths import RUN_METADATA, RUN_METRICS
+from kjob.paths import RUN_METADATA
+from kjob.runs import metric_readers as readers
 
-SOURCES = ("metadata", "history", "evaluation", "earlier")
+SOURCES = ("metadata", "history", "tensorboard", "csv", "trainer", "log", "evaluation", "earlier")
+SERIES_SOURCES = {"history": readers.jsonl_series, "tensorboard": readers.tensorboard_series,
+                  "csv": readers.csv_series, "trainer": readers.trainer_series}  # + "log", from the run's log
+NO_METRICS = ("no metrics found; kjob reads metadata.json, metrics.jsonl, TensorBoard events, Lightning metrics.csv,"
+              " trainer_state.json and [metrics] log patterns")
 METADATA_TABLES = ("metrics", "final")  # metadata.json's tables of results, first wins
 MODES = ("min", "max")
 _DERIVED = (".best", ".last")
@@ -45,6 +53,7 @@ class MetricSpec:
     primary: str | None = None
     columns: tuple[str, ...] = ()
     modes: dict = field(default_factory=dict)  # name -> "min" | "max"
+    log: tuple[str, ...] = ()  # regexes over the run's log, named groups (kjob.runs.metric_readers.log_series)
 
     @property
     def shown(self) -> list[str]:
@@ -52,7 +61,8 @@ class MetricSpec:
         return list(dict.fromkeys([*([self.primary] if self.primary else []), *self.columns]))
 
     def as_dict(self) -> dict:
-        return {"primary": self.primary, "columns": list(self.columns), "modes": dict(self.modes)}
+        return {"primary": self.primary, "columns": list(self.columns), "modes": dict(self.modes),
+                **({"log": list(self.log)} if self.log else {})}
 
     @classmethod
     def from_dict(cls, data) -> "MetricSpec":
@@ -62,7 +72,8 @@ class MetricSpec:
         primary = data.get("primary") if isinstance(data.get("primary"), str) else None
         columns = tuple(c for c in data.get("columns") or () if isinstance(c, str))
         modes = data.get("modes") if isinstance(data.get("modes"), dict) else {}
-        return cls(primary, columns, {k: v for k, v in modes.items() if isinstance(k, str) and v in MODES})
+        log = tuple(p for p in data.get("log") or () if isinstance(p, str))
+        return cls(primary, columns, {k: v for k, v in modes.items() if isinstance(k, str) and v in MODES}, log)
 
 
 def name_mode(name: str) -> str:
@@ -119,41 +130,71 @@ def metadata_metrics(metadata) -> dict:
     return values
 
 
-def history_metrics(lines, modes: ModeBook) -> dict:
-    """Last and best value of every numeric column of metrics.jsonl rows (with the best's epoch)."""
-    columns: dict[str, list[tuple[float, float]]] = {}
-    position = 0
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a half-written last line, or a stray print
-        if not isinstance(row, dict):
-            continue
-        position += 1
-        epoch = row.get("epoch") if is_number(row.get("epoch")) else position
-        for name, value in numeric_leaves({k: v for k, v in row.items() if k != "epoch"}).items():
-            columns.setdefault(name, []).append((epoch, value))
+def series_summary(series: dict, modes: ModeBook) -> dict:
+    """`C.last`, `C.best` and `C.best_epoch` of each series C ({C: [(step, epoch, value)]}): the
+    best by C's mode (the first of equal values), at its epoch where the point has one, else
+    its step."""
     found = {}
-    for name, points in columns.items():
+    for name, points in series.items():
+        if not points:
+            continue
         pick = min if modes.mode(name) == "min" else max
-        best = pick(points, key=lambda p: p[1])  # the first of equal values
-        found.update({f"{name}.last": points[-1][1], f"{name}.best": best[1], f"{name}.best_epoch": best[0]})
+        step, epoch, value = pick(points, key=lambda p: p[2])
+        found.update({f"{name}.last": points[-1][2], f"{name}.best": value,
+                      f"{name}.best_epoch": step if epoch is None else epoch})
     return found
 
 
-def read_run_metrics(output_dir: Path, modes: ModeBook) -> dict[str, dict]:
-    """{source: metrics} from a fetched run's output folder, for the files it has."""
-    found = {}
+def history_metrics(lines, modes: ModeBook) -> dict:
+    """The summary of metrics.jsonl lines (each column's last and best, with the best's epoch)."""
+    return series_summary(readers.jsonl_lines(lines), modes)
+
+
+@dataclass
+class Reading:
+    """What a run's outputs and log hold: series by source, metadata's numbers, and notes
+    (one line each: a reader that is not installed, no metrics at all)."""
+
+    series: dict = field(default_factory=dict)  # source -> {metric: [(step, epoch, value)]}
+    metadata: dict | None = None  # None: no metadata.json
+    notes: list[str] = field(default_factory=list)
+
+
+def read_outputs(output_dir: Path, log: Path | None = None, patterns=()) -> Reading:
+    """Every source a fetched run's output folder (and its log.txt, through `patterns`) has."""
+    reading = Reading()
     metadata = output_dir / RUN_METADATA
     if metadata.is_file():
         try:
-            found["metadata"] = metadata_metrics(json.loads(metadata.read_text(encoding="utf-8", errors="replace")))
+            reading.metadata = metadata_metrics(json.loads(metadata.read_text(encoding="utf-8", errors="replace")))
         except json.JSONDecodeError:
-            found["metadata"] = {}
-    history = output_dir / RUN_METRICS
-    if history.is_file():
-        found["history"] = history_metrics(history.read_text(encoding="utf-8", errors="replace").splitlines(), modes)
+            reading.metadata = {}
+    for source, reader in SERIES_SOURCES.items():
+        try:
+            found = reader(output_dir)
+        except ImportError:
+            reading.notes.append(f"TensorBoard event files not read: the reader is an extra "
+                                 f"({readers.METRICS_EXTRA})")
+            continue
+        if found or (source == "history" and readers.jsonl_files(output_dir)):
+            reading.series[source] = found
+    if patterns and log is not None and log.is_file():
+        reading.series["log"] = readers.log_series(log.read_text(encoding="utf-8", errors="replace"), patterns)
+    if not reading.metadata and not any(reading.series.values()):
+        reading.notes.append(NO_METRICS)
+    return reading
+
+
+def read_run_metrics(output_dir: Path, modes: ModeBook, log: Path | None = None, patterns=(),
+                     notes: list | None = None) -> dict[str, dict]:
+    """{source: metrics} from a fetched run's output folder (and log), for the sources it has;
+    `notes` gets Reading.notes."""
+    reading = read_outputs(output_dir, log, patterns)
+    found = {} if reading.metadata is None else {"metadata": reading.metadata}
+    for source, series in reading.series.items():
+        found[source] = series_summary(series, modes)
+    if notes is not None:
+        notes.extend(reading.notes)
     return found
 
 
@@ -194,9 +235,9 @@ def recipe_spec(ws, kernel: str) -> MetricSpec | None:
 
 def metrics_spec(w, data: dict) -> MetricSpec:
     """A recipe's `[metrics]` (`w`: its kjob.toml_tables.Where): primary = "val_acc", mode = "max",
-    columns = [...], [metrics.modes] name = "min"."""
+    columns = [...], log = ["(?P<name>...) regexes over the run's log"], [metrics.modes] name = "min"."""
     table, mw = w.table_of(data, "metrics"), w.at("metrics")
-    mw.refuse_unknown(table, {"primary", "mode", "columns", "modes"})
+    mw.refuse_unknown(table, {"primary", "mode", "columns", "modes", "log"})
     expected_mode = f"expected {' or '.join(map(repr, MODES))}"
     primary = table.get("primary")
     if primary is not None and not (isinstance(primary, str) and _ONE_LINE.fullmatch(primary)):
@@ -216,45 +257,35 @@ def metrics_spec(w, data: dict) -> MetricSpec:
         if modes.get(primary, table["mode"]) != table["mode"]:
             raise mw.problem(f"mode {table['mode']!r} and modes.{primary} {modes[primary]!r} disagree")
         modes[primary] = table["mode"]
-    return MetricSpec(primary, tuple(columns), modes)
+    return MetricSpec(primary, tuple(columns), modes, _log_patterns(mw, table.get("log", [])))
+
+
+def _log_patterns(mw, patterns) -> tuple[str, ...]:
+    """`log = ["regex with (?P<name>...) groups", ...]`: each compiles and names a metric."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise mw.fail("log", "expected a list of regular expressions", patterns)
+    for pattern in patterns:
+        try:
+            groups = set(re.compile(pattern).groupindex)
+        except re.error as exc:
+            raise mw.fail("log", f"not a regular expression ({exc})", pattern) from exc
+        if not groups - set(readers.AXES):
+            raise mw.fail("log", "expected a named group for each metric, e.g. 'valid loss +(?P<valid_loss>[\\d.]+)'",
+                          pattern)
+    return tuple(patterns)
 
 
 # -- per-step series (training curves) --------------------------------------------------------
 
-# Each per-step source a run's output folder may hold: a name and a reader giving
-# {metric: [(step, epoch or None, value), ...]}. A new source (another file format) is one
-# more entry here; everything that draws curves reads them through `read_series`.
-def _jsonl_series(output_dir: Path) -> dict[str, list[tuple]]:
-    path = output_dir / RUN_METRICS
-    if not path.is_file():
-        return {}
-    series: dict[str, list[tuple]] = {}
-    position = 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a half-written last line, or a stray print
-            if not isinstance(row, dict):
-                continue
-            position += 1
-            step = row.get("step") if is_number(row.get("step")) else position
-            epoch = row.get("epoch") if is_number(row.get("epoch")) else None
-            values = numeric_leaves({k: v for k, v in row.items() if k not in ("epoch", "step")})
-            for name, value in values.items():
-                series.setdefault(name, []).append((step, epoch, value))
-    return series
 
-
-SERIES_SOURCES = {"history": _jsonl_series}
-
-
-def read_series(output_dir: Path) -> dict[str, list[tuple]]:
-    """Every per-step series of a fetched run's output folder, {metric: [(step, epoch, value)]}:
-    the sources in SERIES_SOURCES' order, the first to name a metric wins it."""
+def read_series(output_dir: Path, log: Path | None = None, patterns=()) -> dict[str, list[tuple]]:
+    """Every per-step series of a fetched run's output folder (and its log, through `patterns`),
+    {metric: [(step, epoch, value)]}: the sources in SOURCES' order, the first to name a metric
+    wins it. A reader that is not installed is left out (fetch says so)."""
     found: dict[str, list[tuple]] = {}
-    for reader in SERIES_SOURCES.values():
-        for name, points in reader(output_dir).items():
+    for series in read_outputs(output_dir, log, patterns).series.values():
+        for name, points in series.items():
             found.setdefault(name, points)
     return found
