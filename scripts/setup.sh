@@ -28,5 +28,5 @@ fi
 # only those warnings.
 quiet_pip() { .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 quiet_pip "torch==2.13.0"
-quiet_pip -e ".[speech,test,ray]"  # every extra: this repository runs them all
+quiet_pip -e ".[speech,test,ray,metrics]"  # every extra: this repository runs them all
 echo "kjob set up in .venv ($(.venv/bin/kjob --version))"
