@@ -253,6 +253,7 @@ QUERIES = [
     dict(where=("acc<0.5",), sort_by="nothing"), dict(where=("label<x",)), dict(where=("flag<1",)),
     dict(where=("lr=tiny",)), dict(sort_by="tags"), dict(where=("tags=keep",), archived=True),
     dict(sort_by="duration"), dict(where=("created>2020-01-01",), sort_by="-finished"),
+    dict(where=("loss<1",), sort_by="-loss,acc"), dict(where=("loss>5",)), dict(sort_by="loss.best"),
 ]
 
 
@@ -289,6 +290,7 @@ def test_the_listing_in_sql_ranks_and_filters_as_python_does(varied, limit):
         assert not isinstance(got, str), (spec, got)
         assert [r.id for r in got.runs] == [r.id for r in expected.runs], spec
         assert (got.more, got.hidden, got.sort_fields) == (expected.more, expected.hidden, expected.sort_fields), spec
+        assert got.meant == expected.meant, spec  # `loss` for `loss.best`: the same note either way
 
 
 def test_runs_shows_50_unless_told_and_says_how_many_more(varied):

@@ -107,6 +107,8 @@ def runs_group(ctx, kernel, sort_by, conditions, columns, tags, with_archived, c
         click.echo(f"{selection.more:,} more: --all or --limit N", err=True)
     if selection.hidden:
         click.echo(f"note: {selection.hidden} archived run(s) not shown (--archived lists them)", err=True)
+    for note in selection.base_name_notes():
+        click.echo(note, err=True)
 
 
 def _campaign_metric(ws, name: str) -> str | None:
@@ -123,7 +125,8 @@ def _campaign_metric(ws, name: str) -> str | None:
     if not metric:
         return None
     with Ledger(ws.paths.ledger) as ledger:
-        return metric if has_metric(ledger, name, metric) else None
+        # a base name (`val_loss`) ranks by its series' best (`val_loss.best`) where only that is recorded
+        return next((m for m in (metric, f"{metric}.best") if has_metric(ledger, name, m)), None)
 
 
 def _version(text: str) -> int:

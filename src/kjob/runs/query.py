@@ -37,6 +37,8 @@ RUN_COLUMNS: dict[str, Callable[[Run], object]] = {
     "stage": lambda r: r.stage,
 }
 FALLBACK_COLUMNS = 6  # a kernel whose recipe names no metrics shows this many of its own
+_SERIES = tuple(s for s in SOURCES if s not in ("metadata", "evaluation", "earlier"))
+_HEADLINE = re.compile(r"loss|acc|f1|ppl|perplexity|score|bleu|wer|err|mae|rmse|auc")
 
 
 @dataclass(frozen=True)
@@ -194,8 +196,7 @@ def default_columns(runs: list[Run], recipe_specs: dict[str, MetricSpec | None])
         if spec and spec.shown:
             names += spec.shown
         else:
-            own = sorted({m for r in runs if r.kernel == kernel for m in r.metric_sources.get("metadata", {})})
-            names += own[:FALLBACK_COLUMNS]
+            names += own_metrics([r for r in runs if r.kernel == kernel])[:FALLBACK_COLUMNS]
     names += [n for r in runs for spec in r.metric_specs.values() for n in spec.shown]
     columns = []
     for name in dict.fromkeys(names):
@@ -206,6 +207,20 @@ def default_columns(runs: list[Run], recipe_specs: dict[str, MetricSpec | None])
         if field.kind == "metric" and field.name not in columns:
             columns.append(field.name)
     return columns
+
+
+def own_metrics(runs: list[Run]) -> list[str]:
+    """The metrics a kernel's runs have of their own, for a table: metadata's, then each
+    series' best (losses, accuracies and scores first: not a learning rate's)."""
+    metadata = sorted({m for r in runs for m in r.metric_sources.get("metadata", {})})
+    series = {m for r in runs for s in _SERIES for m in r.metric_sources.get(s, {}) if m.endswith(".best")}
+    return metadata + sorted(series - set(metadata), key=lambda m: (not _HEADLINE.search(m.lower()), m))
+
+
+def base_names(pairs) -> tuple[tuple[str, str], ...]:
+    """(name, metric) for each name as people write it that stood for a series' best
+    (`val_loss` for `val_loss.best`), each once."""
+    return tuple(dict.fromkeys((n, f.name) for n, f in pairs if f.kind == "metric" and f.name == f"{n}.best"))
 
 
 DEFAULT_LIMIT = 50  # rows `kjob runs` shows unless --limit N or --all
@@ -236,6 +251,13 @@ class Selection:
     more: int = 0  # selected runs past the limit, not in `runs`
     sort_fields: tuple[Field, ...] = ()  # what each --sort-by key meant
     named: tuple[tuple[str, Field], ...] = ()  # (name, field) of RunQuery.columns
+    meant: tuple[tuple[str, str], ...] = ()  # (name, metric): base names that stood for a series' best
+
+    def base_name_notes(self) -> list[str]:
+        """One line per base name the query used (`kjob runs` prints them once)."""
+        way = {"min": "lowest", "max": "highest"}
+        return [f"note: {name} is {metric} (each run's best {name}, the {way[self.modes.mode(metric)]})"
+                for name, metric in self.meant]
 
     def fields(self, names: list[str] | None = None) -> list[tuple[str, Field]]:
         """(header, field) of each column after kernel, version and backend: `names`, or
@@ -280,7 +302,9 @@ def select_in_python(ws, ledger, query: RunQuery) -> Selection:
     runs = ledger.runs(query.kernel, campaign=query.campaign)
     hidden = 0 if query.archived else sum(1 for r in runs if r.archived)
     runs = [r for r in runs if (query.archived or not r.archived) and all(t in r.notes.tags for t in query.tags)]
-    runs = filter_runs(runs, [parse_condition(c) for c in query.where])
+    conditions = [parse_condition(c) for c in query.where]
+    meant = [(c.name, resolve(c.name, runs)) for c in conditions] if runs else []
+    runs = filter_runs(runs, conditions)
     specs = {kernel: recipe_spec(ws, kernel) for kernel in dict.fromkeys(r.kernel for r in runs)}
     modes = mode_book(runs, specs)
     sort_fields: tuple[Field, ...] = ()
@@ -288,10 +312,11 @@ def select_in_python(ws, ledger, query: RunQuery) -> Selection:
         runs = sort_runs(runs, query.sort_by, modes)
         keys = [k.strip() for k in query.sort_by.split(",") if k.strip()]
         sort_fields = tuple(resolve(k[1:] if k[0] in "+-" else k, runs) for k in keys)
+        meant += [(k.lstrip("+-"), f) for k, f in zip(keys, sort_fields)]
     shown = runs[:query.limit] if query.limit else runs
     named = tuple((n, resolve(n, runs)) for n in query.columns) if query.columns and shown else ()
     return Selection(shown, hidden, specs, modes, query.sort_by, query.campaign, more=len(runs) - len(shown),
-                     sort_fields=sort_fields, named=named)
+                     sort_fields=sort_fields, named=named, meant=base_names([*meant, *named]))
 
 
 # -- export ---------------------------------------------------------------------------------

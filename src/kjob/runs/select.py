@@ -17,8 +17,8 @@ import sqlite3
 
 from kjob.errors import KjobError, UsageError
 from kjob.runs.metrics import SOURCES, MetricSpec, ModeBook, recipe_spec
-from kjob.runs.query import (_BOOLS, _TIMES, Condition, Field, RunQuery, Selection, mode_book, parse_condition,
-                           resolve_with)
+from kjob.runs.query import (_BOOLS, _TIMES, Condition, Field, RunQuery, Selection, base_names, mode_book,
+                             parse_condition, resolve_with)
 
 _JSON_ARROWS = sqlite3.sqlite_version_info >= (3, 38, 0)  # -> and ->>
 # A column's SQL, for the run columns (kjob.runs.query.RUN_COLUMNS) whose value is the ledger's own.
@@ -277,8 +277,11 @@ class _Select:
             specs = {kernel: recipe_spec(ws, kernel) for kernel in dict.fromkeys(r.kernel for r in runs)}
             modes = mode_book(runs, specs)
         named = tuple((n, self.resolve(n, True)) for n in query.columns) if query.columns and runs else ()
+        meant = [(c.name, f) for c, f in self.conditions]
+        meant += [(k.strip().lstrip("+-"), f) for k, (f, _) in zip([k for k in (query.sort_by or "").split(",")
+                                                                      if k.strip()], keys)]
         return Selection(runs, hidden, specs, modes, query.sort_by, query.campaign, more=total - len(runs),
-                         sort_fields=tuple(f for f, _ in keys), named=named)
+                         sort_fields=tuple(f for f, _ in keys), named=named, meant=base_names([*meant, *named]))
 
     def _modes(self, ws, metric: str) -> tuple[dict, ModeBook]:
         """Each selected kernel's recipe spec, and the modes of those and of what the runs'
