@@ -89,23 +89,10 @@ def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, s
 
     from kjob.emulator.faults import Faults
     from kjob.emulator.server import Emulator
-    from kjob.errors import ConfigError, UsageError
+    from kjob.errors import UsageError
 
-    sources, own = {}, []
-    try:
-        from kjob.kaggle_platform import KaggleRef
-        from kjob.workspace import find_workspace
-
-        ws = find_workspace()
-        owner = (ws.config.owner or "").lower()
-        for key, mapped in ws.config.datasets.items():
-            if owner and KaggleRef.parse(key).owner.lower() == owner:
-                own.append(key)  # yours: on Kaggle only once pushed
-            else:
-                sources[key] = ws.root / mapped
-        token_user = token_user or ws.config.owner
-    except ConfigError:
-        pass
+    sources, own, workspace_owner = _workspace_sources()
+    token_user = token_user or workspace_owner
     sources.update(_parse_sources(data_sources))
     own = [key for key in own if key not in sources]  # an explicit --data-source is always served
     folder = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="kjob-emulator-"))
@@ -118,17 +105,8 @@ def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, s
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a state folder this version cannot read
         raise UsageError(str(exc)) from None
-    kept = [f"{n} {what} kept" for n, what in ((len(server.store.kernels), "kernels"),
-                                               (len(server.store.datasets), "datasets"),
-                                               (len(server.store.models), "models")) if n]
-    click.echo(f"Kaggle emulator on {server.url} (state in {folder}{''.join(', ' + k for k in kept)}); "
-               f"data sources: {', '.join(sorted(sources)) or 'none'}")
-    for line in _hints(server, token_user):
+    for line in _banner(server, folder, sources, own, token_user):
         click.echo(line)
-    if own:
-        pushed = {key.lower() for key in server.store.datasets}
-        click.echo("your own datasets, served once pushed (kjob dataset push FOLDER --as OWNER/SLUG): " + ", ".join(
-            f"{key} ({'pushed' if key.lower() in pushed else 'not pushed yet'})" for key in sorted(own)))
     # Ctrl-C and `kill` both end it cleanly (a shell's background job starts with SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -140,6 +118,42 @@ def emulator(port, data_sources, state_dir, token_user, missing_kernel_status, s
         server.stop()
         if not state_dir:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _workspace_sources() -> tuple[dict, list[str], str | None]:
+    """Inside a workspace: its [tool.kjob.datasets] served as they are (folder by key), its
+    own owner's datasets (served only once pushed), and that owner; outside one, nothing."""
+    from kjob.errors import ConfigError
+    from kjob.kaggle_platform import KaggleRef
+    from kjob.workspace import find_workspace
+
+    try:
+        ws = find_workspace()
+    except ConfigError:
+        return {}, [], None
+    sources, own = {}, []
+    owner = (ws.config.owner or "").lower()
+    for key, mapped in ws.config.datasets.items():
+        if owner and KaggleRef.parse(key).owner.lower() == owner:
+            own.append(key)  # yours: on Kaggle only once pushed
+        else:
+            sources[key] = ws.root / mapped
+    return sources, own, ws.config.owner
+
+
+def _banner(server, folder, sources: dict, own: list[str], token_user: str | None) -> list[str]:
+    """Where it listens and keeps its state, what it serves, how to reach it."""
+    kept = [f"{n} {what} kept" for n, what in ((len(server.store.kernels), "kernels"),
+                                               (len(server.store.datasets), "datasets"),
+                                               (len(server.store.models), "models")) if n]
+    lines = [f"Kaggle emulator on {server.url} (state in {folder}{''.join(', ' + k for k in kept)}); "
+             f"data sources: {', '.join(sorted(sources)) or 'none'}"]
+    lines += _hints(server, token_user)
+    if own:
+        pushed = {key.lower() for key in server.store.datasets}
+        lines.append("your own datasets, served once pushed (kjob dataset push FOLDER --as OWNER/SLUG): " + ", ".join(
+            f"{key} ({'pushed' if key.lower() in pushed else 'not pushed yet'})" for key in sorted(own)))
+    return lines
 
 
 def _hints(server, token_user: str | None) -> list[str]:

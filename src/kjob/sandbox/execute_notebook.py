@@ -63,38 +63,13 @@ def execute_notebook(
     import tempfile
 
     import nbformat
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     node = nbformat.reads(json.dumps(nb), as_version=4)
     started = time.monotonic()
-    deadline = started + timeout
     # IPC sockets in a private folder: no TCP ports, and no ipykernel warning about them.
     sockets = Path(tempfile.mkdtemp(prefix="kjob-kernel-"))
-    manager = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "k"))
-
-    class StreamingClient(NotebookClient):
-        def output(self, outs, msg, display_id, cell_index):
-            result = super().output(outs, msg, display_id, cell_index)
-            if on_output is not None:
-                _forward(msg, on_output)
-            return result
-
-        async def async_start_new_kernel(self, **kwargs):
-            await super().async_start_new_kernel(**kwargs)
-            if on_start is not None:  # as soon as it exists, before it is even ready
-                on_start(getattr(manager.provisioner, "pid", None))
-
-    client = StreamingClient(
-        node,
-        km=manager,
-        kernel_name="python3",
-        timeout=int(timeout),
-        timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
-        resources={"metadata": {"path": str(working_dir)}},
-        record_timing=False,
-    )
+    client = _client(node, sockets, working_dir, timeout, started + timeout, on_output, on_start)
     failure = None
     log = kernel_log.open("ab")
     try:
@@ -109,11 +84,52 @@ def execute_notebook(
     finally:
         log.close()
         shutil.rmtree(sockets, ignore_errors=True)
+    return Execution(_as_dict(node), time.monotonic() - started, failure, _list_outputs(working_dir))
+
+
+def _client(node, sockets: Path, working_dir: Path, timeout: float, deadline: float,
+            on_output: OutputHook | None, on_start: StartHook | None):
+    """An nbclient client for `node` whose kernel talks over IPC sockets in `sockets`, passing
+    the cells' output to `on_output` as it arrives and the kernel's pid to `on_start`; each
+    cell gets what is left until `deadline`."""
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    manager = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "k"))
+
+    class StreamingClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            result = super().output(outs, msg, display_id, cell_index)
+            if on_output is not None:
+                _forward(msg, on_output)
+            return result
+
+        async def async_start_new_kernel(self, **kwargs):
+            await super().async_start_new_kernel(**kwargs)
+            if on_start is not None:  # as soon as it exists, before it is even ready
+                on_start(getattr(manager.provisioner, "pid", None))
+
+    return StreamingClient(
+        node,
+        km=manager,
+        kernel_name="python3",
+        timeout=int(timeout),
+        timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
+        resources={"metadata": {"path": str(working_dir)}},
+        record_timing=False,
+    )
+
+
+def _as_dict(node) -> dict:
+    """The executed notebook as plain JSON data, each cell's source one string (nbformat
+    splits sources into lines)."""
+    import nbformat
+
     executed = json.loads(nbformat.writes(node))
-    for cell in executed["cells"]:  # nbformat splits sources into lines; keep one string
+    for cell in executed["cells"]:
         if isinstance(cell.get("source"), list):
             cell["source"] = "".join(cell["source"])
-    return Execution(executed, time.monotonic() - started, failure, _list_outputs(working_dir))
+    return executed
 
 
 def _forward(msg: dict, on_output: OutputHook) -> None:

@@ -30,8 +30,26 @@ KAGGLE = Path("/kaggle")
 
 def run(folder: Path, kaggle_paths: bool = False) -> int:
     paths = LocalRunPaths(folder)
+    _record_cancel_before_start(paths)
 
-    def on_term(signum, frame):  # before the kernel starts (nbclient handles SIGTERM after)
+    from kjob.fsutil import read_json
+
+    spec = read_json(paths.spec)
+    pid = os.getpid()
+    record_progress(paths, status="running", raw_status="running", started_at=time.time(),
+                    runner_pid=pid, runner_start=start_time(pid), pid_namespace=kaggle_paths)
+    working_dir, env = _kernel_environment(paths, spec, kaggle_paths)
+    execution, cap = _execute(paths, spec, working_dir, env)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish writing: a cancel now waits for it
+    record_final(paths, _outcome(paths, spec, execution, cap))
+    return 0
+
+
+def _record_cancel_before_start(paths: LocalRunPaths) -> None:
+    """Until the kernel starts, SIGTERM (a cancel) is recorded here and ends this process
+    (nbclient, or `execute_script`, handles it after)."""
+
+    def on_term(signum, frame):
         record_final(paths, {"status": "cancelled", "raw_status": "cancelled before start", "recorded_by": "runner"})
         os._exit(0)
 
@@ -41,16 +59,12 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
     if paths.cancel_marker.exists():  # a SIGTERM sent before the handler was in place was ignored
         on_term(signal.SIGTERM, None)
 
-    from kjob import notebook as nbk
-    from kjob.sandbox.execute_notebook import execute_notebook
-    from kjob.sandbox.execute_script import execute_script
-    from kjob.fsutil import read_json
+
+def _kernel_environment(paths: LocalRunPaths, spec: dict, kaggle_paths: bool) -> tuple[Path, dict]:
+    """The kernel's working folder and environment: Kaggle's variables, its own HOME and what
+    the spec adds."""
     from kjob.sandbox.isolation import kaggle_variables
 
-    spec = read_json(paths.spec)
-    pid = os.getpid()
-    record_progress(paths, status="running", raw_status="running", started_at=time.time(),
-                    runner_pid=pid, runner_start=start_time(pid), pid_namespace=kaggle_paths)
     if kaggle_paths:
         input_dir, working_dir, temp_dir = KAGGLE / "input", KAGGLE / "working", KAGGLE / "temp"
     else:
@@ -63,6 +77,16 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
     }
     if os.name == "nt":
         env["USERPROFILE"] = env["HOME"]
+    return working_dir, env
+
+
+def _execute(paths: LocalRunPaths, spec: dict, working_dir: Path, env: dict):
+    """Run the notebook (or script) with its limits, appending its output to log.jsonl as it
+    arrives; (the execution, the working folder's cap). A run that could not start is
+    recorded as broken before the exception goes on."""
+    from kjob.sandbox.execute_notebook import execute_notebook
+    from kjob.sandbox.execute_script import execute_script
+
     started = time.monotonic()
     with paths.log.open("a", encoding="utf-8") as log:
 
@@ -96,9 +120,15 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
         except BaseException as exc:  # e.g. a cancel while the kernel was starting
             record_final(paths, _broken(paths, exc, "script" if script else "notebook"))
             raise
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish writing: a cancel now waits for it
+    return execution, cap
+
+
+def _outcome(paths: LocalRunPaths, spec: dict, execution, cap: WorkingCap) -> dict:
+    """final.json: how the run ended (an executed notebook is kept beside it)."""
+    from kjob import notebook as nbk
+
     outcome = {"seconds": round(execution.seconds, 2), "recorded_by": "runner"}
-    if script:
+    if spec.get("kind") == "script":
         outcome["exit_code"] = execution.exit_code
     else:
         paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
@@ -113,8 +143,7 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
         outcome.update(status="error", raw_status=failure.kind, failure_kind=failure.kind,
                        failure_message=failure.message, failure_location=failure.location,
                        failure_cell=failure.cell_index)
-    record_final(paths, outcome)
-    return 0
+    return outcome
 
 
 def _broken(paths: LocalRunPaths, exc: BaseException, what: str) -> dict:
