@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from kjob.campaigns.file import Campaign, Gate, Stage
 from kjob.errors import UsageError
-from kjob.runs.metrics import MetricSpec, ModeBook, is_number
+from kjob.runs.metrics import MetricSpec, ModeBook, is_number, metric_named
 from kjob.build.provenance import run_signature
 from kjob.runs.record import Run
 
@@ -236,16 +236,23 @@ class Planner:
     # -- results of earlier stages ------------------------------------------------------
 
     def _results(self, stage: StagePlan, metric: str, where: tuple[str, ...] = ()) -> list[tuple[Member, Run]]:
-        """The stage's complete members that have `metric` (and for which `where` holds), best first."""
+        """The stage's complete members that have `metric` (a base name: its series' best), and
+        for which `where` holds, best first."""
         from kjob.runs.query import filter_runs, parse_condition, sort_runs
 
         done = {m.run.id: m.member for m in stage.members if m.status == "complete" and m.run is not None}
-        runs = [m.run for m in stage.members if m.run is not None and m.run.id in done
-                and is_number(m.run.metrics.get(metric))]
+        complete = [m.run for m in stage.members if m.run is not None and m.run.id in done]
+        metric = metric_named(metric, {n for r in complete for n in r.metrics}) or metric
+        runs = [r for r in complete if is_number(r.metrics.get(metric))]
         if not runs:
             return []
         runs = filter_runs(runs, [parse_condition(c) for c in where])  # UsageError: a name no run has
         return [(done[r.id], r) for r in sort_runs(runs, metric, self.modes)] if runs else []
+
+    @staticmethod
+    def _known(stage: StagePlan) -> str:
+        names = sorted({n for m in stage.members if m.status == "complete" and m.run for n in m.run.metrics})
+        return f" (its metrics: {', '.join(names[:20])}{', ...' if len(names) > 20 else ''})" if names else ""
 
     def _top(self, stage: Stage, source: StagePlan, plan: StagePlan) -> list[Member]:
         top = stage.top
@@ -254,7 +261,7 @@ class Planner:
         except UsageError as exc:
             ranked, plan.why = [], f"no member chosen: {exc.message}"
         if not ranked and not plan.why:
-            plan.why = f"no complete member of {top.source} has {top.metric}"
+            plan.why = f"no complete member of {top.source} has {top.metric}{self._known(source)}"
         elif ranked:
             plan.why = f"the {len(ranked)} best of {top.source} by {top.metric}" + (
                 f" (of {top.k} asked)" if len(ranked) < top.k else "")
@@ -269,15 +276,37 @@ class Planner:
         except UsageError as exc:
             return False, f"gate {gate.describe()} cannot be judged: {exc.message}"
         if not first or (second is not None and not second):
-            return False, f"gate {gate.describe()} cannot be judged: no complete member has {gate.metric}"
-        value = first[0][1].metrics[gate.metric]
+            return False, (f"gate {gate.describe()} cannot be judged: no complete member has {gate.metric}"
+                           f"{self._known(stage)}")
+        metric = metric_named(gate.metric, first[0][1].metrics) or gate.metric
+        value = first[0][1].metrics[metric]
         text = f"{value:.4g}"
         if second is not None:
-            other = second[0][1].metrics[gate.metric]
+            other = second[0][1].metrics[metric_named(gate.metric, second[0][1].metrics) or gate.metric]
             value -= other
-            text = f"{first[0][1].metrics[gate.metric]:.4g} - {other:.4g} = {value:.4g}"
+            text = f"{first[0][1].metrics[metric]:.4g} - {other:.4g} = {value:.4g}"
         held = _COMPARE[gate.op](value, gate.value)
         return held, f"gate {gate.describe()} {'holds' if held else 'does not hold'}: {text}"
+
+
+def member_metric(plan: Plan, name: str | None) -> str | None:
+    """The metric a campaign's `name` stands for among its members' runs: itself, else its
+    series' best (`test_loss` -> `test_loss.best`)."""
+    if not name:
+        return name
+    return metric_named(name, {n for m in plan.members if m.run is not None for n in m.run.metrics}) or name
+
+
+def unknown_metric(plan: Plan, name: str | None) -> UsageError | None:
+    """An error where complete members have metrics and none has `name` (nor its series' best):
+    a leaderboard would rank nothing."""
+    complete = [m.run for m in plan.members if m.status == "complete" and m.run is not None]
+    names = sorted({n for r in complete for n in r.metrics})
+    if not name or not names or metric_named(name, names):
+        return None
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    return UsageError(f"campaign {plan.campaign.name}: no member has a metric '{name}' to rank by; "
+                      f"their metrics: {shown} (set metric = one of them in {plan.campaign.rel})")
 
 
 def expected_seconds(stage: StagePlan) -> float | None:

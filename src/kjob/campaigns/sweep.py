@@ -29,7 +29,7 @@ from kjob.campaigns.lanes import backend_lanes
 from kjob.build.kernel_metadata import lane_kernel
 from kjob.runs.record import parse_lane
 from kjob.runs.ledger import Ledger
-from kjob.runs.metrics import is_number
+from kjob.runs.metrics import is_number, metric_named
 from kjob.runs.record import Run
 
 _FETCH_TRIES = 3  # a fetch failing this often in one sweep is left for `kjob fetch`
@@ -274,7 +274,7 @@ class Sweep:
         run = report.run
         what = f"{len(report.downloaded) + len(report.unchanged)} output file(s)" if run.state.status == "complete" \
             else "status and log"
-        metric = self.campaign.metric
+        metric = self.campaign.metric and (metric_named(self.campaign.metric, run.metrics) or self.campaign.metric)
         value = f", {metric} {run.metrics[metric]:.4g}" if metric and is_number(run.metrics.get(metric)) else ""
         self._emit("ended", f"{self._name(run)}: {self._status_text(run)}{value}; fetched {what} into {folder}",
                    fresh=True)

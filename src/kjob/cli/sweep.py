@@ -110,7 +110,10 @@ class Progress:
         if self.live and plan is not None:
             size = shutil.get_terminal_size()
             # the redraw goes up one line per row: a row the terminal wrapped would leave debris
-            rows = [fit(line, size.columns - 1) for line in table(*member_rows(plan, self.metric)).splitlines()]
+            from kjob.campaigns.plan import member_metric
+
+            shown = table(*member_rows(plan, member_metric(plan, self.metric)))
+            rows = [fit(line, size.columns - 1) for line in shown.splitlines()]
             if len(rows) + 2 < size.lines:  # taller: it could not be redrawn
                 click.echo("\n".join(rows), err=True)
                 self.drawn = len(rows)
@@ -157,7 +160,7 @@ def sweep(name, status_only, dry_run, retry_failed, notify_cmd):
     Example: kjob sweep lr-sweep --dry-run   (then: kjob sweep lr-sweep)
     """
     from kjob.campaigns.file import load_campaign
-    from kjob.campaigns.plan import campaign_modes
+    from kjob.campaigns.plan import campaign_modes, member_metric, unknown_metric
 
     ws = workspace()
     campaign = load_campaign(ws, name)
@@ -183,17 +186,21 @@ def sweep(name, status_only, dry_run, retry_failed, notify_cmd):
             click.echo(f"\x1b[{progress.drawn}F\x1b[J", nl=False, err=True)
     if notifier is not None:  # the runs whose fetch never succeeded are told now, as they are
         _warn(notifier.runs_seen([m.run for m in plan.members if m.run is not None], lambda run: True))
-    click.echo(table(*member_rows(plan, campaign.metric)))
+    metric = member_metric(plan, campaign.metric)
+    click.echo(table(*member_rows(plan, metric)))
     for line in stage_lines(plan):
         click.echo(line)
-    board = leaderboard(plan, campaign_modes(campaign), campaign.metric)
+    _base_name_note(campaign, metric)
+    board = leaderboard(plan, campaign_modes(campaign), metric)
     if board and not status_only:
-        click.echo(f"\nleaderboard by {campaign.metric} (kjob runs --campaign {name}):\n{board}")
+        click.echo(f"\nleaderboard by {metric} (kjob runs --campaign {name}):\n{board}")
     if not status_only:
         stats = runner.stats
         click.echo(f"{stats.pushes} pushed, {stats.fetches} fetched, {stats.status_calls} status checks", err=True)
         if runner.error is not None:
             raise runner.error
+        if (unknown := unknown_metric(plan, campaign.metric)) is not None:
+            raise unknown  # a leaderboard ranking nothing, without a word, would hide it
         if runner.stop_reason == "interrupted":
             click.echo(f"interrupted: members in flight go on; `kjob sweep {name}` resumes", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -244,16 +251,29 @@ def _interrupted(runner) -> None:
                    err=True)
 
 
+def _base_name_note(campaign, metric) -> None:
+    from kjob.campaigns.plan import campaign_modes
+
+    if metric and metric != campaign.metric:
+        way = "lowest" if campaign_modes(campaign).mode(metric) == "min" else "highest"
+        click.echo(f"note: {campaign.metric} is {metric} (each member's best {campaign.metric}, the {way})", err=True)
+
+
 def _dry_run(ws, campaign) -> None:
     from kjob.campaigns.estimate import dry_run
+    from kjob.campaigns.plan import member_metric, unknown_metric
 
     plan = dry_run(ws, campaign)
+    if (unknown := unknown_metric(plan.plan, campaign.metric)) is not None:
+        raise unknown
+    metric = member_metric(plan.plan, campaign.metric)
     recipe = campaign.recipe
     click.echo(f"campaign {campaign.name} ({campaign.rel}): recipe {recipe.name} on {campaign.backend}, "
                f"{len(plan.plan.members)} member(s) known")
-    click.echo(table(*member_rows(plan.plan, campaign.metric)))
+    click.echo(table(*member_rows(plan.plan, metric)))
     for line in stage_lines(plan.plan):
         click.echo(line)
+    _base_name_note(campaign, metric)
     click.echo(f"lanes: {plan.lanes.why}")
     for kernel in plan.lane_kernels:
         click.echo(f"  lane kernel {ws.owner()}/{kernel.slug} ({kernel.title!r}, ledger name {kernel.kernel})")

@@ -19,13 +19,14 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
-from kjob.runs.metrics import is_number
+from kjob.runs.metrics import is_number, metric_named
 from kjob.runs.record import Run, run_duration
 
 NOTIFY_TIMEOUT = 60  # seconds
 
 
 def notify_environment(run: Run, metric: str | None) -> dict[str, str]:
+    metric = (metric_named(metric, run.metrics) or metric) if metric else metric  # `val_loss`: its best
     value = run.metrics.get(metric) if metric else None
     duration = run_duration(run)
     return {

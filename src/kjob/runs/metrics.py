@@ -104,6 +104,12 @@ class ModeBook:
         return found or name_mode(name)
 
 
+def metric_named(name: str, names) -> str | None:
+    """The metric a name as people write it stands for among `names`: itself, else its series'
+    best (`val_loss` -> `val_loss.best`); None where neither is there."""
+    return next((n for n in (name, f"{name}.best") if n in names), None)
+
+
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
