@@ -277,11 +277,7 @@ def _dry_run(ws, campaign) -> None:
     click.echo(f"lanes: {plan.lanes.why}")
     for kernel in plan.lane_kernels:
         click.echo(f"  lane kernel {ws.owner()}/{kernel.slug} ({kernel.title!r}, ledger name {kernel.kernel})")
-    estimate = plan.estimate
-    hours = "GPU hours" if estimate.gpu else "hours (no GPU quota spent)"
-    about = f", about {estimate.about / 3600:.2f} by the members that completed" if estimate.about is not None else ""
-    click.echo(f"to run: {estimate.to_run} member(s); {hours}: at most {estimate.at_most / 3600:.2f} "
-               f"(session timeouts){about}")
+    click.echo(plan.estimate.line())
     click.echo("nothing was pushed")
 
 
