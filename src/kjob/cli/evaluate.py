@@ -107,16 +107,7 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
     if show_compare and data is None and not sources:
         click.echo(_compare_text("markdown"), nl=False)
         return
-    if len(sources) != 1:
-        raise UsageError("give exactly one of --checkpoint FILE, --run NAME[:vN] or --enhanced DIR")
-    if data is None:
-        raise UsageError("--data DIR is needed: the folder, archive or CSV manifest of the test set")
-    if model_name is not None and enhanced is not None:
-        raise UsageError("--model applies to a checkpoint, not to --enhanced files")
-    if name is not None and out is not None:
-        raise UsageError("give --name or --out, not both")
-    if name is not None and not _NAME.match(name):
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+    _check_options(sources, data, model_name, enhanced, name, out)
     try:
         ws = workspace()
     except ConfigError as exc:
@@ -152,6 +143,20 @@ def eval_local(data, checkpoint, run_spec, backend, enhanced, model_name, save_a
         # Outside a workspace, the reports beside this one are the ones to compare.
         reports = ws.paths.reports if ws else folder.parent
         click.echo(_compare_text("markdown", reports), nl=False, err=as_json)
+
+
+def _check_options(sources: list, data, model_name, enhanced, name, out) -> None:
+    """eval-local's options that do not go together, or are missing, in one line each."""
+    if len(sources) != 1:
+        raise UsageError("give exactly one of --checkpoint FILE, --run NAME[:vN] or --enhanced DIR")
+    if data is None:
+        raise UsageError("--data DIR is needed: the folder, archive or CSV manifest of the test set")
+    if model_name is not None and enhanced is not None:
+        raise UsageError("--model applies to a checkpoint, not to --enhanced files")
+    if name is not None and out is not None:
+        raise UsageError("give --name or --out, not both")
+    if name is not None and not _NAME.match(name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
 
 
 def _compare_text(fmt: str, reports: Path | None = None) -> str:
