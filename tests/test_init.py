@@ -188,7 +188,8 @@ def test_a_bad_src_dir_is_one_line(folder, value):
 
 
 @pytest.mark.parametrize("entry, code, message", [
-    ("src/pkg/train.py", 2, "--entry expects PATH.py:FUNCTION"),
+    ("src/pkg/train", 2, "--entry expects PATH.py (a script) or PATH.py:FUNCTION"),
+    ("src/pkg/nope.py", 4, "--entry: no file src/pkg/nope.py"),
     ("src/pkg/nope.py:main", 4, "--entry: no file src/pkg/nope.py"),
     ("src/pkg/train.py:fit", 4, "src/pkg/train.py defines no function 'fit' at its top level"),
 ])
@@ -288,6 +289,7 @@ def test_init_without_an_owner_says_what_to_set(folder):
     result = folder.kjob("init", "--entry", "train.py:main", "--name", "job")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-2:] == [
-        'next: set owner = "<your Kaggle user name>" in kjob.toml (builds name the kernel owner/slug)',
+        'next: set owner = "<your Kaggle user name>" in kjob.toml before a Kaggle push (local builds and runs need '
+        'none)',
         "next: kjob build job --smoke"]
     assert "owner" not in tomllib.loads((folder.root / "kjob.toml").read_text())

@@ -240,6 +240,19 @@ def credential_values(environ: dict | None = None) -> dict[str, str]:
     return values
 
 
+def kaggle_username(environ: dict | None = None) -> str | None:
+    """The user name of the Kaggle credentials (KAGGLE_USERNAME, else kaggle.json's), or None:
+    an access token names no user. Nothing is checked or raised."""
+    env = os.environ if environ is None else environ
+    name = env.get("KAGGLE_USERNAME", "").strip()
+    if not name:
+        try:
+            name = json.loads(quiet_read(config_folder(env) / "kaggle.json") or "{}").get("username")
+        except (ValueError, AttributeError):
+            name = None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
 def quiet_read(path: Path) -> str:
     """The file's text, stripped; "" if it cannot be read (missing, a folder, not UTF-8)."""
     try:

@@ -42,10 +42,11 @@ def _problem(module: SourceModule, lineno: int, message: str) -> str:
     return f"{module.path}:{lineno}: {message}"
 
 
-def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -> str:
-    """The module's text as a cell body: imports of sibling modules and `__main__` blocks
+def inline_module(module: SourceModule, packages: set[str], modules: set[str], keep_main: bool = False) -> str:
+    """The module's text as a cell body: `from` imports of sibling modules and `__main__` blocks
     become comments on the same lines. `packages` are the recipe's top-level package names,
-    `modules` the dotted names of its modules."""
+    `modules` the dotted names of its modules. `import x` of a sibling stays: the build registers
+    module x's cell as a module object. `keep_main`: a script entry, whose `__main__` block runs."""
     tree = module.tree
     lines = module.text.splitlines()
     problems: list[str] = []
@@ -62,11 +63,13 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str]) -
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
             aliases[node.lineno] = [f"{a.asname} = {a.name}" for a in node.names if a.asname]
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in packages for a in node.names):
-            problems.append(_problem(module, node.lineno, "import sibling modules as 'from package.module import name' "
-                                     "(or 'from module import name' for a top-level module)"))
+            for alias in node.names:
+                if alias.name.split(".")[0] in packages and alias.name not in modules:
+                    problems.append(_problem(module, node.lineno,
+                                             f"imports {alias.name}, which is not among the recipe's modules"))
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
             problems.append(_problem(module, node.lineno, "relative imports cannot be inlined; use 'from package.module import name'"))
-        elif is_main_guard(node):
+        elif is_main_guard(node) and not keep_main:
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
     if problems:
         raise ValidationError(f"{module.path}: cannot inline this module", details=problems)

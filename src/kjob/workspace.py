@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kjob.credentials import kaggle_username
 from kjob.errors import ConfigError
 # What Kaggle's Python image provides (kjob.kaggle_platform cites its source); a workspace adds its own
 # with `target_modules = [...]`, a recipe with `pip = [...]`.
@@ -74,12 +75,21 @@ class Workspace:
         return WorkspacePaths(self.root, self.config.src_dir)
 
     def owner(self) -> str:
-        if not self.config.owner:
+        """The Kaggle user owning the kernels; only a Kaggle push (or a dataset push) needs one."""
+        owner = self.owner_or_none()
+        if not owner:
             raise ConfigError(
                 "no Kaggle owner configured: set `owner` under [tool.kjob] in pyproject.toml, "
                 "in kjob.toml, or KJOB_OWNER in the environment"
             )
-        return self.config.owner
+        return owner
+
+    def owner_or_none(self) -> str | None:
+        """`owner` (or KJOB_OWNER), else the user name of the Kaggle credentials, if any."""
+        if self.config.owner:
+            return self.config.owner
+        name = kaggle_username()
+        return name if name and OWNER_RE.fullmatch(name) else None
 
     def available_modules(self) -> frozenset[str]:
         return KAGGLE_IMAGE_MODULES | self.config.target_modules
@@ -146,8 +156,25 @@ def _layers(root: Path) -> list[tuple[Where, dict]]:
             raise Where("pyproject.toml", "tool").fail("kjob", "expected a table", table)
         layers.append((Where("pyproject.toml", "tool.kjob"), table))
     if (root / "kjob.toml").is_file():
-        layers.append((Where("kjob.toml"), read_toml(root / "kjob.toml")))
+        layers.append((Where("kjob.toml"), _unprefixed(read_toml(root / "kjob.toml"))))
     return layers
+
+
+def _unprefixed(table: dict) -> dict:
+    """kjob.toml's keys sit at its top (`[datasets]`); spelled as in pyproject.toml
+    (`[tool.kjob.datasets]`) they are taken too, unless a key is written both ways."""
+    tool = table.get("tool")
+    if "tool" not in table:
+        return table
+    if not (isinstance(tool, dict) and set(tool) == {"kjob"} and isinstance(tool["kjob"], dict)):
+        raise ConfigError("kjob.toml: [tool] is pyproject.toml's table; in kjob.toml write kjob's keys at the top "
+                          "(owner = ..., [datasets], [local.parameters]), or under [tool.kjob]")
+    rest = {key: value for key, value in table.items() if key != "tool"}
+    both = sorted(set(rest) & set(tool["kjob"]))
+    if both:
+        raise ConfigError(f"kjob.toml: {both[0]} is set both at the top and under [tool.kjob]; keep one "
+                          f"(in kjob.toml, [{both[0]}] without the tool.kjob prefix)")
+    return {**rest, **tool["kjob"]}
 
 
 def load_config(root: Path) -> WorkspaceConfig:

@@ -65,6 +65,7 @@ class KaggleBackend(Backend):
     def preflight(self, submission: Submission) -> None:
         from kjob.backends.kaggle_push import check_limits
 
+        self.ws.owner()  # a kernel on Kaggle is owner/slug: with none configured, one line and nothing pushed
         check_limits(submission)
 
     def submit(self, submission: Submission) -> Submitted:

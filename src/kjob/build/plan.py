@@ -16,6 +16,7 @@ from pathlib import Path
 from kjob import __version__, swap
 from kjob.build import checks
 from kjob.build import paramchecks
+from kjob.build import script_entry
 from kjob import notebook as nbk
 from kjob.errors import NotFoundError, ValidationError
 from kjob.kaggle_platform import pip_import_names
@@ -101,18 +102,29 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     # and top-level modules (`model` of model.py), whose imports the cells comment out alike.
     packages = {name.split(".")[0] for name in dotted}
     bodies, problems = [], []
+    script = ws.paths.relative(ws.paths.src / recipe.entry) if recipe.is_script else None
     for module in modules:
         try:
-            bodies.append(nbk.inline_module(module, packages, dotted))
+            bodies.append(nbk.inline_module(module, packages, dotted, keep_main=module.path == script))
         except ValidationError as exc:
             problems += exc.details
+    registered = script_entry.imported_as_modules([m.tree for m in modules], dotted)
+    bodies = [body + "\n" + script_entry.module_registration(module_name(rel), [
+        n for n, _ in paramchecks.module_bindings(m, packages) if not n.startswith("_kjob_")])
+        if module_name(rel) in registered else body for rel, m, body in zip(recipe.modules, modules, bodies)]
     problems += checks.collision_problems(modules)
     recipe_name = ws.paths.relative(recipe.path)
-    problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
-    entry_path, entry_def = _entry_function(modules, recipe.entry)
-    if entry_def is None:
-        problems.append(f"{recipe_name}: entry '{recipe.entry}' is not a function defined by any of its modules")
+    notes = []
+    if script:  # the parameters are deleted once they made the command line: they shadow nothing
+        entry_path, entry_def = script, None
+        problems += script_entry.option_problems(script, list(recipe.script_options), recipe.parameters, recipe_name)
     else:
+        problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
+        entry_path, entry_def = _entry_function(modules, recipe.entry)
+        notes += _left_out_main_blocks(modules, recipe.entry)
+    if entry_def is None and not script:
+        problems.append(f"{recipe_name}: entry '{recipe.entry}' is not a function defined by any of its modules")
+    elif entry_def is not None:
         problems += paramchecks.entry_signature_problems(entry_path, entry_def, recipe.parameters, recipe_name)
     if problems:
         raise ValidationError(f"build of {name} failed", details=problems)
@@ -132,8 +144,12 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     if recipe.pip:
         cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))
     cells.append(nbk.parameters_cell(recipe.parameters))
+    if script:
+        text = script_entry.argv_cell_text(recipe.entry, list(recipe.script_options), list(recipe.parameters))
+        cells.append(nbk.code_cell(script_entry.ARGV_ID, text))
     cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
-    cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
+    if not script:
+        cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
     notebook = nbk.notebook(cells, provenance)
 
     nb_name = f"kernels/{name}/{name}.ipynb"
@@ -142,7 +158,11 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     problems += checks.import_problems(modules, available, packages, recipe_name=recipe_name,
                                        project_module=lambda name: _project_module(ws, name))
     problems += checks.credential_problems(notebook, nb_name)
-    owner = ws.owner()
+    owner = ws.owner_or_none()
+    if owner is None:  # local builds and runs need none; a Kaggle push asks for it (Workspace.owner)
+        owner = NO_OWNER
+        notes.append(f"no Kaggle owner configured: kernel-metadata.json names {NO_OWNER}/{recipe.slug}; "
+                     "set owner under [tool.kjob] (or KJOB_OWNER) before a Kaggle push")
     metadata = kernel_metadata(recipe, owner, f"{name}.ipynb")
     problems += checks.recipe_credential_problems(recipe, owner, metadata, recipe_name)
     if problems:
@@ -155,7 +175,19 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         "notebook": {"path": f"{name}.ipynb", "sha256": hashlib.sha256(text.encode()).hexdigest()},
         **{k: provenance[k] for k in ("recipe", "sources", "git", "parameters", "overrides", "pip") if k in provenance},
     }
-    return BuildPlan(recipe, notebook, text, metadata, record, tuple(checks.kaggle_path_warnings(modules)))
+    return BuildPlan(recipe, notebook, text, metadata, record, tuple(checks.kaggle_path_warnings(modules) + notes))
+
+
+# The owner in kernel-metadata.json of a build with none configured (only a Kaggle push needs one).
+NO_OWNER = "no-owner-configured"
+
+
+def _left_out_main_blocks(modules: list[nbk.SourceModule], entry: str) -> list[str]:
+    """A note for each `if __name__ == "__main__":` block the notebook leaves out."""
+    return [f"{m.path}:{node.lineno}: its `if __name__ == \"__main__\":` block is left out: the notebook calls "
+            f"{entry}() instead (a script entry, `kjob init --entry {m.path.rpartition('/')[2]}`, runs a script "
+            "as __main__ with its command line)"
+            for m in modules for node in m.tree.body if nbk.is_main_guard(node)]
 
 
 def module_name(rel: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kjob.errors import NotFoundError, UsageError
 from kjob.runs.metrics import MetricSpec
+from kjob.build.script_entry import ScriptOption, is_script, read_options
 from kjob.build.schema import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ACCELERATORS, DEFAULT_MACHINE_SHAPE, DEFAULT_SMOKE_TIMEOUT, KAGGLE_MAX_SESSION_SECONDS, SLUG_RE,
     SOURCE_RE, ParamValue, param_value_problem, recipe_fields,
@@ -32,6 +33,7 @@ class KernelRecipe:
     parameters: dict[str, ParamValue]
     smoke_parameters: dict[str, ParamValue] = field(default_factory=dict)
     smoke_timeout: int = DEFAULT_SMOKE_TIMEOUT
+    smoke_datasets: dict[str, str] = field(default_factory=dict)  # [smoke] datasets: sample folders
     dataset_sources: tuple[str, ...] = ()
     kernel_sources: tuple[str, ...] = ()
     model_sources: tuple[str, ...] = ()
@@ -45,6 +47,12 @@ class KernelRecipe:
     pip: tuple[str, ...] = ()  # requirements the notebook's first cell installs (internet on)
     pip_modules: tuple[str, ...] = ()  # import names they provide beyond kjob.kaggle_platform's guesses
     docker_image: str | None = None  # Kaggle's image pinned (SaveKernel dockerImage); None: Kaggle's choice
+    # A script entry's command-line options (kjob.build.script_entry), read from the script; () otherwise.
+    script_options: tuple = ()
+
+    @property
+    def is_script(self) -> bool:
+        return is_script(self.entry)
 
     def with_parameters(self, overrides: dict[str, ParamValue]) -> "KernelRecipe":
         from dataclasses import replace
@@ -68,7 +76,20 @@ def load_recipe(ws: Workspace, name: str) -> KernelRecipe:
         known = ", ".join(list_recipes(ws)) or "none"
         raise NotFoundError(f"no recipe '{name}' in builders/ (known: {known})")
     rel = ws.paths.relative(path)
-    return KernelRecipe(name=name, path=path, **recipe_fields(name, rel, read_toml(path, rel)))
+    fields = recipe_fields(name, rel, read_toml(path, rel))
+    if is_script(fields["entry"]):
+        fields["script_options"] = tuple(_script_options(ws.paths.src / fields["entry"]))
+    return KernelRecipe(name=name, path=path, **fields)
+
+
+def _script_options(path: Path) -> list[ScriptOption]:
+    """The script's options; none if it cannot be read (the build then reports it by line)."""
+    import ast
+
+    try:
+        return read_options(ast.parse(path.read_bytes().decode("utf-8").removeprefix("\ufeff")))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
 
 
 def coerce_value(key: str, value, default: ParamValue, *, where: str = "-p") -> ParamValue:
@@ -113,10 +134,16 @@ def parse_overrides(recipe: KernelRecipe, items: list[str]) -> dict[str, ParamVa
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"-p expects key=value, got {item!r}")
-        if key not in recipe.parameters:
+        options = {o.name: o for o in recipe.script_options}
+        if key not in recipe.parameters and key not in options:
+            if recipe.is_script:
+                known = ", ".join(options) or "none"
+                raise UsageError(f"unknown parameter '{key}' for {recipe.name}: not an option of {recipe.entry} "
+                                 f"(its options: {known})")
             known = ", ".join(recipe.parameters) or "none"
             raise UsageError(f"unknown parameter '{key}' for {recipe.name} (known: {known})")
         if key in result:
             raise UsageError(f"parameter '{key}' is set twice with -p")
-        result[key] = coerce_value(key, raw, recipe.parameters[key])
+        default = recipe.parameters[key] if key in recipe.parameters else options[key].example
+        result[key] = coerce_value(key, raw, default)
     return result

@@ -21,6 +21,8 @@ from kjob.notebook import SourceModule
 from kjob.build.paramchecks import module_bindings
 from kjob.build.recipe import NAME_RE
 from kjob.build.schema import param_value_problem, recipe_fields
+from kjob.build.script_entry import read_options, smoke_parameters as script_smoke
+from kjob.credentials import kaggle_username
 from kjob.workspace import OWNER_RE, environment_owner, load_config, read_toml, read_utf8
 
 # What kjob writes that is not committed: its state (ledger, local and smoke runs), fetched
@@ -40,9 +42,10 @@ class InitResult:
 class _Entry:
     path: Path  # the entry module's file
     shown: str  # its path relative to the root
-    function: ast.FunctionDef
+    function: ast.FunctionDef | None  # None: a script entry, run as __main__ with its command line
     src_dir: str  # "src", "." or another folder, relative to the root
     rel: str  # the module's path relative to src_dir
+    tree: ast.Module | None = None
 
 
 def init_project(root: Path, entry: str, name: str | None = None, owner: str | None = None) -> InitResult:
@@ -64,8 +67,12 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
         module = SourceModule(_shown(root, src / rel), _read_source(src / rel, _shown(root, src / rel)))
         for key, line in module_bindings(module, {module_name(m).split(".")[0] for m in modules}):
             bound.setdefault(key, f"{module.path}:{line}")
-    parameters, skipped = entry_parameters(found.function, bound)
-    recipe_text = render_recipe((name, title, slug), modules, found, parameters, skipped)
+    smoke = {}
+    if found.function is None:
+        parameters, skipped, smoke = script_parameters(found)
+    else:
+        parameters, skipped = entry_parameters(found.function, bound)
+    recipe_text = render_recipe((name, title, slug), modules, found, parameters, skipped, smoke)
     recipe_fields(name, f"builders/{name}.toml", tomllib.loads(recipe_text))  # it loads as kjob reads it
 
     result = InitResult(name, skipped=skipped)
@@ -81,11 +88,19 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, mode, encoding="utf-8", newline="\n") as f:
             f.write(text)
-    result.done.insert(0, f"wrote builders/{name}.toml: {found.function.name}() of {found.shown}; modules "
-                       f"{', '.join(modules)}; parameters {', '.join(parameters) or 'none'}")
+    what = f"{found.function.name}() of {found.shown}" if found.function else f"the script {found.shown}"
+    result.done.insert(0, f"wrote builders/{name}.toml: {what}; modules "
+                       f"{', '.join(modules)}; parameters {', '.join(parameters) or 'none'}"
+                       + (f"; smoke parameters {', '.join(f'{k}={v}' for k, v in smoke.items())}" if smoke else ""))
     if not (owner or (config and config.owner) or environment_owner()):
-        where = "in kjob.toml" if (root / "kjob.toml").is_file() else "under [tool.kjob] in pyproject.toml"
-        result.next_steps.append(f"set owner = \"<your Kaggle user name>\" {where} (builds name the kernel owner/slug)")
+        user = kaggle_username()
+        if user and OWNER_RE.fullmatch(user):
+            result.done.append(f"owner: {user}, the user name of your Kaggle credentials (--owner or owner = ... "
+                               "for another)")
+        else:
+            where = "in kjob.toml" if (root / "kjob.toml").is_file() else "under [tool.kjob] in pyproject.toml"
+            result.next_steps.append(f"set owner = \"<your Kaggle user name>\" {where} before a Kaggle push "
+                                     "(local builds and runs need none)")
     result.next_steps.append(f"kjob build {name} --smoke")
     return result
 
@@ -107,8 +122,11 @@ def _shown(root: Path, path: Path) -> str:
 
 def _entry(root: Path, entry: str, src_dir: str | None) -> _Entry:
     file, sep, function = entry.rpartition(":")
-    if not sep or not file.endswith(".py") or not function.isidentifier():
-        raise UsageError(f"--entry expects PATH.py:FUNCTION, like src/pkg/train.py:main, not {entry!r}")
+    if not sep and entry.endswith(".py"):
+        file, function = entry, None  # a script entry
+    elif not sep or not file.endswith(".py") or not function.isidentifier():
+        raise UsageError(f"--entry expects PATH.py (a script) or PATH.py:FUNCTION, like src/pkg/train.py:main, "
+                         f"not {entry!r}")
     path = (Path.cwd() / file).resolve()
     if not path.is_relative_to(root):
         raise UsageError(f"--entry {file} is outside the project folder {root}")
@@ -116,17 +134,36 @@ def _entry(root: Path, entry: str, src_dir: str | None) -> _Entry:
         raise NotFoundError(f"--entry: no file {file}")
     shown = _shown(root, path)
     tree = _parse(path, shown)
-    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function]
-    if not defs:
-        raise NotFoundError(f"{shown} defines no function '{function}' at its top level")
-    if isinstance(defs[-1], ast.AsyncFunctionDef):
-        raise UsageError(f"{shown}:{defs[-1].lineno}: {function} is async; the notebook calls a plain function")
     if src_dir is None:
         src_dir = _guess_src_dir(root, path)
     elif not path.is_relative_to((root / src_dir).resolve()):
         raise ConfigError(f"--entry {shown} is outside the source folder {src_dir!r} ([tool.kjob] src_dir); "
                           "set src_dir to the folder your modules are imported from (\".\" for the root)")
-    return _Entry(path, shown, defs[-1], src_dir, path.relative_to((root / src_dir).resolve()).as_posix())
+    rel = path.relative_to((root / src_dir).resolve()).as_posix()
+    if function is None:
+        return _Entry(path, shown, None, src_dir, rel, tree)
+    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function]
+    if not defs:
+        raise NotFoundError(f"{shown} defines no function '{function}' at its top level")
+    if isinstance(defs[-1], ast.AsyncFunctionDef):
+        raise UsageError(f"{shown}:{defs[-1].lineno}: {function} is async; the notebook calls a plain function")
+    return _Entry(path, shown, defs[-1], src_dir, rel, tree)
+
+
+def script_parameters(entry: _Entry) -> tuple[dict, list[str], dict]:
+    """A script's [parameters] (its options with literal defaults), a line for each option left
+    out (to give with -p), and [smoke.parameters] from its obvious knobs."""
+    options = read_options(entry.tree)
+    parameters, skipped = {}, []
+    for option in options:
+        value = option.default
+        if option.why is None and value is not None and not param_value_problem(value):
+            parameters[option.name] = value
+        else:
+            must = "required: set it here, or give it with -p" if option.required else "set it with -p"
+            why = option.why if option.why != "required" else "no default"
+            skipped.append(f"{option.name}: {why} ({must} {option.name}=...)")
+    return parameters, skipped, script_smoke(parameters)
 
 
 def _read_source(path: Path, shown: str) -> str:
@@ -290,9 +327,11 @@ def _names(base: str) -> tuple[str, str, str]:
 
 
 def render_recipe(names: tuple[str, str, str], modules: list[str], entry: _Entry, parameters: dict,
-                  skipped: list[str]) -> str:
+                  skipped: list[str], smoke: dict | None = None) -> str:
     name, title, slug = names
     entry_shown = entry.shown
+    if entry.function is None:
+        return _render_script_recipe(names, modules, entry, parameters, skipped, smoke or {})
     where = "the project's root" if entry.src_dir == "." else f"{entry.src_dir}/"
     lines = [
         f"# Recipe for the {name} kernel, written by `kjob init` from {entry_shown}:{entry.function.name}.",
@@ -323,6 +362,47 @@ def render_recipe(names: tuple[str, str, str], modules: list[str], entry: _Entry
         "timeout = 120",
         "",
         "[smoke.parameters]",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipped: list[str], smoke: dict) -> str:
+    name, title, slug = names
+    where = "the project's root" if entry.src_dir == "." else f"{entry.src_dir}/"
+    lines = [
+        f"# Recipe for the {name} kernel, written by `kjob init` from the script {entry.shown}.",
+        f"# `kjob build {name} --smoke` builds kernels/{name}/ and runs it on this CPU;",
+        "# docs/recipes.md lists every key.",
+        f"title = {json.dumps(title)}",
+        f"slug = {json.dumps(slug)}",
+        f"description = {json.dumps(f'the script {entry.shown}')}",
+        f"# The modules inlined into the notebook, in order (paths under {where}): the project modules",
+        "# the script imports, then the script. Edit by hand for imports kjob cannot see.",
+        "modules = [",
+        *(f"    {json.dumps(m)}," for m in modules),
+        "]",
+        "# A script entry: the kernel runs it as __main__, its command line made of the parameters.",
+        f"entry = {json.dumps(entry.rel)}",
+        'accelerator = "none"  # "gpu" for a Kaggle T4, or "tpu"',
+        "internet = false  # true to reach the network (needed by pip = [\"pkg==1.2\"])",
+        "private = true",
+        '# dataset_sources = ["owner/slug"]  # Kaggle data, read under /kaggle/input',
+        "",
+        f"# The command-line options of {entry.shown} with their defaults: `kjob build {name} -p key=value`",
+        "# sets one (booleans: the flag present or not).",
+        "[parameters]",
+        *(f"{key} = {_toml(value)}" for key, value in parameters.items()),
+        *(f"# skipped {line}" for line in skipped),
+        "",
+        "# `kjob build --smoke` runs the notebook on this CPU with these values over [parameters]:",
+        "# make it small (a few steps, tiny data). `datasets = {\"owner/slug\" = \"data/sample\"}` maps a",
+        "# smaller sample folder for smoke runs.",
+        "[smoke]",
+        "timeout = 120",
+        "",
+        "[smoke.parameters]",
+        *(f"{key} = {_toml(value)}" for key, value in smoke.items()),
         "",
     ]
     return "\n".join(lines)

@@ -71,14 +71,17 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
         "description": _string(w, data, "description", ""),
         "entry": data["entry"],
     }
-    if not is_identifier(fields["entry"]):
-        raise w.fail("entry", "expected a function name", fields["entry"])
     modules = data["modules"]
     if not isinstance(modules, list) or not modules:
         raise w.fail("modules", "expected a non-empty list of .py paths relative to src/", modules)
     for item in modules:
         if not _module_path(item):
             raise w.fail("modules", "expected .py paths relative to src/ (no '..')", item)
+    if isinstance(fields["entry"], str) and fields["entry"].endswith(".py"):  # a script entry, run as __main__
+        if fields["entry"] not in modules:
+            raise w.fail("entry", "expected a function name, or a script among modules", fields["entry"])
+    elif not is_identifier(fields["entry"]):
+        raise w.fail("entry", "expected a function name", fields["entry"])
     fields["modules"] = tuple(modules)
     for key in _SOURCE_KEYS:
         values = data.get(key, [])
@@ -139,8 +142,14 @@ def _pip_fields(w: Where, data: dict, internet: bool) -> dict:
 def _smoke_fields(w: Where, data: dict, params: dict) -> dict:
     smoke = w.table_of(data, "smoke")
     sw = w.at("smoke")
-    sw.refuse_unknown(smoke, {"timeout", "parameters"})
+    sw.refuse_unknown(smoke, {"timeout", "parameters", "datasets"})
     timeout = _seconds(sw, smoke, "timeout", DEFAULT_SMOKE_TIMEOUT, 1)
+    datasets = sw.table_of(smoke, "datasets")  # "owner/slug" = a smaller sample folder, for smoke runs
+    for key, folder in datasets.items():
+        if key not in {"/".join(s.split("/")[:2]) for s in data.get("dataset_sources", [])}:
+            raise sw.at("datasets").problem(f"{key}: not one of dataset_sources")
+        if not isinstance(folder, str) or not folder.strip():
+            raise sw.at("datasets").fail(key, "expected a folder path (string), relative to the workspace", folder)
     values = sw.parameters(smoke)
     pw = sw.at("parameters")
     for key, value in values.items():
@@ -151,4 +160,4 @@ def _smoke_fields(w: Where, data: dict, params: dict) -> dict:
         if typed is None:
             raise pw.fail(key, f"expected {kind_of(params[key])} like the recipe's {shown(params[key])}", value)
         values[key] = typed
-    return {"smoke_parameters": values, "smoke_timeout": timeout}
+    return {"smoke_parameters": values, "smoke_timeout": timeout, "smoke_datasets": dict(datasets)}

@@ -1,6 +1,7 @@
 """`kjob build --smoke`: run the built notebook on this CPU with the recipe's smoke parameters.
 
-The same notebook, re-parameterised (tiny synthetic data, a few steps), in a fresh run sandbox
+The same notebook, re-parameterised (a few steps), with the dataset sources mounted as a local run
+mounts them (`[smoke] datasets` may map a smaller sample folder), in a fresh run sandbox
 `.kjob/smoke/NAME/` (`kjob.sandbox.folder`, the same isolation as every run: /kaggle/working is its
 working/ folder under bubblewrap), in the foreground, with no GPU (CUDA_VISIBLE_DEVICES="")
 and KAGGLE_KERNEL_RUN_TYPE=Interactive. It keeps executed.ipynb and working/ for inspection.
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from kjob import notebook as nbk
 from kjob.errors import RunFailed
+from kjob.runs.failures import no_gpu_hint
 from kjob.sandbox.execute_notebook import Failure
-from kjob.kaggle_platform import output_warnings
+from kjob.kaggle_platform import KaggleRef, input_layouts, output_warnings
 from kjob.sandbox.folder import NO_OUTPUTS, RunSpec, Sandbox
 from kjob.workspace import Workspace
 
@@ -44,9 +46,11 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
     spec = RunSpec(timeout=recipe.smoke_timeout, run_type="Interactive",
                    env={"CUDA_VISIBLE_DEVICES": ""},  # a smoke run never touches a GPU, even where one exists
                    hide=(ws.root,))
-    sandbox = Sandbox.create(paths.folder, nbk.dumps(nb), {}, spec)
+    mounts, mount_notes = smoke_mounts(ws, recipe)
+    sandbox = Sandbox.create(paths.folder, nbk.dumps(nb), mounts, spec)
     state = sandbox.run()
     warnings = [state["isolation_note"]] if state.get("isolation_note") else []
+    warnings += mount_notes
     warnings += pip_notes
     seconds = float(state.get("seconds") or (state.get("finished_at", 0) - state.get("launched_at", 0)) or 0)
     if state.get("status") != "complete":
@@ -54,9 +58,11 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
                           state.get("failure_message") or "the run did not complete",
                           state.get("failure_cell"), state.get("failure_location"))
         shown = ws.paths.relative(paths.executed_notebook)
+        hint = no_gpu_hint(failure.message, dict(nb["metadata"].get("kjob", {}).get("parameters", {})))
         raise RunFailed(
             f"smoke run of {recipe.name} failed ({failure.kind}) after {seconds:.0f} s: "
-            f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}",
+            f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}"
+            + (f"; hint: {hint}" if hint else ""),
             failure=failure,
         )
     files = sandbox.outputs()
@@ -65,6 +71,24 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
         warnings.append(NO_OUTPUTS)
     warnings += output_warnings([(name, path.stat().st_size) for name, path in files])  # Kaggle's output limits
     return SmokeResult(seconds, paths.executed_notebook, outputs, state.get("isolation", ""), warnings)
+
+
+def smoke_mounts(ws: Workspace, recipe) -> tuple[dict, list[str]]:
+    """Each dataset source's local folder in /kaggle/input, as a local run mounts it: the
+    recipe's `[smoke] datasets` sample folder, else the workspace's `[tool.kjob.datasets]` one.
+    A source with neither is a note (the smoke run sees no such input)."""
+    mounts, notes = {}, []
+    for source in recipe.dataset_sources:
+        key = KaggleRef.parse(source).key
+        mapped = recipe.smoke_datasets.get(key) or ws.config.datasets.get(key)
+        folder = (ws.root / mapped).resolve() if mapped is not None else None
+        if folder is None or not folder.is_dir():
+            where = f"maps to {mapped}, which is not a folder" if mapped else \
+                "has no local folder ([tool.kjob.datasets], or the recipe's [smoke] datasets)"
+            notes.append(f"dataset source {key} {where}: the smoke run has no /kaggle/input for it")
+            continue
+        mounts.update(dict.fromkeys(input_layouts("dataset", key), folder))
+    return mounts, notes
 
 
 def local_packages(ws: Workspace, recipe) -> tuple[list[str], list[str]]:

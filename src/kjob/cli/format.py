@@ -44,7 +44,7 @@ def failure_hint_line(run: Run) -> str | None:
         return None
     from kjob.runs.failures import failure_hint
 
-    hint = failure_hint(run.state.failure_kind, run.parameters)
+    hint = failure_hint(run.state.failure_kind, run.parameters, run.state.failure_message)
     return f"  hint: {hint}" if hint else None
 
 

@@ -68,10 +68,31 @@ def _parameter(parameters: dict, groups) -> str | None:
     return None
 
 
-def failure_hint(kind: str | None, parameters: dict | None = None) -> str | None:
+# What torch (and the speech example) say when code asks for a GPU where there is none.
+_NO_GPU = ("torch not compiled with cuda enabled", "found no nvidia driver", "no cuda gpus are available",
+           "cuda driver initialization failed", "torch.cuda.is_available() is false", "no cuda-capable device",
+           "cuda is not available", "no gpu attached")
+
+
+def no_gpu_hint(message: str | None, parameters: dict | None = None) -> str | None:
+    """The hint for code that asked for a GPU where there is none (a smoke run, a local run, the
+    emulator): run it on the CPU through the recipe's own device parameter, if it has one."""
+    if not any(words in (message or "").lower() for words in _NO_GPU):
+        return None
+    names = [n for n in (parameters or {}) if n in ("device", "cuda", "gpu", "use_cuda", "accelerator")]
+    how = (f"-p {names[0]}={'cpu' if names[0] in ('device', 'accelerator') else 'false'}" if names
+           else "-p device=cpu (a parameter of the recipe that picks the device)")
+    return (f"no GPU here: the code asked for CUDA; run it on the CPU with {how}, or for every run on a backend "
+            "with [tool.kjob.<backend>.parameters] (local, kaggle for the emulator, ray)")
+
+
+def failure_hint(kind: str | None, parameters: dict | None = None, message: str | None = None) -> str | None:
     """One line on what to change after a failure of `kind`, naming a parameter of the run's
-    recipe where one sets what ran out (None for kinds without advice)."""
+    recipe where one sets what ran out (None for kinds without advice). `message`, the failure's
+    text, tells a GPU recipe run where there is none."""
     parameters = parameters or {}
+    if kind in (None, "user code", "kernel died") and no_gpu_hint(message, parameters):
+        return no_gpu_hint(message, parameters)
     if kind == "out of memory":
         name = _parameter(parameters, _MEMORY_PARAMETERS)
         lower = f"lower {name} (a parameter of this recipe)" if name else "use smaller batches or inputs"
@@ -92,4 +113,4 @@ def failure_hint(kind: str | None, parameters: dict | None = None) -> str | None
     return None
 
 
-__all__ = ["failure_kind", "failure_hint", "exception_kind", "OUT_OF_MEMORY_MESSAGE", "NO_SPACE_MESSAGE"]
+__all__ = ["failure_kind", "failure_hint", "no_gpu_hint", "exception_kind", "OUT_OF_MEMORY_MESSAGE", "NO_SPACE_MESSAGE"]

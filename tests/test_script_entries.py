@@ -1,0 +1,288 @@
+"""Training projects as they are: a script entry (argparse under `__main__`, or at module level with
+`import x` siblings) and a function entry, each through `kjob init`, `build --smoke`, a local push
+and `kjob runs`, with no Kaggle owner and no Kaggle credentials (issue 21)."""
+
+import json
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import Workspace
+
+# A character-level model trained by an argparse script under __main__, its data file beside it.
+CHAR_TRAIN = '''
+import argparse
+import json
+import os
+
+
+def train(path, max_steps, lr, hidden, work_dir, verbose):
+    text = open(path, encoding="utf-8").read()
+    chars = sorted(set(text))
+    os.makedirs(work_dir, exist_ok=True)
+    loss = float(len(chars))
+    with open(os.path.join(work_dir, "metrics.jsonl"), "w") as log:
+        for step in range(1, max_steps + 1):
+            loss = loss * (1 - lr)
+            log.write(json.dumps({"step": step, "train_loss": loss}) + "\\n")
+            if verbose:
+                print(f"step {step} | loss {loss:.4f}")
+    print(f"trained on {len(text)} chars, hidden {hidden}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="char model")
+    parser.add_argument("--input-file", "-i", type=str, default="input.txt")
+    parser.add_argument("--max-steps", type=int, default=-1)
+    parser.add_argument("--learning-rate", "-l", dest="lr", type=float, default=5e-4)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[8, 8])
+    parser.add_argument("--work-dir", "-o", type=str, default=".")
+    parser.add_argument("--quiet", dest="verbose", action="store_false")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    args = parser.parse_args()
+    train(args.input_file, args.max_steps, args.lr, args.hidden, args.work_dir, args.verbose)
+'''
+
+# A word-level model whose main.py parses its arguments at module level and imports its siblings whole.
+WORD_MAIN = '''
+import argparse
+import json
+
+import data
+import model
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data", type=str, default="./data/words")
+parser.add_argument("--epochs", type=int, default=40)
+parser.add_argument("--lr", type=float, default=20)
+parser.add_argument("--tied", action="store_true")
+parser.add_argument("--save", type=str, required=True)
+args = parser.parse_args()
+
+lr = args.lr  # a module-level name that is also a parameter: the parameters never meet it
+corpus = data.Corpus(args.data)
+net = model.RNNModel(len(corpus.words), tied=args.tied)
+for epoch in range(1, args.epochs + 1):
+    loss = net.step(lr)
+    print(f"| end of epoch {epoch:3d} | valid loss {loss:5.2f}")
+with open(args.save, "w") as f:
+    json.dump({"epochs": args.epochs, "tied": args.tied, "vocab": len(corpus.words)}, f)
+'''
+
+WORD_DATA = '''
+import os
+
+
+class Corpus:
+    def __init__(self, path):
+        with open(os.path.join(path, "train.txt"), encoding="utf-8") as f:
+            self.words = sorted(set(f.read().split()))
+'''
+
+WORD_MODEL = '''
+class RNNModel:
+    def __init__(self, vocab, tied=False):
+        self.loss, self.tied = float(vocab), tied
+
+    def step(self, lr):
+        self.loss = self.loss / (1 + lr / 100)
+        return self.loss
+'''
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch) -> Workspace:
+    """An empty project folder, with no Kaggle owner and no Kaggle credentials anywhere."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KJOB_OWNER", "KJOB_WORKSPACE", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    return Workspace(tmp_path, CliRunner())
+
+
+def recipe(ws: Workspace, name: str) -> dict:
+    return tomllib.loads((ws.root / f"builders/{name}.toml").read_text())
+
+
+def edit_recipe(ws: Workspace, name: str, *pairs: tuple[str, str]) -> None:
+    path = ws.root / f"builders/{name}.toml"
+    text = path.read_text()
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def test_an_argparse_script_under_main_runs_as_main_with_its_command_line(folder):
+    folder.write("train.py", CHAR_TRAIN)
+    folder.write("input.txt", "hello world, a small real data file\n" * 50)
+    folder.write("sample/input.txt", "hello\n")
+    code = (folder.root / "train.py").read_bytes()
+
+    init = folder.kjob("init", "--entry", "train.py", "--name", "char")
+    assert init.exit_code == 0, init.output
+    assert ("wrote builders/char.toml: the script train.py; modules train.py; parameters input_file, max_steps, lr, "
+            "hidden, work_dir, verbose, device; smoke parameters max_steps=2") in init.stdout
+    assert "before a Kaggle push (local builds and runs need none)" in init.stdout  # no owner, no credentials
+    made = recipe(folder, "char")
+    assert made["entry"] == "train.py" and made["modules"] == ["train.py"]
+    assert made["parameters"] == {"input_file": "input.txt", "max_steps": -1, "lr": 0.0005, "hidden": [8, 8],
+                                  "work_dir": ".", "verbose": True, "device": "cpu"}
+    assert made["smoke"]["parameters"] == {"max_steps": 2}
+
+    # The data file beside the code reaches the run as a dataset source, mapped as the docs spell it
+    # ([tool.kjob.datasets], here in kjob.toml); a smoke run reads a smaller sample folder.
+    with open(folder.root / "kjob.toml", "a") as f:
+        f.write('\n[tool.kjob.datasets]\n"me/chars" = "."\n')
+    edit_recipe(folder, "char",
+                ('# dataset_sources = ["owner/slug"]', 'dataset_sources = ["me/chars"]\n#'),
+                ('input_file = "input.txt"', 'input_file = "/kaggle/input/chars/input.txt"'),
+                ("timeout = 120", 'timeout = 120\ndatasets = {"me/chars" = "sample"}'))
+
+    smoke = folder.kjob("build", "char", "--smoke")
+    assert smoke.exit_code == 0, smoke.output
+    assert "outputs: metrics.jsonl" in smoke.stdout
+    assert "no Kaggle owner configured" in smoke.stderr  # a note, not a refusal
+    executed = json.loads((folder.root / ".kjob/smoke/char/executed.ipynb").read_text())
+    printed = ["".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])]
+    assert printed[0] == "kjob: python train.py --input-file /kaggle/input/chars/input.txt --max-steps 2 " \
+                         "--learning-rate 0.0005 --hidden 8 8 --work-dir . --device cpu\n"
+    assert "trained on 6 chars, hidden [8, 8]" in printed[-1]  # the sample, not the full file
+
+    pushed = folder.kjob("push", "char", "--backend", "local", "-p", "max_steps=3", "-p", "verbose=false",
+                         "-p", "hidden=[4, 2]", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    log = (folder.root / "downloads/char/local-v1/log.txt").read_text()
+    assert ("kjob: python train.py --input-file /kaggle/input/chars/input.txt --max-steps 3 --learning-rate 0.0005 "
+            "--hidden 4 2 --work-dir . --quiet --device cpu") in log
+    assert "trained on 1800 chars, hidden [4, 2]" in log
+    lines = (folder.root / "downloads/char/local-v1/output/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    runs = folder.kjob("runs")
+    assert "max_steps=3" in runs.stdout and "verbose=False" in runs.stdout, runs.stdout
+
+    bad = folder.kjob("build", "char", "-p", "device=tpu")
+    assert bad.exit_code == 3
+    assert "train.py:28: device = 'tpu' is not one of its choices ('cpu', 'cuda')" in bad.stderr
+    assert (folder.root / "train.py").read_bytes() == code
+
+
+def test_a_module_level_script_with_import_siblings(folder):
+    folder.write("main.py", WORD_MAIN)
+    folder.write("data.py", WORD_DATA)
+    folder.write("model.py", WORD_MODEL)
+    folder.write("data/words/train.txt", "the cat sat on the mat\n")
+
+    init = folder.kjob("init", "--entry", "main.py", "--name", "words")
+    assert init.exit_code == 0, init.output
+    assert "modules data.py, model.py, main.py" in init.stdout
+    assert "skipped parameter save: no default (required: set it here, or give it with -p save=...)" in init.stdout
+    made = recipe(folder, "words")
+    assert made["parameters"] == {"data": "./data/words", "epochs": 40, "lr": 20.0, "tied": False}
+    assert made["smoke"]["parameters"] == {"epochs": 1}
+    assert "# skipped save: no default" in (folder.root / "builders/words.toml").read_text()
+
+    missing = folder.kjob("build", "words")
+    assert missing.exit_code == 3
+    assert "main.py: the script requires save: give it with -p save=... or under [parameters]" in missing.stderr
+    unknown = folder.kjob("build", "words", "-p", "epoch=2")
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip() == ("error: unknown parameter 'epoch' for words: not an option of main.py "
+                                      "(its options: data, epochs, lr, tied, save)")
+
+    edit_recipe(folder, "words", ("tied = false", 'tied = false\nsave = "result.json"'),
+                ('data = "./data/words"', 'data = "/kaggle/input/words"'),
+                ('# dataset_sources = ["owner/slug"]', 'dataset_sources = ["me/words"]\n#'))
+    with open(folder.root / "kjob.toml", "a") as f:
+        f.write('\n[datasets]\n"me/words" = "data/words"\n')
+    smoke = folder.kjob("build", "words", "--smoke")
+    assert smoke.exit_code == 0, smoke.output
+    cells = {c["id"]: c["source"] for c in json.loads((folder.root / "kernels/words/words.ipynb").read_text())["cells"]}
+    assert "\nimport data\nimport model\n" in cells["src-main-py"]  # left as written: the modules are registered
+    assert "_kjob_sys.modules['data']" in cells["src-data-py"]
+
+    pushed = folder.kjob("push", "words", "--backend", "local", "-p", "epochs=2", "-p", "tied=true", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    log = (folder.root / "downloads/words/local-v1/log.txt").read_text()
+    assert "kjob: python main.py --data /kaggle/input/words --epochs 2 --lr 20.0 --tied --save result.json" in log
+    assert "| end of epoch   2 | valid loss" in log
+    result = json.loads((folder.root / "downloads/words/local-v1/output/result.json").read_text())
+    assert result == {"epochs": 2, "tied": True, "vocab": 5}
+    runs = folder.kjob("runs")
+    assert "epochs=2" in runs.stdout and "tied=True" in runs.stdout, runs.stdout
+
+    # Only a Kaggle push asks for an owner, in today's one line.
+    kaggle = folder.kjob("push", "words", "--backend", "kaggle")
+    assert kaggle.exit_code == 2
+    assert kaggle.stderr.strip().splitlines()[-1].startswith("error: no Kaggle owner configured: set `owner`")
+
+
+def test_a_function_entry_as_today_with_a_note_on_its_main_block(folder):
+    folder.write("model.py", "class MLP:\n    def __init__(self, width):\n        self.width = width\n")
+    folder.write("train.py", '''
+        import json
+        import model
+
+
+        def main(width=4, epochs=3):
+            with open("result.json", "w") as f:
+                json.dump({"width": model.MLP(width).width, "epochs": epochs}, f)
+
+
+        if __name__ == "__main__":
+            main()
+        ''')
+    init = folder.kjob("init", "--entry", "train.py:main", "--name", "fn")
+    assert init.exit_code == 0, init.output
+    assert recipe(folder, "fn")["parameters"] == {"width": 4, "epochs": 3}
+    smoke = folder.kjob("build", "fn", "--smoke")
+    assert smoke.exit_code == 0, smoke.output
+    assert ("warning: train.py:10: its `if __name__ == \"__main__\":` block is left out: the notebook calls main() "
+            "instead") in smoke.stderr
+    pushed = folder.kjob("push", "fn", "--backend", "local", "-p", "epochs=5", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    assert json.loads((folder.root / "downloads/fn/local-v1/output/result.json").read_text()) == {"width": 4,
+                                                                                                 "epochs": 5}
+    assert "epochs=5" in folder.kjob("runs").stdout
+
+
+def test_the_owner_comes_from_the_kaggle_credentials(folder):
+    (folder.root / "no-kaggle").mkdir()
+    (folder.root / "no-kaggle/kaggle.json").write_text(json.dumps({"username": "carol", "key": "0" * 8 + "1" * 24}))
+    folder.write("train.py", "def main(n=1):\n    print(n)\n")
+    init = folder.kjob("init", "--entry", "train.py:main", "--name", "job")
+    assert init.exit_code == 0, init.output
+    assert "owner: carol, the user name of your Kaggle credentials" in init.stdout
+    assert folder.kjob("build", "job").exit_code == 0
+    assert json.loads((folder.root / "kernels/job/kernel-metadata.json").read_text())["id"] == "carol/job-kernel"
+
+
+def test_a_gpu_recipe_on_the_cpu_fails_with_a_hint(folder):
+    folder.write("train.py", '''
+        import torch
+
+
+        def main(device="cuda"):
+            print(torch.zeros(1, device=device) + 1)
+        ''')
+    assert folder.kjob("init", "--entry", "train.py:main", "--name", "gpu").exit_code == 0
+    smoke = folder.kjob("build", "gpu", "--smoke")
+    assert smoke.exit_code == 1
+    assert "hint: no GPU here: the code asked for CUDA; run it on the CPU with -p device=cpu" in smoke.stderr
+    pushed = folder.kjob("push", "gpu", "--backend", "local", "--wait")
+    assert "hint: no GPU here: the code asked for CUDA; run it on the CPU with -p device=cpu, or for every run " \
+           "on a backend with [tool.kjob.<backend>.parameters]" in pushed.output
+    assert folder.kjob("build", "gpu", "-p", "device=cpu", "--smoke").exit_code == 0
+
+
+def test_kjob_toml_names_the_right_spelling(folder):
+    folder.write("train.py", "def main(n=1):\n    print(n)\n")
+    assert folder.kjob("init", "--entry", "train.py:main", "--name", "job").exit_code == 0
+    with open(folder.root / "kjob.toml", "a") as f:
+        f.write('\n[tool.datasets]\n"me/x" = "data"\n')
+    result = folder.kjob("builders")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: kjob.toml: [tool] is pyproject.toml's table; in kjob.toml write kjob's "
+                                     "keys at the top (owner = ..., [datasets], [local.parameters]), or under "
+                                     "[tool.kjob]")
