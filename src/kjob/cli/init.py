@@ -4,17 +4,17 @@ import click
 
 
 @click.command()
-@click.option("--entry", required=True, metavar="PATH:FUNCTION",
-              help="The function the kernel runs, e.g. src/pkg/train.py:main.")
+@click.option("--entry", required=True, metavar="PATH[:FUNCTION]",
+              help="The script the kernel runs as __main__ (train.py), or the function it calls (src/pkg/train.py:main).")
 @click.option("--name", default=None, help="The recipe's name (default: the folder's name).")
 @click.option("--owner", default=None, metavar="KAGGLE_USER", help="The Kaggle user that owns the kernels.")
 def init(entry, name, owner):
     """Set up kjob in the current project folder: [tool.kjob] in pyproject.toml (or kjob.toml
     when there is none), kjob's .gitignore lines, and builders/NAME.toml for ENTRY, its
-    [parameters] taken from the function's defaults and its modules from what it imports.
-    Never replaces a file.
+    [parameters] taken from the script's command-line options (read, never run) or the
+    function's defaults, and its modules from what it imports. Never replaces a file.
 
-    Example: kjob init --entry src/pkg/train.py:main --owner alice
+    Example: kjob init --entry train.py (or --entry src/pkg/train.py:main --owner alice)
     """
     from pathlib import Path
 
