@@ -143,7 +143,11 @@ def tensorboard_series(output_dir: Path) -> dict:
     folders = event_folders(output_dir)
     if not folders:
         return {}
+    import numpy
     from tensorboard.backend.event_processing import event_accumulator as ea
+
+    def shortest(value) -> float:  # events hold float32: 1.7, not 1.7000000476837158
+        return float(str(numpy.float32(value)))
 
     parts = []
     for folder in folders:
@@ -155,7 +159,8 @@ def tensorboard_series(output_dir: Path) -> dict:
         tags = accumulator.Tags()
         series: dict[str, list[tuple]] = {}
         for tag in tags.get("scalars", []):
-            points = [(e.step, None, e.value) for e in accumulator.Scalars(tag) if _number(e.value) is not None]
+            points = [(e.step, None, shortest(e.value)) for e in accumulator.Scalars(tag)
+                      if _number(e.value) is not None]
             if points:
                 series[tag] = points
         for tag in tags.get("tensors", []):
@@ -167,7 +172,7 @@ def tensorboard_series(output_dir: Path) -> dict:
             for event in accumulator.Tensors(tag):
                 value = _number(float(tensor_util.make_ndarray(event.tensor_proto).item()))
                 if value is not None:
-                    points.append((event.step, None, value))
+                    points.append((event.step, None, shortest(value)))
             if points:
                 series[tag] = points
         parts.append((folder, series))
