@@ -225,6 +225,16 @@ def test_the_board_draws_a_tensorboard_run_s_curve(tmp_path):
     assert [(p[0], p[2]) for p in series["Loss/test"]] == [(0, 3.0), (100, 2.0), (200, 1.5), (300, 1.7)]
 
 
+def test_the_board_draws_the_curve_of_printed_lines(tmp_path):
+    project = Project(tmp_path, "wordlm")
+    assert project.kjob("push", "wordlm", "--wait").exit_code == 0
+    assert project.kjob("board").exit_code == 0
+    [row] = json.loads((tmp_path / ".kjob/board/data.js").read_text()[len("kjobBoard("):-3])["runs"]
+    detail = (tmp_path / f".kjob/board/runs/{row['id']}.js").read_text()
+    series = json.loads(detail[len(f"kjobRun({row['id']},"):-3])["series"]
+    assert [(p[1], p[2]) for p in series["valid_loss"]] == [(1, 6.26), (2, 5.81), (3, 5.9)]
+
+
 # -- the readers' rules, on files written here --------------------------------------------------
 
 

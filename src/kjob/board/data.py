@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kjob.errors import KjobError
-from kjob.runs.metrics import is_number, read_series
+from kjob.runs.metrics import is_number, read_series, recipe_spec
 from kjob.paths import REPORT_PAGE, REPORT_SUMMARY
 from kjob.runs.record import Run, run_duration
 
@@ -142,7 +142,9 @@ def run_detail(ws, run: Run, files: dict, board_folder: Path) -> dict | None:
     paths, sandbox = files.get("folder"), files.get("sandbox")
     detail: dict = {"series": {}, "log": None, "outputs": [], "sources": [], "notebook": None}
     if paths is not None:
-        detail["series"] = {name: _thin(points) for name, points in read_series(paths.output_dir).items()}
+        spec = recipe_spec(ws, run.kernel)  # its `[metrics] log` patterns draw the printed lines' curves
+        series = read_series(paths.output_dir, paths.log, spec.log if spec else ())
+        detail["series"] = {name: _thin(points) for name, points in series.items()}
         detail["log"] = _tail(paths.log)
         detail["outputs"] = _outputs(paths.output_dir, board_folder)
     elif sandbox is not None:  # in flight: what it has written so far
