@@ -55,12 +55,7 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
 
     `progress(stage, done, total)` is called as loading, enhancing and scoring go on."""
     started = time.perf_counter()
-    if (request.checkpoint is None) == (request.enhanced is None):
-        raise UsageError("evaluate needs exactly one of a checkpoint or a folder of enhanced files")
-    if request.out is None and request.reports is None:
-        raise UsageError("evaluate needs an output folder or a reports folder for a default name")
-    if request.out is not None:
-        naming.check_explicit(Path(request.out).resolve(), request.replace)  # before any work
+    _check(request)
     metrics = active_metrics(request.pesq_nb)
     timing = {}
     with tempfile.TemporaryDirectory(prefix="speechscore-") as scratch:
@@ -75,17 +70,9 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
         unmatched = list(found.unmatched)
         timing["load_s"] = time.perf_counter() - started
         cache = ScoreCache(request.cache_dir / "scores" if request.cache_dir else None, metrics)
-        need_waves = request.report or request.save_audio
         provenance = _provenance(request, model)
-        if model is not None:
-            source = _model_source(model, pairs, provenance, progress)
-            results, enhanced, spent = score_both_sides(pairs, metrics, cache, _jobs(request), model=source,
-                                                        need_waves=need_waves, progress=progress)
-        else:
-            waves, extra = loading.load_enhanced(Path(request.enhanced), pairs)
-            unmatched += extra
-            results, enhanced, spent = score_both_sides(pairs, metrics, cache, _jobs(request), enhanced_waves=waves,
-                                                        progress=progress)
+        results, enhanced, spent, extra = _score(request, model, pairs, metrics, cache, provenance, progress)
+        unmatched += extra
         timing.update(spent)
         mark = time.perf_counter()
         leakage = _leakage(request, found, pairs)
@@ -94,22 +81,14 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
         fingerprint = _fingerprint(pairs)
         found_conditions, conditions_source = _conditions(request.data, pairs)
 
-    utterances = [summ.Utterance(p.pair.name, str(p.pair.noisy), str(p.pair.clean), p.noisy.size / SAMPLE_RATE,
-                                 p.rate, {s: results[i][s]["scores"] for s in summ.SIDES}, None,
-                                 {s: results[i][s]["lag"] for s in summ.SIDES},
-                                 {s: results[i][s]["si_sdr_ceiling"] for s in summ.SIDES},
-                                 {**found_conditions.get(p.pair.name, {}),
-                                  "snr_estimated_db": conditions.estimate_snr(p.clean, p.noisy)})
-                  for i, p in enumerate(pairs)]
+    utterances = _utterances(pairs, results, found_conditions)
     rows = [summ.make_row(u, metrics) for u in utterances]
     result = summ.summarize(utterances, rows, metrics)
     result["improvement_intervals"] = confidence.improvement_intervals(rows, metrics)
     data = _data_record(request, found, pairs, unmatched, fingerprint)
-    label = request.label or (naming.checkpoint_base(request.checkpoint) if request.checkpoint is not None
-                              else naming.enhanced_base(request.enhanced))
     result.update(
         format_version=SUMMARY_FORMAT,
-        label=label,
+        label=_label(request),
         identity=naming.identity(provenance, fingerprint),
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         conventions={**CONVENTIONS, "improvement_intervals": confidence.CONVENTION,
@@ -134,6 +113,51 @@ def evaluate(request: EvalRequest, progress=None) -> dict:
     result["timing"] = {k: round(v, 3) for k, v in timing.items()}
     atomic_write_json(folder / SUMMARY_FILE, result)  # again, now with the write time
     return {**result, "folder": str(folder)}
+
+
+def _check(request: EvalRequest) -> None:
+    """Refuse a request that cannot be carried out, before any work."""
+    if (request.checkpoint is None) == (request.enhanced is None):
+        raise UsageError("evaluate needs exactly one of a checkpoint or a folder of enhanced files")
+    if request.out is None and request.reports is None:
+        raise UsageError("evaluate needs an output folder or a reports folder for a default name")
+    if request.out is not None:
+        naming.check_explicit(Path(request.out).resolve(), request.replace)
+
+
+def _score(request: EvalRequest, model, pairs, metrics, cache: ScoreCache, provenance: dict, progress):
+    """Both sides scored: the model's enhancement of each pair (with a model), or the enhanced
+    files matched by name. (results, enhanced waves, time spent, enhanced files left unmatched)."""
+    if model is not None:
+        source = _model_source(model, pairs, provenance, progress)
+        results, enhanced, spent = score_both_sides(pairs, metrics, cache, _jobs(request), model=source,
+                                                    need_waves=request.report or request.save_audio,
+                                                    progress=progress)
+        return results, enhanced, spent, []
+    waves, extra = loading.load_enhanced(Path(request.enhanced), pairs)
+    results, enhanced, spent = score_both_sides(pairs, metrics, cache, _jobs(request), enhanced_waves=waves,
+                                                progress=progress)
+    return results, enhanced, spent, extra
+
+
+def _utterances(pairs, results, found_conditions: dict) -> list:
+    """Each pair's scores on both sides, its lag, its SI-SDR ceiling and its conditions."""
+    return [summ.Utterance(p.pair.name, str(p.pair.noisy), str(p.pair.clean), p.noisy.size / SAMPLE_RATE,
+                           p.rate, {s: results[i][s]["scores"] for s in summ.SIDES}, None,
+                           {s: results[i][s]["lag"] for s in summ.SIDES},
+                           {s: results[i][s]["si_sdr_ceiling"] for s in summ.SIDES},
+                           {**found_conditions.get(p.pair.name, {}),
+                            "snr_estimated_db": conditions.estimate_snr(p.clean, p.noisy)})
+            for i, p in enumerate(pairs)]
+
+
+def _label(request: EvalRequest) -> str:
+    """What was evaluated: the request's label, else named after the checkpoint or the folder."""
+    if request.label:
+        return request.label
+    if request.checkpoint is not None:
+        return naming.checkpoint_base(request.checkpoint)
+    return naming.enhanced_base(request.enhanced)
 
 
 def _jobs(request: EvalRequest) -> int:

@@ -200,12 +200,9 @@ def _train_resolve_data(cfg):
     return root, discover_pairs(root, os.path.join(scratch_root(), "extracted", slug))
 
 
-def main(**params):
-    """Train one model; writes best.pt, last.pt, metrics.jsonl and metadata.json
-    to the working directory and returns a short summary dict."""
-    started = time.time()
-    cfg = _train_config(params)
-    device = select_device(cfg["device"])
+def _train_prepare_torch(cfg, device):
+    """Threads, determinism and seeds as configured; returns whether to use mixed precision
+    (on CUDA, with TF32 matmuls)."""
     if cfg["num_threads"]:
         # CPU reductions split work by thread, so the thread count changes the last bits of the
         # sums; a fixed count keeps a CPU run's figures the same on every machine.
@@ -219,6 +216,48 @@ def main(**params):
     if use_amp:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    return use_amp
+
+
+def _train_optimizer(model, cfg, use_amp):
+    """AdamW, the plateau schedule (used when cfg["schedule"] is "plateau") and the AMP scaler."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
+                                  weight_decay=cfg["weight_decay"])
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=0.5, patience=max(1, int(cfg["patience"]) // 3),
+        min_lr=1e-6)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    return optimizer, plateau, scaler
+
+
+def _train_checkpoint(cfg, model, optimizer, epoch, val_loss):
+    """What best.pt and last.pt hold (format 1, read by the evaluator), on the CPU."""
+    return {"format_version": 1, "model_name": cfg["model"],
+            "model_config": _train_cpu(model.config),
+            "state_dict": _train_cpu(model.state_dict()), "epoch": epoch,
+            "val_loss": float(val_loss),
+            "optimizer_state": _train_cpu(optimizer.state_dict())}
+
+
+def _train_stop_reason(cfg, state, stale):
+    """Why training stops after this epoch (the time budget or the step limit reached during
+    it, the step limit, no improvement for `patience` epochs), or None to go on."""
+    if state["stop_reason"] in ("time_budget", "max_steps"):
+        return state["stop_reason"]
+    if cfg["max_steps"] and state["steps"] >= cfg["max_steps"]:
+        return "max_steps"
+    if cfg["patience"] and stale >= cfg["patience"]:
+        return "early_stopping"
+    return None
+
+
+def main(**params):
+    """Train one model; writes best.pt, last.pt, metrics.jsonl and metadata.json
+    to the working directory and returns a short summary dict."""
+    started = time.time()
+    cfg = _train_config(params)
+    device = select_device(cfg["device"])
+    use_amp = _train_prepare_torch(cfg, device)
     out_dir = working_root()
     data_root, found = _train_resolve_data(cfg)
     train_pairs, val_pairs = split_train_val(found["train"], cfg["val_fraction"])
@@ -233,12 +272,7 @@ def main(**params):
     n_params = count_parameters(model)
     print("model %s: %d parameters, config %s" % (cfg["model"], n_params, model.config), flush=True)
     stft = STFT().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
-                                  weight_decay=cfg["weight_decay"])
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=0.5, patience=max(1, int(cfg["patience"]) // 3),
-        min_lr=1e-6)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    optimizer, plateau, scaler = _train_optimizer(model, cfg, use_amp)
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
     open(metrics_path, "w").close()
     state = {"best_val_loss": None, "best_epoch": 0, "best_val_sisdr": None, "epochs_run": 0,
@@ -294,11 +328,7 @@ def main(**params):
             improved = state["best_val_loss"] is None or (
                 math.isfinite(val_loss) and val_loss < state["best_val_loss"])
             lr = float(optimizer.param_groups[0]["lr"])
-            checkpoint = {"format_version": 1, "model_name": cfg["model"],
-                          "model_config": _train_cpu(model.config),
-                          "state_dict": _train_cpu(model.state_dict()), "epoch": epoch,
-                          "val_loss": float(val_loss),
-                          "optimizer_state": _train_cpu(optimizer.state_dict())}
+            checkpoint = _train_checkpoint(cfg, model, optimizer, epoch, val_loss)
             _train_save(os.path.join(out_dir, "last.pt"), checkpoint)
             if improved:
                 _train_save(os.path.join(out_dir, "best.pt"), checkpoint)
@@ -321,13 +351,9 @@ def main(**params):
                      last_epoch_seconds, "  (best)" if improved else "",
                      "  [%d non-finite steps skipped]" % skipped if skipped else ""), flush=True)
             _train_write_json(os.path.join(out_dir, "metadata.json"), metadata("running"))
-            if state["stop_reason"] in ("time_budget", "max_steps"):
-                break
-            if cfg["max_steps"] and state["steps"] >= cfg["max_steps"]:
-                state["stop_reason"] = "max_steps"
-                break
-            if cfg["patience"] and stale >= cfg["patience"]:
-                state["stop_reason"] = "early_stopping"
+            stop = _train_stop_reason(cfg, state, stale)
+            if stop:
+                state["stop_reason"] = stop
                 break
     finally:
         # Drop the worker processes here rather than at interpreter exit, where
