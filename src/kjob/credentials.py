@@ -3,7 +3,8 @@ echoing the credential itself.
 
 Two kinds are found: text shaped like a credential (the patterns below), and the literal
 values of the credentials this process holds (`held_secrets`: the configured Kaggle key and
-token, and every environment variable named *_KEY, *_TOKEN or *_SECRET). A message shows a
+token, every environment variable named *_KEY, *_TOKEN or *_SECRET, and the secrets stored
+with `kjob secrets set`, read here by `stored_secrets`). A message shows a
 secret only as its kind and length (`mask`), never a character of it.
 """
 
@@ -13,6 +14,8 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from kjob.paths import secret_store
 
 _HEX32 = r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])"  # a legacy Kaggle key; not part of a longer hash
 # (what it looks like, pattern). Each pattern's group "secret" is the part to hide.
@@ -38,6 +41,11 @@ _PATTERNS = [
     ("a GitHub token", r"(?P<secret>\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}))"),
     ("an OpenAI-style API key", r"(?P<secret>\bsk-(?:proj-)?[A-Za-z0-9_-]{32,})"),
     ("a Hugging Face token", r"(?P<secret>\bhf_[A-Za-z0-9]{30,})"),
+    # A W&B API key is 40 hex digits, as a git commit's hash is: only where W&B takes one
+    # (`wandb.login(key=...)`, `WANDB_API_KEY=...` in code, `%env` or a shell line).
+    ("a W&B API key", r"""\bwandb\.login\s*\([^)]*?\bkey\s*=\s*["'](?P<secret>[0-9a-fA-F]{40})["']"""),
+    ("a W&B API key",
+     r"""WANDB_API_KEY["']?\s*\]?\s*[=:,]\s*["']?(?P<secret>[0-9a-fA-F]{40})(?![0-9A-Za-z])"""),
     ("a Slack token", r"(?P<secret>\bxox[abposr]-[A-Za-z0-9-]{10,})"),
     ("a Google API key", r"(?P<secret>\bAIza[0-9A-Za-z_-]{35})"),
     ("a private key", r"(?P<secret>-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----)"),
@@ -168,7 +176,7 @@ def held_secrets() -> dict[str, str]:
     global _held
     environ = _environ()
     if _held is None or _held.environ != environ:
-        _held = _Held(environ, credential_files())
+        _held = _Held(environ, (*credential_files(), secret_store()))
     now = time.monotonic()
     if _held.values is not None and now - _held.checked < RESTAT_SECONDS:
         return _held.values
@@ -178,6 +186,7 @@ def held_secrets() -> dict[str, str]:
         found = [(value, name) for name, value in os.environ.items()
                  if _SECRET_NAME.fullmatch(name) and name != "KAGGLE_API_TOKEN"]  # a token, or its file's path
         found += credential_values().items()
+        found += [(value, f"the kjob secret {name}") for name, value in stored_secrets().items()]
         values = {}
         for value, where in found:
             # Each line of a value on several lines (a private key) too: scans and logs go by line.
@@ -251,6 +260,19 @@ def kaggle_username(environ: dict | None = None) -> str | None:
         except (ValueError, AttributeError):
             name = None
     return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def stored_secrets(environ: dict | None = None) -> dict[str, str]:
+    """The secrets stored with `kjob secrets set`, name -> value ({} when there is no store or
+    it cannot be read: nothing is raised here; `kjob.sandbox.secrets` says what is wrong)."""
+    try:
+        data = json.loads(secret_store(environ).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    values = data.get("secrets") if isinstance(data, dict) else None
+    if not isinstance(values, dict):
+        return {}
+    return {name: value for name, value in values.items() if isinstance(name, str) and isinstance(value, str)}
 
 
 def quiet_read(path: Path) -> str:

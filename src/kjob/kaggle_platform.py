@@ -30,7 +30,7 @@ KAGGLE_IMAGE_MODULES = frozenset(
     sentence_transformers onnx tensorflow keras tensorflow_hub tensorflow_probability
     tensorflow_datasets tensorflow_text keras_cv keras_nlp keras_tuner kerastuner jax optax flax
     xgboost lightgbm catboost optuna hyperopt bayes_opt shap lime category_encoders tsfresh
-    prophet h2o wandb kaggle kagglehub kagglesdk learntools librosa soundfile pydub nltk spacy
+    prophet h2o wandb kaggle kagglehub kagglesdk kaggle_secrets learntools librosa soundfile pydub nltk spacy
     gensim fasttext jieba emoji easyocr pytesseract networkx igraph shapely fiona cartopy
     libpysal dipy pydicom SimpleITK openslide vtk Crypto boto3 papermill
     """.split()

@@ -96,6 +96,12 @@ class LocalRunPaths:
         """The kernel's HOME: nothing of the user's own home (credentials, caches) is visible."""
         return self.folder / "home"
 
+    @property
+    def secrets(self) -> Path:
+        """The values of the secrets the run may read (mode 0600), until its runner takes them
+        (`kjob.sandbox.secrets`): gone before the kernel starts, and once the run has ended."""
+        return self.folder / "secrets.json"
+
 
 @dataclass(frozen=True)
 class SmokePaths(LocalRunPaths):
@@ -117,6 +123,21 @@ class RayRunPaths(LocalRunPaths):
     def claim(self) -> Path:
         """The client's record of the submission: the job's token, id and cluster (checked by both sides)."""
         return self.folder / "submitted.json"
+
+
+def secret_store(environ=None) -> Path:
+    """The user's secret store (`kjob secrets set`), outside every workspace: secrets.json in
+    kjob's folder of the user's configuration (XDG_CONFIG_HOME, else ~/.config; %APPDATA% on
+    Windows)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if os.name == "nt" and env.get("APPDATA"):
+        base = Path(env["APPDATA"])
+    else:
+        xdg = env.get("XDG_CONFIG_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"  # a relative one is ignored, as the spec says
+    return base / "kjob" / "secrets.json"
 
 
 def ray_runs(storage: Path, kernel: str) -> Path:

@@ -92,6 +92,11 @@ class Backend(ABC):
         """Refuse a push the backend would refuse or cut short (its platform's limits), before
         kjob records or writes anything for it. Default: nothing to check."""
 
+    def push_notes(self, submission: Submission) -> list[str]:
+        """What the user must still do on the platform for the pushed run to work, one line
+        each (Kaggle: attach the recipe's secrets in its editor). Default: nothing."""
+        return []
+
     @abstractmethod
     def submit(self, submission: Submission) -> Submitted:
         """Start a run of the kernel; returns its version."""

@@ -68,6 +68,14 @@ class KaggleBackend(Backend):
         self.ws.owner()  # a kernel on Kaggle is owner/slug: with none configured, one line and nothing pushed
         check_limits(submission)
 
+    def push_notes(self, submission: Submission) -> list[str]:
+        names = submission.recipe.secrets
+        if not names:
+            return []
+        ref = submission.metadata.get("id", submission.recipe.name)
+        return [f"{ref} reads the secrets {', '.join(names)}: kjob sends no values to Kaggle; attach your account's "
+                f"secrets of those names to the kernel in Kaggle's editor (Add-ons > Secrets), once"]
+
     def submit(self, submission: Submission) -> Submitted:
         from kjob.backends.kaggle_datasets import DatasetsApi
         from kjob.backends.kaggle_push import (check_accelerator, check_attached, check_dataset_sources, rejection,
@@ -116,7 +124,7 @@ class KaggleBackend(Backend):
             return Capacity(GPU_SESSION_LIMIT, f"Kaggle's {GPU_SESSION_LIMIT} GPU sessions", counts=uses_gpu,
                             enforced=True, what="Kaggle GPU runs")
         limit, kind = (1, "TPU") if recipe.accelerator == "tpu" else (2, "CPU")
-        return Capacity(limit, f"Kaggle runs {limit} {kind} session{'s' if limit > 1 else ''} at once", settable=True)
+        return Capacity(limit, f"Kaggle, {kind} sessions", settable=True)
 
     def quota_left(self, recipe) -> float | None:
         from kjob.backends.kaggle_push import gpu_quota_left

@@ -104,6 +104,10 @@ def check_limits(submission) -> None:
     if kind is not None and kind != wanted:
         raise ConfigError(f"{where}: machine_shape '{shape}' is a {kind.upper()} but accelerator is '{wanted}': make "
                           f"them agree (the default {wanted} shape is {DEFAULT_MACHINE_SHAPE[wanted] or 'none'})")
+    if recipe.secrets and not meta.get("enable_internet"):
+        raise ConfigError(f"{where}: secrets ({', '.join(recipe.secrets)}) need internet = true on Kaggle: its "
+                          "kaggle_secrets client asks Kaggle's service for them, which a kernel without internet "
+                          "cannot reach; nothing was pushed")
     limit = SESSION_LIMIT[wanted]
     if submission.session_timeout > limit.value:
         label = "CPU" if wanted == "none" else wanted.upper()

@@ -64,7 +64,8 @@ class LocalBackend(Backend):
         version, paths = self._new_run_folder(submission.recipe.name, submission.first_version)
         kill_point("local:claimed")
         spec = RunSpec(timeout=submission.session_timeout, run_type="Batch", token=submission.token,
-                       hide=(self.ws.root,), meta={"parameters": submission.parameters})
+                       hide=(self.ws.root,), meta={"parameters": submission.parameters},
+                       secrets=submission.recipe.secrets)
         sandbox = Sandbox.create(paths.folder, nbk.dumps(submission.notebook), mounts, spec, _START_GRACE_SECONDS)
         kill_point("local:laid-out")
         isolation = sandbox.start()

@@ -39,6 +39,7 @@ from kjob.backends.mounts import dataset_mounts
 from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
 from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
+from kjob.sandbox.secrets import write_run_secrets
 from kjob.polling import Backoff
 from kjob.runs.record import FINAL, Run, RunStatus
 from kjob.sandbox.folder import Sandbox
@@ -129,19 +130,27 @@ class RayBackend(Backend):
                                         "parameters": submission.parameters})
         job = {"folder": str(PurePosixPath(settings.cluster_storage, recipe.name, f"v{version}")), "token": token,
                "timeout": submission.session_timeout, "run_type": "Batch", "env": _kernel_env(request), "mounts": mounts,
-               "meta": {"parameters": submission.parameters, "push": submission.token, "submission_id": job_id}}
+               "meta": {"parameters": submission.parameters, "push": submission.token, "submission_id": job_id},
+               "secrets": list(recipe.secrets)}
         metadata = {"kjob_token": token, "kjob_push": submission.token, "kjob_kernel": recipe.name,
                     "kjob_version": str(version)}
+        # The secrets' values wait on the storage (mode 0600), never in the job's runtime_env,
+        # which anyone who can read the Jobs API reads; the runner takes them before the kernel starts.
+        write_run_secrets(paths.secrets, recipe.secrets)
         with tempfile.TemporaryDirectory(prefix="kjob-ray-") as folder:
             package = RayPackagePaths(Path(folder))
             _pack(package, submission.notebook, job)
             self._unsent.discard(submission.token)
-            cluster.submit(
-                entrypoint=shlex.join([*settings.python, "-m", "kjob.backends.ray_job", package.spec.name]),
-                submission_id=job_id, runtime_env={"working_dir": str(package.folder)}, metadata=metadata,
-                entrypoint_num_cpus=request.cpus, entrypoint_num_gpus=request.gpus or None,
-                entrypoint_memory=request.memory, entrypoint_resources=request.custom or None,
-            )
+            try:
+                cluster.submit(
+                    entrypoint=shlex.join([*settings.python, "-m", "kjob.backends.ray_job", package.spec.name]),
+                    submission_id=job_id, runtime_env={"working_dir": str(package.folder)}, metadata=metadata,
+                    entrypoint_num_cpus=request.cpus, entrypoint_num_gpus=request.gpus or None,
+                    entrypoint_memory=request.memory, entrypoint_resources=request.custom or None,
+                )
+            except BaseException:
+                paths.secrets.unlink(missing_ok=True)
+                raise
         return Submitted(version, dict(submission.parameters), handle, RunStatus("queued", "PENDING"))
 
     def _mounts(self, submission: Submission, settings) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from kjob.fsutil import read_json
 from kjob.paths import RayPackagePaths, RayRunPaths
 from kjob.sandbox.folder import RunSpec, Sandbox, record_final
+from kjob.sandbox.secrets import take_run_secrets
 
 
 def main(spec_file: Path) -> int:
@@ -40,11 +41,12 @@ def main(spec_file: Path) -> int:
               file=sys.stderr, flush=True)
         return 3
     spec = RunSpec(timeout=job["timeout"], run_type=job.get("run_type", "Batch"), env=job.get("env", {}),
-                   token=job["token"], meta=job.get("meta", {}))
+                   token=job["token"], meta=job.get("meta", {}), secrets=tuple(job.get("secrets", ())))
     mounts = job.get("mounts", {})
     missing = sorted({target for target in mounts.values() if not Path(target).is_dir()})
+    _, values = take_run_secrets(paths.secrets)  # the client's, on the storage: this node has no store
     sandbox = Sandbox.create(paths.folder, package.notebook.read_text(encoding="utf-8"),
-                             {} if missing else mounts, spec)
+                             {} if missing else mounts, spec, secret_values=values)
     if missing:
         record_final(paths, {"status": "error", "raw_status": "dataset missing", "failure_kind": "infrastructure",
                              "failure_message": f"not a folder on this node: {', '.join(missing)} (set "

@@ -140,6 +140,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     }
     if recipe.pip:
         provenance["pip"] = list(recipe.pip)
+    if recipe.secrets:  # names only: what kaggle_secrets may answer in a run kjob makes (the emulator's too)
+        provenance["secrets"] = list(recipe.secrets)
     cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
     if recipe.pip:
         cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))

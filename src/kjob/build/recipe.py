@@ -47,6 +47,7 @@ class KernelRecipe:
     pip: tuple[str, ...] = ()  # requirements the notebook's first cell installs (internet on)
     pip_modules: tuple[str, ...] = ()  # import names they provide beyond kjob.kaggle_platform's guesses
     docker_image: str | None = None  # Kaggle's image pinned (SaveKernel dockerImage); None: Kaggle's choice
+    secrets: tuple[str, ...] = ()  # names the kernel may read with kaggle_secrets.UserSecretsClient
     # A script entry's command-line options (kjob.build.script_entry), read from the script; () otherwise.
     script_options: tuple = ()
 

@@ -15,6 +15,8 @@ from kjob.runs.metrics import metrics_spec
 
 _ONE_LINE = re.compile(r"[^\n\r]+")
 
+# A secret's name as Kaggle's editor and environment variables spell it: WANDB_API_KEY, HF_TOKEN.
+SECRET_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SOURCE_RE = REF_RE  # owner/slug or owner/slug/N, as Kaggle names sources
 COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -31,7 +33,7 @@ _KEYS = {
     "title", "slug", "description", "modules", "entry", "parameters", "smoke",
     "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
     "accelerator", "machine_shape", "internet", "private", "session_timeout", "metrics",
-    "pip", "pip_modules", "docker_image",
+    "pip", "pip_modules", "docker_image", "secrets",
 }
 _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
 
@@ -106,6 +108,7 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
         if not isinstance(fields[key], bool):
             raise w.fail(key, "expected true or false", fields[key])
     fields.update(_pip_fields(w, data, fields["internet"]))
+    fields["secrets"] = _secret_names(w, data)
     if "docker_image" in data:  # Kaggle's image pinned, for a run that must not drift (SaveKernel dockerImage)
         fields["docker_image"] = _string(w, data, "docker_image", pattern=DOCKER_IMAGE_RE,
                                          expected="expected a Kaggle image such as "
@@ -137,6 +140,20 @@ def _pip_fields(w: Where, data: dict, internet: bool) -> dict:
         raise w.problem("pip: a Kaggle run can only install packages with internet on; set internet = true, "
                         "or attach the packages as a dataset and drop pip")
     return {"pip": tuple(item.strip() for item in pip), "pip_modules": tuple(modules)}
+
+
+def _secret_names(w: Where, data: dict) -> tuple[str, ...]:
+    """`secrets = ["WANDB_API_KEY"]`: the names the kernel may read with kaggle_secrets (their
+    values are never in a recipe: Kaggle's own on Kaggle, `kjob secrets set` here)."""
+    names = data.get("secrets", [])
+    if not isinstance(names, list):
+        raise w.fail("secrets", "expected a list of secret names such as 'WANDB_API_KEY'", names)
+    for name in names:
+        if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
+            raise w.fail("secrets", "expected upper-case names such as 'WANDB_API_KEY' (A-Z, 0-9, _)", name)
+    if len(set(names)) != len(names):
+        raise w.problem("secrets: a name is listed twice")
+    return tuple(names)
 
 
 def _smoke_fields(w: Where, data: dict, params: dict) -> dict:

@@ -45,7 +45,7 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
         nb = nbk.without_pip_install(nb, "kjob smoke run: pip install skipped; installed here: " + ", ".join(installed))
     spec = RunSpec(timeout=recipe.smoke_timeout, run_type="Interactive",
                    env={"CUDA_VISIBLE_DEVICES": ""},  # a smoke run never touches a GPU, even where one exists
-                   hide=(ws.root,))
+                   hide=(ws.root,), secrets=recipe.secrets)
     mounts, mount_notes = smoke_mounts(ws, recipe)
     sandbox = Sandbox.create(paths.folder, nbk.dumps(nb), mounts, spec)
     state = sandbox.run()

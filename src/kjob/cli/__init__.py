@@ -4,12 +4,12 @@ formats its result. Heavy modules (torch, nbclient) are imported only inside com
 import click
 
 from kjob import __version__
-from kjob.cli import board, build, dataset, demo, emulator, evaluate, init, leakage, lifecycle, runs, sweep
+from kjob.cli import board, build, dataset, demo, emulator, evaluate, init, leakage, lifecycle, runs, secrets, sweep
 from kjob.errors import KjobError, LocalFileError
 from kjob.procs import Terminated
 
 # Each command module imports only click and kjob's light modules at import time.
-COMMAND_MODULES = [init, build, lifecycle, runs, demo, emulator, evaluate, dataset, sweep, leakage, board]
+COMMAND_MODULES = [init, build, lifecycle, runs, demo, emulator, evaluate, dataset, secrets, sweep, leakage, board]
 
 EXIT_CODES_HELP = """Exit codes: 0 success (run complete), 1 run failed, 2 usage or configuration
 error, 3 validation failed, 4 not found, 5 run cancelled, 6 run not finished, 7 backend

@@ -24,6 +24,24 @@ _KAGGLE_STATUS = {"queued": "QUEUED", "running": "RUNNING", "complete": "COMPLET
                   "cancelled": "CANCEL_ACKNOWLEDGED"}
 
 
+def _attached_secrets(text: str, kind: str) -> tuple[str, ...]:
+    """The secrets a pushed notebook's build lists (metadata.kjob.secrets): the emulator's
+    stand-in for those attached in Kaggle's editor, served from this machine's `kjob secrets`."""
+    import json
+
+    from kjob.sandbox.secrets import NAME_RE
+
+    if kind != "notebook":
+        return ()
+    try:
+        names = json.loads(text).get("metadata", {}).get("kjob", {}).get("secrets", [])
+    except (ValueError, AttributeError):
+        return ()
+    if not isinstance(names, list):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and NAME_RE.fullmatch(n))
+
+
 class Session:
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
@@ -37,7 +55,7 @@ class Session:
         folder.mkdir(parents=True)  # a version's folder is new, never reused
         limits = limits or {}
         spec = RunSpec(timeout=timeout, run_type="Batch", kind=kind, memory_limit=limits.get("memory") or None,
-                       working_limit=limits.get("working") or None)
+                       working_limit=limits.get("working") or None, secrets=_attached_secrets(text, kind))
         # Never started (the emulator's `hold`) means queued, however long it waits.
         return cls(Sandbox.create(folder, text, mounts, spec))
 

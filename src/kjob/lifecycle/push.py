@@ -80,7 +80,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
             campaign=member.campaign if member else None, stage=member.stage if member else None))
         kill_point("push:begun")
         run = _submit(ledger, backend, run, submission)
-        return PushOutcome(run, rebuilt, plan.warnings)
+        return PushOutcome(run, rebuilt, plan.warnings + tuple(backend.push_notes(submission)))
 
 
 def check_room(backend: Backend, submission: Submission) -> None:

@@ -56,6 +56,7 @@ from pathlib import Path
 
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.sandbox.isolation import Isolation, allowed_environment, bwrap_command, choose
+from kjob.sandbox.secrets import write_run_secrets
 from kjob.paths import LocalRunPaths
 from kjob.procs import (alive, become_subreaper, can_adopt_orphans, detached, end_descendants, kill_group,
                         start_time, terminate_group, wait_gone, wait_reaping)
@@ -85,6 +86,9 @@ class RunSpec:
     # the working folder's total size (past it the kernel is stopped: "disk full").
     memory_limit: int | None = None
     working_limit: int | None = None
+    # The secrets the kernel may read with kaggle_secrets (a recipe's `secrets`): names only;
+    # their values go to the run's own file (`kjob.sandbox.secrets`), never to run.json.
+    secrets: tuple[str, ...] = ()
 
 
 class Sandbox:
@@ -99,10 +103,11 @@ class Sandbox:
 
     @classmethod
     def create(cls, folder: Path, text: str, mounts: Mapping[str, Path], spec: RunSpec,
-               start_grace: float | None = None) -> "Sandbox":
+               start_grace: float | None = None, secret_values: Mapping[str, str] | None = None) -> "Sandbox":
         """Lay out a run in `folder` (made if missing; an empty one claimed by the caller is fine).
 
-        `text` is the notebook's JSON, or the script's source when `spec.kind` is "script"."""
+        `text` is the notebook's JSON, or the script's source when `spec.kind` is "script".
+        The values of `spec.secrets` come from `secret_values`, else from the user's store."""
         if spec.kind not in KINDS:
             raise ValueError(f"a run's kind must be one of {', '.join(KINDS)}, not {spec.kind!r}")
         sandbox = cls(folder, start_grace)
@@ -122,8 +127,9 @@ class Sandbox:
         atomic_write_json(paths.spec, {
             "kind": spec.kind, "timeout": spec.timeout, "run_type": spec.run_type, "env": dict(spec.env),
             "token": spec.token, "mounts": layout, "hide": [str(Path(p).resolve()) for p in spec.hide], "meta": dict(spec.meta),
-            "limits": {"memory": spec.memory_limit, "working": spec.working_limit},
+            "limits": {"memory": spec.memory_limit, "working": spec.working_limit}, "secrets": list(spec.secrets),
         })
+        write_run_secrets(paths.secrets, spec.secrets, secret_values)
         atomic_write_json(paths.state, {"status": "queued", "raw_status": "queued", "queued_at": time.time()})
         return sandbox
 
@@ -327,6 +333,7 @@ def record_final(paths: LocalRunPaths, record: dict) -> bool:
         return _create_exclusive(paths.final, text)
     finally:
         tmp.unlink(missing_ok=True)
+        paths.secrets.unlink(missing_ok=True)  # a run that never started: its secrets go with it
 
 
 def _create_exclusive(path: Path, text: str) -> bool:

@@ -33,15 +33,22 @@ def run(folder: Path, kaggle_paths: bool = False) -> int:
     _record_cancel_before_start(paths)
 
     from kjob.fsutil import read_json
+    from kjob.sandbox.secrets import SecretsEndpoint, take_run_secrets
+
+    names, values = take_run_secrets(paths.secrets)  # off the disk before any code of the run starts
 
     spec = read_json(paths.spec)
     pid = os.getpid()
     record_progress(paths, status="running", raw_status="running", started_at=time.time(),
                     runner_pid=pid, runner_start=start_time(pid), pid_namespace=kaggle_paths)
     working_dir, env = _kernel_environment(paths, spec, kaggle_paths)
-    execution, cap = _execute(paths, spec, working_dir, env)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish writing: a cancel now waits for it
-    record_final(paths, _outcome(paths, spec, execution, cap))
+    with SecretsEndpoint(names, values) as secrets:  # Kaggle's user-secrets service, for this run alone
+        served = secrets.variables()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [served.pop("PYTHONPATH"), env.get("PYTHONPATH")]))
+        env.update(served)
+        execution, cap = _execute(paths, spec, working_dir, env, secrets.hide)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish writing: a cancel now waits for it
+        record_final(paths, _outcome(paths, spec, execution, cap, secrets.hide))
     return 0
 
 
@@ -80,10 +87,10 @@ def _kernel_environment(paths: LocalRunPaths, spec: dict, kaggle_paths: bool) ->
     return working_dir, env
 
 
-def _execute(paths: LocalRunPaths, spec: dict, working_dir: Path, env: dict):
+def _execute(paths: LocalRunPaths, spec: dict, working_dir: Path, env: dict, hide=str):
     """Run the notebook (or script) with its limits, appending its output to log.jsonl as it
-    arrives; (the execution, the working folder's cap). A run that could not start is
-    recorded as broken before the exception goes on."""
+    arrives, masked by `hide` (the run's secret values); (the execution, the working folder's
+    cap). A run that could not start is recorded as broken before the exception goes on."""
     from kjob.sandbox.execute_notebook import execute_notebook
     from kjob.sandbox.execute_script import execute_script
 
@@ -91,7 +98,7 @@ def _execute(paths: LocalRunPaths, spec: dict, working_dir: Path, env: dict):
     with paths.log.open("a", encoding="utf-8") as log:
 
         def on_output(stream: str, text: str) -> None:
-            entry = {"stream_name": stream, "time": round(time.monotonic() - started, 3), "data": text}
+            entry = {"stream_name": stream, "time": round(time.monotonic() - started, 3), "data": hide(text)}
             log.write(json.dumps(entry) + "\n")
             log.flush()
 
@@ -123,15 +130,16 @@ def _execute(paths: LocalRunPaths, spec: dict, working_dir: Path, env: dict):
     return execution, cap
 
 
-def _outcome(paths: LocalRunPaths, spec: dict, execution, cap: WorkingCap) -> dict:
-    """final.json: how the run ended (an executed notebook is kept beside it)."""
+def _outcome(paths: LocalRunPaths, spec: dict, execution, cap: WorkingCap, hide=str) -> dict:
+    """final.json: how the run ended (an executed notebook is kept beside it); `hide` masks the
+    run's secret values in both."""
     from kjob import notebook as nbk
 
     outcome = {"seconds": round(execution.seconds, 2), "recorded_by": "runner"}
     if spec.get("kind") == "script":
         outcome["exit_code"] = execution.exit_code
     else:
-        paths.executed_notebook.write_text(nbk.dumps(execution.notebook), encoding="utf-8")
+        paths.executed_notebook.write_text(hide(nbk.dumps(execution.notebook)), encoding="utf-8")
     failure = execution.failure
     if failure is None:
         outcome.update(status="complete", raw_status="complete")
@@ -141,7 +149,7 @@ def _outcome(paths: LocalRunPaths, spec: dict, execution, cap: WorkingCap) -> di
         outcome.update(status="error", failure_cell=failure.cell_index, **cap.failure())
     else:
         outcome.update(status="error", raw_status=failure.kind, failure_kind=failure.kind,
-                       failure_message=failure.message, failure_location=failure.location,
+                       failure_message=hide(failure.message), failure_location=failure.location,
                        failure_cell=failure.cell_index)
     return outcome
 
