@@ -271,6 +271,8 @@ class Sweep:
         problems += [f"{n!r}: refused (it would escape the folder)" for n in report.refused]
         for problem in problems:
             self._emit("warning", f"{self._name(run)}: output {problem}")
+        for note in report.notes:  # no metrics found, a metrics reader not installed
+            self._emit("note", f"{self._name(run)}: note: {note}")
         run = report.run
         what = f"{len(report.downloaded) + len(report.unchanged)} output file(s)" if run.state.status == "complete" \
             else "status and log"
