@@ -74,7 +74,7 @@ class KaggleBackend(Backend):
             return []
         ref = submission.metadata.get("id", submission.recipe.name)
         return [f"{ref} reads the secrets {', '.join(names)}: kjob sends no values to Kaggle; attach your account's "
-                f"secrets of those names to the kernel in Kaggle's editor (Add-ons > Secrets), once"]
+                f"secrets of those names to the kernel in Kaggle's editor (Add-ons > Secrets)"]
 
     def submit(self, submission: Submission) -> Submitted:
         from kjob.backends.kaggle_datasets import DatasetsApi
