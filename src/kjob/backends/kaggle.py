@@ -124,7 +124,7 @@ class KaggleBackend(Backend):
             return Capacity(GPU_SESSION_LIMIT, f"Kaggle's {GPU_SESSION_LIMIT} GPU sessions", counts=uses_gpu,
                             enforced=True, what="Kaggle GPU runs")
         limit, kind = (1, "TPU") if recipe.accelerator == "tpu" else (2, "CPU")
-        return Capacity(limit, f"Kaggle, {kind} sessions", settable=True)
+        return Capacity(limit, f"Kaggle runs {limit} {kind} session{'s' if limit > 1 else ''} at once", settable=True)
 
     def quota_left(self, recipe) -> float | None:
         from kjob.backends.kaggle_push import gpu_quota_left
