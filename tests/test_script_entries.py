@@ -51,6 +51,7 @@ import json
 
 import data
 import model
+from helpers import *
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", type=str, default="./data/words")
@@ -65,7 +66,7 @@ corpus = data.Corpus(args.data)
 net = model.RNNModel(len(corpus.words), tied=args.tied)
 for epoch in range(1, args.epochs + 1):
     loss = net.step(lr)
-    print(f"| end of epoch {epoch:3d} | valid loss {loss:5.2f}")
+    print(f"| end of epoch {epoch:3d} | valid loss {loss:5.2f} | valid ppl {ppl(loss):8.2f}")
 with open(args.save, "w") as f:
     json.dump({"epochs": args.epochs, "tied": args.tied, "vocab": len(corpus.words)}, f)
 '''
@@ -78,6 +79,14 @@ class Corpus:
     def __init__(self, path):
         with open(os.path.join(path, "train.txt"), encoding="utf-8") as f:
             self.words = sorted(set(f.read().split()))
+'''
+
+WORD_HELPERS = '''
+import math
+
+
+def ppl(loss):
+    return math.exp(loss)
 '''
 
 WORD_MODEL = '''
@@ -172,11 +181,12 @@ def test_a_module_level_script_with_import_siblings(folder):
     folder.write("main.py", WORD_MAIN)
     folder.write("data.py", WORD_DATA)
     folder.write("model.py", WORD_MODEL)
+    folder.write("helpers.py", WORD_HELPERS)
     folder.write("data/words/train.txt", "the cat sat on the mat\n")
 
     init = folder.kjob("init", "--entry", "main.py", "--name", "words")
     assert init.exit_code == 0, init.output
-    assert "modules data.py, model.py, main.py" in init.stdout
+    assert "modules data.py, model.py, helpers.py, main.py" in init.stdout
     assert "skipped parameter save: no default (required: set it here, or give it with -p save=...)" in init.stdout
     made = recipe(folder, "words")
     assert made["parameters"] == {"data": "./data/words", "epochs": 40, "lr": 20.0, "tied": False}
@@ -199,7 +209,7 @@ def test_a_module_level_script_with_import_siblings(folder):
     smoke = folder.kjob("build", "words", "--smoke")
     assert smoke.exit_code == 0, smoke.output
     cells = {c["id"]: c["source"] for c in json.loads((folder.root / "kernels/words/words.ipynb").read_text())["cells"]}
-    assert "\nimport data\nimport model\n" in cells["src-main-py"]  # left as written: the modules are registered
+    assert "\nimport data\nimport model\n# from helpers import *\n" in cells["src-main-py"]  # data, model registered
     assert "_kjob_sys.modules['data']" in cells["src-data-py"]
 
     pushed = folder.kjob("push", "words", "--backend", "local", "-p", "epochs=2", "-p", "tied=true", "--wait")

@@ -58,8 +58,7 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str], k
                 continue
             if node.module not in modules:
                 problems.append(_problem(module, node.lineno, f"imports {node.module}, which is not among the recipe's modules"))
-            if any(a.name == "*" for a in node.names):
-                problems.append(_problem(module, node.lineno, "star import of a sibling module"))
+            # `from helpers import *` too: the modules' cells share one namespace, helpers' names are there
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
             aliases[node.lineno] = [f"{a.asname} = {a.name}" for a in node.names if a.asname]
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in packages for a in node.names):

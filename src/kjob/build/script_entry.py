@@ -16,8 +16,9 @@ from dataclasses import dataclass
 ARGV_ID = "kjob-argv"
 # The script's knobs a smoke run makes small, by parameter name: (value, why).
 SMOKE_KNOBS = {
-    "max_steps": 2, "max_iters": 2, "steps": 2, "iters": 2, "iterations": 2, "epochs": 1,
-    "num_epochs": 1, "max_epochs": 1, "dry_run": True, "num_workers": 0, "workers": 0, "batch_size": 2,
+    "max_steps": 2, "max_iters": 2, "steps": 2, "num_steps": 2, "n_steps": 2, "iters": 2, "n_iters": 2,
+    "iterations": 2, "epochs": 1, "num_epochs": 1, "n_epochs": 1, "max_epochs": 1, "dry_run": True,
+    "num_workers": 0, "workers": 0, "batch_size": 2,
 }
 _TYPES = {"int": "int", "float": "float", "str": "str"}
 
