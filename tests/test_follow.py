@@ -75,3 +75,12 @@ def test_ctrl_c_while_following_stops_watching_not_the_run(tiny):
         assert not refresh(ledger, backend, run).state.final  # it goes on
         backend.cancel(run)
         assert watch(ledger, backend, run).state.status == "cancelled"
+
+
+def test_the_runs_table_shows_a_remote_run_as_last_seen_and_says_how_to_ask(kaggle):
+    assert kaggle.push("tiny").exit_code == 0
+    listed = recent_runs(find_workspace(kaggle.ws.root))
+    assert [(item.run.ref, item.asked, item.as_last_seen) for item in listed] == [("tiny v1", False, True)]
+    table = kaggle.kjob("status")
+    assert table.exit_code == 0
+    assert "note: tiny v1 is shown as last seen; `kjob status tiny --version 1` asks kaggle" in table.stderr
