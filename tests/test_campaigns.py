@@ -260,11 +260,11 @@ def test_a_schema_3_ledger_is_upgraded_keeping_every_row(tmp_path):
     db.executescript(V3_LEDGER)
     db.close()
     with Ledger(path) as ledger:
-        assert SCHEMA_VERSION == 4 and ledger._db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert SCHEMA_VERSION == 5 and ledger._db.execute("PRAGMA user_version").fetchone()[0] == 5
         [run] = ledger.runs()
         assert (run.kernel, run.version, run.parameters, run.metrics, run.notes.message, run.notes.tags, run.note) == (
             "lab", 3, {"lr": 0.1}, {"val_acc": 0.8}, "baseline", ("keep",), "fine")
-        assert (run.campaign, run.stage, run.signature, run.fetched_at) == (None, None, None, None)
+        assert (run.campaign, run.stage, run.signature, run.fetched_at, run.inputs) == (None, None, None, None, ())
         run = ledger.mark_fetched(run)
         assert run.fetched_at is not None and ledger.runs(campaign="x") == []
     with Ledger(path) as ledger:

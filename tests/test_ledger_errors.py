@@ -115,13 +115,13 @@ def test_a_ledger_of_a_newer_schema_is_refused_and_left_untouched(tiny, command)
     record_runs(tiny, 2)
     path = ledger_path(tiny)
     db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version=5")
+    db.execute("PRAGMA user_version=6")
     db.execute("PRAGMA journal_mode=DELETE")  # as a newer kjob may leave it: the switch to WAL would write
     db.close()
     before = {p.name: p.read_bytes() for p in path.parent.iterdir() if p.is_file()}
     result = tiny.kjob(*command)
     assert result.exit_code == 2, result.output
-    assert error_line(result) == ("error: the ledger was written by a newer kjob (schema 5; this kjob knows 4): "
+    assert error_line(result) == ("error: the ledger was written by a newer kjob (schema 6; this kjob knows 5): "
                                   "upgrade kjob")
     after = {p.name: p.read_bytes() for p in path.parent.iterdir() if p.is_file()}
     assert after == before

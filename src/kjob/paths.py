@@ -102,6 +102,11 @@ class LocalRunPaths:
         (`kjob.sandbox.secrets`): gone before the kernel starts, and once the run has ended."""
         return self.folder / "secrets.json"
 
+    @property
+    def inputs_manifest(self) -> Path:
+        """kjob-inputs.json: the run's inputs (`push --input`), mounted at /kaggle/input/kjob-inputs.json."""
+        return self.folder / "kjob-inputs.json"
+
 
 @dataclass(frozen=True)
 class SmokePaths(LocalRunPaths):
@@ -146,6 +151,12 @@ def ray_runs(storage: Path, kernel: str) -> Path:
 
 def ray_run(storage: Path, kernel: str, version: int) -> RayRunPaths:
     return RayRunPaths(ray_runs(storage, kernel) / f"v{version}")
+
+
+def ray_input(storage: Path, kernel: str, label: str) -> Path:
+    """<storage>/.inputs/<kernel>/<version label>/: an input run's outputs where every node reads
+    them (`push --input` on Ray), put there once (hard links where the storage allows)."""
+    return storage / ".inputs" / kernel / label
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ class Submission:
     token: str
     first_version: int = 1  # the lowest version number a backend that numbers its own runs may use
     force: bool = False  # skip the backend's safety refusals (quota, concurrency)
+    # Other runs' outputs the run is given, pinned to their versions (`push --input`), each a
+    # kjob.backends.mounts.InputFolder: the fetched outputs and the RunInput the ledger keeps.
+    inputs: tuple = ()
 
 
 @dataclass(frozen=True)

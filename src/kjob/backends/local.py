@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
-from kjob.backends.mounts import dataset_mounts
+from kjob.backends.mounts import dataset_mounts, input_mounts
 from kjob.errors import BackendError, ConfigError
 from kjob.fsutil import read_json
 from kjob.paths import LocalRunPaths
@@ -63,6 +63,8 @@ class LocalBackend(Backend):
         mounts = self._mounts(submission)
         version, paths = self._new_run_folder(submission.recipe.name, submission.first_version)
         kill_point("local:claimed")
+        # Inputs are their fetched folders, linked (bubblewrap binds them read-only).
+        mounts.update(input_mounts(submission.inputs, paths.inputs_manifest))
         spec = RunSpec(timeout=submission.session_timeout, run_type="Batch", token=submission.token,
                        hide=(self.ws.root,), meta={"parameters": submission.parameters},
                        secrets=submission.recipe.secrets)

@@ -35,10 +35,10 @@ import kjob
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
 from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
-from kjob.backends.mounts import dataset_mounts
+from kjob.backends.mounts import dataset_mounts, input_mounts, shared_copy
 from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
-from kjob.paths import RayPackagePaths, RayRunPaths, ray_run, ray_runs
+from kjob.paths import RayPackagePaths, RayRunPaths, ray_input, ray_run, ray_runs, version_label
 from kjob.sandbox.secrets import write_run_secrets
 from kjob.polling import Backoff
 from kjob.runs.record import FINAL, Run, RunStatus
@@ -123,6 +123,7 @@ class RayBackend(Backend):
                                  f"{where}; nothing was submitted ([tool.kjob.ray] storage)") from exc
         paths = ray_run(settings.storage, recipe.name, version)
         kill_point("ray:claimed")
+        mounts.update(self._input_mounts(submission, settings, paths, version))
         token = secrets.token_hex(16)
         job_id = submission_id(recipe.name, version, token)
         handle = _handle(settings.address, job_id, token, paths.folder)
@@ -161,6 +162,19 @@ class RayBackend(Backend):
             return settings.datasets[key]
 
         return dataset_mounts(submission.recipe, self.name, folder_of)
+
+    def _input_mounts(self, submission: Submission, settings, paths, version: int) -> dict[str, str]:
+        """Each input's outputs put on the storage once (kjob.paths.ray_input), seen by the
+        nodes under cluster_storage, and the run's kjob-inputs.json in its own folder."""
+        def folder_of(item) -> str:
+            label = version_label(item.record.backend, item.record.version, item.record.incarnation)
+            shared_copy(item.folder, ray_input(settings.storage, item.record.kernel, label))
+            return str(PurePosixPath(settings.cluster_storage, ".inputs", item.record.kernel, label))
+
+        in_cluster = PurePosixPath(settings.cluster_storage, submission.recipe.name, f"v{version}",
+                                   paths.inputs_manifest.name)
+        return {key: str(value) for key, value in input_mounts(submission.inputs, paths.inputs_manifest, folder_of,
+                                                               in_cluster).items()}
 
     def _check_fits(self, cluster, request, accelerator: str) -> None:
         """Refuse a request that no node of the cluster could ever meet: Ray would keep it

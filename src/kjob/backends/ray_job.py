@@ -43,7 +43,7 @@ def main(spec_file: Path) -> int:
     spec = RunSpec(timeout=job["timeout"], run_type=job.get("run_type", "Batch"), env=job.get("env", {}),
                    token=job["token"], meta=job.get("meta", {}), secrets=tuple(job.get("secrets", ())))
     mounts = job.get("mounts", {})
-    missing = sorted({target for target in mounts.values() if not Path(target).is_dir()})
+    missing = sorted({target for target in mounts.values() if not Path(target).exists()})
     _, values = take_run_secrets(paths.secrets)  # the client's, on the storage: this node has no store
     sandbox = Sandbox.create(paths.folder, package.notebook.read_text(encoding="utf-8"),
                              {} if missing else mounts, spec, secret_values=values)

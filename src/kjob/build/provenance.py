@@ -20,16 +20,20 @@ _RUN_KEYS = ("entry", "accelerator", "machine_shape", "internet", "pip", "datase
              "model_sources", "competition_sources")
 
 
-def run_signature(recipe, sources: list[dict], parameters: dict, backend: str) -> str:
+def run_signature(recipe, sources: list[dict], parameters: dict, backend: str, inputs=()) -> str:
     """What a run computes, as one SHA-256: its src modules in order (path and hash, as
-    build.json records them), the recipe's keys that reach the run, the effective parameters
-    and the backend. A sweep matches its members to recorded runs by it (never by files)."""
+    build.json records them), the recipe's keys that reach the run, the effective parameters,
+    the backend and its inputs (each input run and the SHA-256 of every file it gave: two runs
+    given different checkpoints differ). A sweep matches its members to recorded runs by it
+    (never by files)."""
     payload = {
         "sources": [[s["path"], s["sha256"]] for s in sources],
         "recipe": {key: getattr(recipe, key) for key in _RUN_KEYS},
         "parameters": parameters,
         "backend": backend,
     }
+    if inputs:  # (a run without inputs keeps the signature it always had)
+        payload["inputs"] = sorted([item.label, sorted(item.files.items())] for item in inputs)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=list)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -50,6 +50,8 @@ class KernelRecipe:
     secrets: tuple[str, ...] = ()  # names the kernel may read with kaggle_secrets.UserSecretsClient
     # A script entry's command-line options (kjob.build.script_entry), read from the script; () otherwise.
     script_options: tuple = ()
+    inputs: tuple[str, ...] = ()  # runs whose outputs it is given (KERNEL[:vN][@BACKEND]; kjob.lifecycle.inputs)
+    resume_parameter: str | None = None  # [resume] parameter: set by `push --resume-from` to where they are
 
     @property
     def is_script(self) -> bool:

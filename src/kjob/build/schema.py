@@ -33,8 +33,10 @@ _KEYS = {
     "title", "slug", "description", "modules", "entry", "parameters", "smoke",
     "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
     "accelerator", "machine_shape", "internet", "private", "session_timeout", "metrics",
-    "pip", "pip_modules", "docker_image", "secrets",
+    "pip", "pip_modules", "docker_image", "secrets", "inputs", "resume",
 }
+# An input run (`inputs = ["train:v3"]`): KERNEL[:VERSION][@BACKEND], read by kjob.runs.lineage.
+INPUT_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(?:@[A-Za-z0-9_.-]+)*(?::(?:k\d+-)?(?:[a-z]+-)?v?\d+)?(?:@[a-z]+)?$")
 _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
 
 
@@ -109,6 +111,7 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
             raise w.fail(key, "expected true or false", fields[key])
     fields.update(_pip_fields(w, data, fields["internet"]))
     fields["secrets"] = _secret_names(w, data)
+    fields.update(_input_fields(w, data))
     if "docker_image" in data:  # Kaggle's image pinned, for a run that must not drift (SaveKernel dockerImage)
         fields["docker_image"] = _string(w, data, "docker_image", pattern=DOCKER_IMAGE_RE,
                                          expected="expected a Kaggle image such as "
@@ -119,7 +122,26 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
     fields["parameters"] = params = w.parameters(data)
     fields.update(_smoke_fields(w, data, params))
     fields["metrics"] = metrics_spec(w, data)
+    if fields["resume_parameter"] is not None and fields["resume_parameter"] not in params:
+        raise w.fail("resume.parameter", "expected one of the recipe's parameters", fields["resume_parameter"])
     return fields
+
+
+def _input_fields(w: Where, data: dict) -> dict:
+    """`inputs = ["train:v3"]`: other runs' outputs the run is given (`push --input`);
+    `[resume] parameter = "resume"`: the parameter `push --resume-from vN` sets to where that
+    run's outputs are mounted."""
+    inputs = data.get("inputs", [])
+    if not isinstance(inputs, list) or not all(isinstance(i, str) and INPUT_REF_RE.match(i) for i in inputs):
+        raise w.fail("inputs", "expected a list of runs such as 'train:v3' or 'train@local' (KERNEL[:vN][@BACKEND])",
+                     inputs)
+    resume = data.get("resume", {})
+    if not isinstance(resume, dict) or set(resume) - {"parameter"}:
+        raise w.fail("resume", "expected a table with one key, parameter", resume)
+    parameter = resume.get("parameter")
+    if parameter is not None and not is_identifier(parameter):
+        raise w.fail("resume.parameter", "expected a parameter name", parameter)
+    return {"inputs": tuple(inputs), "resume_parameter": parameter}
 
 
 def _pip_fields(w: Where, data: dict, internet: bool) -> dict:

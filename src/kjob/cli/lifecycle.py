@@ -35,12 +35,19 @@ def _open(name, version, backend_name, need_version=True):
 @click.option("--force", is_flag=True, help="Push even when the backend's safety checks (quota, concurrent runs) refuse.")
 @click.option("-m", "--message", default=None, help="Why this run: kept with it in the ledger (`kjob runs` shows it).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag the run (repeatable); `kjob runs --tag TAG` lists them.")
+@click.option("--input", "inputs", multiple=True, metavar="REF",
+              help="Give the run another run's outputs, KERNEL[:vN][@BACKEND] (repeatable; no version: its latest "
+                   "complete run), mounted at /kaggle/input/<slug>/ and listed in /kaggle/input/kjob-inputs.json.")
+@click.option("--resume-from", "resume_from", default=None, metavar="VERSION",
+              help="Continue from NAME's run VERSION (vN, local-vN): its outputs as an input, and the recipe's "
+                   "[resume] parameter set to where they are mounted.")
 @notify_option
-def push(name, backend_name, params, timeout, wait, force, message, tags, notify_cmd):
+def push(name, backend_name, params, timeout, wait, force, message, tags, inputs, resume_from, notify_cmd):
     """Send kernels/NAME to a backend (rebuilding it first if its sources changed) and record the run.
 
     Example: kjob push r3-dpt --backend local -m "lr warm-up 1000 steps" --tag warmup --wait
-    (and be told when it ends: --wait --notify 'notify-send "$KJOB_RUN $KJOB_STATUS $KJOB_METRIC"')
+    (and be told when it ends: --wait --notify 'notify-send "$KJOB_RUN $KJOB_STATUS $KJOB_METRIC"';
+    from a finished run: --resume-from v3, or --input r3-dpt:local-v2)
     """
     from kjob.errors import UsageError
     from kjob.lifecycle.push import push_kernel
@@ -53,7 +60,8 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, notify
     recipe = load_recipe(ws, name)
     overrides = parse_overrides(recipe, list(params))
     notes = RunNotes((message or "").strip() or None, tuple(check_tag(t) for t in tags))
-    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force, notes=notes)
+    outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force, notes=notes,
+                          inputs=tuple(inputs), resume_from=resume_from)
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
     if outcome.run.handle.get("isolation") == "environment only":

@@ -13,7 +13,11 @@ from kjob import notebook as nbk
 from kjob.backends import get_backend
 from kjob.backends.base import Backend, Submission
 from kjob.build.plan import plan_build, write_kernel
-from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow
+from kjob.backends import BACKENDS
+from kjob.build.recipe import load_recipe
+from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
+from kjob.lifecycle.inputs import resolve_inputs
+from kjob.runs.lineage import VersionName
 from kjob.runs.ledger import Ledger
 from kjob.build.kernel_metadata import LaneKernel
 from kjob.build.params import resolve_parameters
@@ -44,9 +48,14 @@ class MemberTag:
 
 def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,
                 timeout: int | None = None, force: bool = False, notes: RunNotes | None = None,
-                member: MemberTag | None = None) -> PushOutcome:
+                member: MemberTag | None = None, inputs: tuple[str, ...] = (),
+                resume_from: str | None = None) -> PushOutcome:
+    """`inputs`: runs whose outputs the run is given (KERNEL[:vN][@BACKEND], besides the
+    recipe's `inputs`); `resume_from`: a version of NAME given as an input, and the recipe's
+    [resume] parameter set to where it is mounted (kjob.lifecycle.inputs)."""
     with Ledger(ws.paths.ledger) as ledger:  # a ledger that cannot be opened stops the push here
         backend = get_backend(ws, backend_name)
+        given, overrides = _inputs(ws, ledger, name, backend.name, inputs, resume_from, overrides)
         plan = plan_build(ws, name, overrides)
         kernel = ws.paths.kernel(name)
         current = kernel.notebook.read_text(encoding="utf-8") if kernel.notebook.is_file() else None
@@ -63,7 +72,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         submission = Submission(
             recipe=plan.recipe, folder=kernel.folder, notebook=notebook, metadata=metadata,
             session_timeout=timeout or plan.recipe.session_timeout, parameters=parameters, token=token,
-            first_version=ledger.next_version(run_kernel, backend.name), force=force,
+            first_version=ledger.next_version(run_kernel, backend.name), force=force, inputs=given,
         )
         backend.preflight(submission)  # the platform's limits: a refusal leaves nothing written or recorded
         if rebuilt:
@@ -76,11 +85,31 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
             overrides=overrides or {}, git_commit=git["commit"], git_dirty=git["dirty"], token=token,
             handle={"accelerator": plan.recipe.accelerator},
             submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
-            signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name),
-            campaign=member.campaign if member else None, stage=member.stage if member else None))
+            signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name,
+                                    [item.record for item in given]),
+            campaign=member.campaign if member else None, stage=member.stage if member else None,
+            inputs=tuple(item.record.as_dict() for item in given)))
         kill_point("push:begun")
         run = _submit(ledger, backend, run, submission)
         return PushOutcome(run, rebuilt, plan.warnings + tuple(backend.push_notes(submission)))
+
+
+def _inputs(ws: Workspace, ledger: Ledger, name: str, backend_name: str, refs, resume_from, overrides):
+    """The push's inputs, resolved and fetched (refused before anything is written), and the
+    overrides with the resume parameter set to where `resume_from`'s outputs are mounted."""
+    recipe = load_recipe(ws, name)
+    refs = [*recipe.inputs, *refs]
+    if resume_from is not None:
+        if recipe.resume_parameter is None:
+            raise UsageError(f"--resume-from: {recipe.name}'s recipe names no resume parameter: add "
+                             '[resume] parameter = "..." (the parameter that takes a checkpoint folder)')
+        named = VersionName.parse(resume_from, BACKENDS)
+        refs.append(f"{name}:{resume_from}" if named.backend else f"{name}:v{named.version}")
+    given = resolve_inputs(ws, ledger, refs, backend_name)
+    if resume_from is not None:
+        wanted = resolve_inputs(ws, ledger, refs[-1:], backend_name)[0].record
+        overrides = {**(overrides or {}), recipe.resume_parameter: f"/kaggle/input/{wanted.mounts[0]}"}
+    return given, overrides
 
 
 def check_room(backend: Backend, submission: Submission) -> None:

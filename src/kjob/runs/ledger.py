@@ -54,13 +54,14 @@ class Ledger:
         cursor = self._db.execute(
             "INSERT INTO runs (kernel, backend, version, status, raw_status, notebook_sha256, parameters,"
             " overrides, git_commit, git_dirty, created_at, token, submitter, handle, message, tags,"
-            " signature, campaign, stage)"
-            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " signature, campaign, stage, inputs)"
+            " VALUES (?, ?, NULL, 'submitting', 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (push.kernel, push.backend, push.notebook_sha256, json.dumps(push.parameters, sort_keys=True),
              json.dumps(push.overrides or {}, sort_keys=True), push.git_commit,
              None if push.git_dirty is None else int(push.git_dirty), time.time(), push.token,
              json.dumps(push.submitter or {}), json.dumps(push.handle or {}), notes.message,
-             json.dumps(list(dict.fromkeys(notes.tags))), push.signature, push.campaign, push.stage),
+             json.dumps(list(dict.fromkeys(notes.tags))), push.signature, push.campaign, push.stage,
+             json.dumps(list(push.inputs), sort_keys=True)),
         )
         return self.get(cursor.lastrowid)
 
@@ -325,4 +326,5 @@ class Ledger:
             stage=row["stage"],
             signature=row["signature"],
             fetched_at=row["fetched_at"],
+            inputs=tuple(json.loads(row["inputs"])),
         )

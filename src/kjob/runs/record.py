@@ -81,6 +81,7 @@ class PushRecord:
     signature: str | None = None  # a hash of what it computes (kjob.build.provenance)
     campaign: str | None = None  # a campaign member's campaign and stage (`kjob sweep`)
     stage: str | None = None
+    inputs: tuple = ()  # each input's kjob.runs.lineage.RunInput.as_dict()
 
 
 def check_tag(tag: str) -> str:
@@ -128,6 +129,7 @@ class Run:
     stage: str | None = None
     signature: str | None = None
     fetched_at: float | None = None  # when its outputs (or, for a failed run, its log) were fetched
+    inputs: tuple = ()  # the runs whose outputs it was given (kjob.runs.lineage.RunInput.as_dict())
 
     @property
     def ref(self) -> str:

@@ -8,6 +8,8 @@
     4  campaign members (`kjob sweep`): the campaign and stage a run belongs to, its
        signature (what it computes: sources, effective parameters, backend) and when its
        outputs were fetched (a Kaggle kernel's next version makes them unreachable)
+    5  a run's inputs (`kjob push --input`): the runs whose outputs it was given, each with
+       its version, backend, remote identity and the SHA-256 of every file (kjob.runs.lineage)
 
 `PRAGMA user_version` holds the number. A ledger of a higher number (a newer kjob wrote it)
 is refused, untouched: its rows may mean what this kjob cannot know.
@@ -18,7 +20,7 @@ import sqlite3
 
 from kjob.errors import ConfigError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 COLUMNS = """
     id INTEGER PRIMARY KEY,
     kernel TEXT NOT NULL,
@@ -52,12 +54,14 @@ COLUMNS = """
     campaign TEXT,
     stage TEXT,
     signature TEXT,
-    fetched_at REAL
+    fetched_at REAL,
+    inputs TEXT NOT NULL DEFAULT '[]'
 """
 # What schema 3 added to schema 2, as ALTER TABLE clauses.
 V3_ADDED = ("message TEXT", "note TEXT", "tags TEXT NOT NULL DEFAULT '[]'", "archived_at REAL",
             "metric_spec TEXT NOT NULL DEFAULT '{}'")
 V4_ADDED = ("campaign TEXT", "stage TEXT", "signature TEXT", "fetched_at REAL")
+V5_ADDED = ("inputs TEXT NOT NULL DEFAULT '[]'",)
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS runs_identity ON runs (kernel, backend, incarnation, version);
 CREATE INDEX IF NOT EXISTS runs_by_kernel ON runs (kernel, version);
@@ -91,8 +95,8 @@ def migrate(db: sqlite3.Connection) -> None:
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
             if not exists:
                 db.execute(f"CREATE TABLE runs ({COLUMNS})")
-            elif current in (2, 3):
-                added = (V3_ADDED if current == 2 else ()) + V4_ADDED
+            elif current in (2, 3, 4):
+                added = (V3_ADDED if current == 2 else ()) + (V4_ADDED if current < 4 else ()) + V5_ADDED
                 for column in added:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
                 if current == 2:

@@ -1,0 +1,177 @@
+"""Runs made from runs (issue 23): `push --input`, a recipe's `inputs`, the manifest, lineage in
+the ledger (schema 5), versions named across backends, and `--resume-from`."""
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+from kjob.runs.ledger import Ledger
+
+READER_RECIPE = """
+title = "Reader"
+slug = "reader"
+modules = ["pkg/reader.py"]
+entry = "main"
+accelerator = "none"
+
+[parameters]
+resume = ""
+
+[resume]
+parameter = "resume"
+"""
+
+READER = '''
+"""Reads what it was given: tiny's result.json under both layouts, and the manifest."""
+import json
+import os
+
+
+def main(resume):
+    root = os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")
+    seen = {}
+    for layout in ("notebooks/alice/tiny-kernel", "tiny-kernel"):
+        path = os.path.join(root, layout, "result.json")
+        seen[layout] = json.load(open(path))["label"] if os.path.isfile(path) else None
+    manifest = json.load(open(os.path.join(root, "kjob-inputs.json")))
+    kaggle_input = os.path.join("/kaggle", "input") + "/"  # where Kaggle (and bubblewrap) mount it
+    if resume.startswith(kaggle_input):
+        resume = os.path.join(root, resume[len(kaggle_input):])
+    with open("seen.json", "w") as f:
+        json.dump({"seen": seen, "manifest": manifest, "resume": sorted(os.listdir(resume)) if resume else None}, f)
+'''
+
+
+@pytest.fixture
+def two(tiny):
+    """`tiny` and a `reader` recipe that reads tiny's outputs from /kaggle/input."""
+    tiny.write("builders/reader.toml", READER_RECIPE)
+    tiny.write("src/pkg/reader.py", READER)
+    return tiny
+
+
+def seen(ws, label="local-v1", kernel="reader"):
+    return json.loads((ws.root / f"downloads/{kernel}/{label}/output/seen.json").read_text())
+
+
+def ledger_rows(ws):
+    with Ledger(ws.root / ".kjob/ledger.sqlite3") as ledger:
+        return ledger.runs()
+
+
+def push_ok(ws, *args):
+    result = ws.kjob("push", *args, "--wait")
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_a_run_reads_exactly_the_version_asked_for_after_newer_ones_ran(two):
+    push_ok(two, "tiny", "-p", "label=first")
+    push_ok(two, "tiny", "-p", "label=second")
+    push_ok(two, "reader", "--input", "tiny:v1")
+    got = seen(two)
+    assert got["seen"] == {"notebooks/alice/tiny-kernel": "first", "tiny-kernel": "first"}
+    result = (two.root / "downloads/tiny/local-v1/output/result.json").read_bytes()
+    [entry] = got["manifest"]["inputs"]
+    assert (entry["kernel"], entry["backend"], entry["version"], entry["run"]) == ("tiny", "local", 1, "tiny:local-v1")
+    assert entry["files"] == {"result.json": hashlib.sha256(result).hexdigest()}
+    assert entry["paths"] == ["/kaggle/input/notebooks/alice/tiny-kernel", "/kaggle/input/tiny-kernel"]
+    # Without a version: the latest complete run.
+    push_ok(two, "reader", "--input", "tiny")
+    assert seen(two, "local-v2")["seen"]["tiny-kernel"] == "second"
+    # The ledger keeps what each run got.
+    reader = [r for r in ledger_rows(two) if r.kernel == "reader"]
+    assert [(r.version, [(i["kernel"], i["version"], i["files"]) for i in r.inputs]) for r in reader] == [
+        (2, [("tiny", 2, {"result.json": hashlib.sha256(
+            (two.root / "downloads/tiny/local-v2/output/result.json").read_bytes()).hexdigest()})]),
+        (1, [("tiny", 1, {"result.json": hashlib.sha256(result).hexdigest()})])]
+
+
+def test_the_input_is_linked_not_copied_and_fetched_first(two):
+    assert two.kjob("push", "tiny").exit_code == 0  # not waited for, so not fetched
+    assert two.kjob("status", "tiny", "--watch").exit_code == 0
+    assert not (two.root / "downloads/tiny/local-v1/output").exists()
+    push_ok(two, "reader", "--input", "tiny:local-v1")
+    assert (two.root / "downloads/tiny/local-v1/output/result.json").is_file()
+    link = two.root / ".kjob/local/reader/v1/input/tiny-kernel"
+    assert link.is_symlink() and link.resolve() == (two.root / "downloads/tiny/local-v1/output").resolve()
+
+
+def test_a_recipe_s_inputs(two):
+    push_ok(two, "tiny", "-p", "label=only")
+    recipe = two.root / "builders/reader.toml"
+    recipe.write_text(recipe.read_text().replace('accelerator = "none"', 'accelerator = "none"\ninputs = ["tiny:v1"]'))
+    push_ok(two, "reader")
+    assert seen(two)["seen"]["tiny-kernel"] == "only"
+
+
+@pytest.mark.parametrize("ref, code, said", [
+    ("nothing", 4, "input nothing: no complete run of nothing on local"),
+    ("tiny:v9", 4, "input tiny:v9: no recorded run of tiny v9 on local"),
+    ("tiny:v2", 2, "input tiny:v2: tiny v2 (local) is error, not complete"),
+    ("tiny@kaggle", 4, "input tiny@kaggle: no complete run of tiny on kaggle"),
+    ("tiny:x3", 2, "input tiny:x3"),
+])
+def test_a_ref_that_cannot_be_given_is_refused_before_anything_is_pushed(two, ref, code, said):
+    push_ok(two, "tiny")
+    assert two.kjob("push", "tiny", "-p", "fail=true", "--wait").exit_code == 1
+    before = len(ledger_rows(two))
+    result = two.kjob("push", "reader", "--input", ref)
+    assert result.exit_code == code, result.output
+    assert said in result.output and len(result.output.strip().splitlines()) == 1
+    assert len(ledger_rows(two)) == before
+    assert not (two.root / ".kjob/local/reader").exists()
+
+
+def test_a_run_without_outputs_is_refused(two):
+    two.write("builders/quiet.toml", 'title = "Quiet"\nmodules = ["pkg/quiet.py"]\nentry = "main"\naccelerator = "none"\n')
+    two.write("src/pkg/quiet.py", 'def main():\n    print("nothing written")\n')
+    push_ok(two, "quiet")
+    result = two.kjob("push", "reader", "--input", "quiet")
+    assert result.exit_code == 4, result.output
+    assert result.output == "error: input quiet: quiet v1 (local) has no output files\n"
+    assert [r.kernel for r in ledger_rows(two)] == ["quiet"]
+
+
+def test_a_gone_run_folder_cannot_be_fetched(two):
+    import shutil
+
+    assert two.kjob("push", "tiny").exit_code == 0
+    assert two.kjob("status", "tiny", "--watch").exit_code == 0
+    shutil.rmtree(two.root / ".kjob/local/tiny/v1")
+    result = two.kjob("push", "reader", "--input", "tiny:v1")
+    assert result.exit_code == 4, result.output
+    assert result.output.startswith("error: input tiny:v1: tiny v1 (local) cannot be fetched")
+    assert [r.kernel for r in ledger_rows(two)] == ["tiny"]
+
+
+def test_a_ray_run_reads_a_local_run_s_outputs_from_the_shared_storage(two, monkeypatch):
+    pytest.importorskip("ray")
+    import sys
+
+    from ray_head import RayHead
+
+    head = RayHead(cpus=2).start()
+    try:
+        for name, value in head.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        two.write("pyproject.toml", (two.root / "pyproject.toml").read_text() + f"""
+[tool.kjob.ray]
+address = "{head.address}"
+storage = "storage"
+python = "{sys.executable}"
+""")
+        (two.root / "storage").mkdir()
+        push_ok(two, "tiny", "-p", "label=local-one")
+        push_ok(two, "tiny", "-p", "label=local-two")
+        push_ok(two, "reader", "--backend", "ray", "--input", "tiny@local:v1")
+        got = seen(two, "ray-v1")
+        assert got["seen"] == {"notebooks/alice/tiny-kernel": "local-one", "tiny-kernel": "local-one"}
+        assert got["manifest"]["inputs"][0]["run"] == "tiny:local-v1"
+        shared = two.root / "storage/.inputs/tiny/local-v1/result.json"
+        assert shared.read_bytes() == (two.root / "downloads/tiny/local-v1/output/result.json").read_bytes()
+    finally:
+        head.close()
