@@ -38,20 +38,10 @@ class LoadedModel:
 def _model_code():
     """The speech example's model definitions (`enhancer.models`), from the workspace's own
     source folder: they are the project's code, not something kjob installs."""
-    import importlib
-    import sys
+    from speechscore.example_code import enhancer_module
 
-    try:
-        models = importlib.import_module("enhancer.models")
-    except ImportError:
-        from kjob.workspace import find_workspace
-
-        source = find_workspace().paths.src  # a ConfigError outside a workspace says so in one line
-        if not (source / "enhancer" / "models.py").is_file():
-            raise NotFoundError(f"the models checkpoints name live in src/enhancer/models.py, which {source} "
-                                "lacks: run eval-local in the speech example's workspace") from None
-        sys.path.insert(0, str(source))
-        models = importlib.import_module("enhancer.models")
+    models = enhancer_module("models", "the models checkpoints name live in src/enhancer/models.py, which {source} "
+                                       "lacks: run eval-local in the speech example's workspace")
     return models.MODELS, models.build_model, models.count_parameters
 
 

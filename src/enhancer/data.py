@@ -76,27 +76,26 @@ def extract_archives(root, dest):
     return done
 
 
-def _data_role(rel_dir):
-    """(split, kind) for a folder holding audio, from its last three path parts.
+def folder_role(rel_dir):
+    """(split, side) of a folder holding audio, from its last three path parts; None if none
+    says. The evaluator (speechscore/discovery.py) finds its pairs with this function too.
 
-    Recognises noisy/clean, train/y_train, test/y_test, x_*/y_* and names like
-    noisy_testset_wav; the nearest recognised part wins, so train/noisy and
-    test/clean work, and so does an archive nested as train/train.
+    Recognises noisy/clean, train/y_train, test/y_test, x_*/y_*, mix/mixture and names like
+    noisy_testset_wav; the nearest recognised part wins, so train/noisy and test/clean work,
+    and so does an archive nested as train/train.
     """
-    parts = [p.lower() for p in rel_dir.replace("\\", "/").split("/") if p not in ("", ".")]
-    parts = parts[-3:]
-    kind = None
+    parts = [p.lower() for p in rel_dir.replace("\\", "/").split("/") if p not in ("", ".")][-3:]
+    side = None
     for part in reversed(parts):
         if "clean" in part or part == "y" or part.startswith("y_"):
-            kind = "clean"
-        elif "noisy" in part or part in ("x", "train", "test") or part.startswith("x_"):
-            kind = "noisy"
-        if kind:
+            side = "clean"
+        elif "noisy" in part or part in ("x", "train", "test", "mix", "mixture") or part.startswith("x_"):
+            side = "noisy"
+        if side:
             break
-    if kind is None:
+    if side is None:
         return None
-    split = "test" if any("test" in p for p in parts) else "train"
-    return split, kind
+    return ("test" if any("test" in p for p in parts) else "train"), side
 
 
 def _data_scan(root, found):
@@ -105,7 +104,7 @@ def _data_scan(root, found):
         audio = sorted(f for f in filenames if f.lower().endswith(AUDIO_EXTENSIONS))
         if not audio:
             continue
-        role = _data_role(os.path.relpath(dirpath, root))
+        role = folder_role(os.path.relpath(dirpath, root))
         if role is None:
             found.setdefault(("unknown", dirpath), {})
             continue
@@ -115,28 +114,37 @@ def _data_scan(root, found):
             files.setdefault(os.path.splitext(name)[0], os.path.join(dirpath, name))
 
 
-def _data_key(stem):
+def match_key(stem):
+    """A file stem without noisy/clean words: noisy_0001 and clean_0001 both give 0001."""
     tokens = [t for t in stem.lower().replace("-", "_").split("_")
               if t not in ("noisy", "clean", "mix", "mixture", "x", "y")]
     return "_".join(tokens)
 
 
+def match_stems(noisy, clean):
+    """Pair file stems: ({noisy stem: clean stem}, noisy stems left, clean stems left).
+
+    By equal stem first, then by stem without noisy/clean words (each clean file once, noisy
+    stems in name order). The evaluator pairs its test files with this function too.
+    """
+    pairs = {s: s for s in noisy if s in clean}
+    spare_clean = {match_key(s): s for s in clean if s not in pairs}
+    for stem in sorted(noisy):
+        key = match_key(stem)
+        if stem not in pairs and key in spare_clean:
+            pairs[stem] = spare_clean.pop(key)
+    used = set(pairs.values())
+    return pairs, [s for s in sorted(noisy) if s not in pairs], [s for s in sorted(clean) if s not in used]
+
+
 def _data_match(noisy, clean, label):
-    """Pair files by stem, then by stem without noisy/clean words; report leftovers."""
-    pairs = {s: (noisy[s], clean[s]) for s in noisy if s in clean}
-    rest_n = {_data_key(s): s for s in noisy if s not in pairs}
-    rest_c = {_data_key(s): s for s in clean if s not in pairs}
-    for key, s in rest_n.items():
-        if key in rest_c:
-            pairs[s] = (noisy[s], clean[rest_c[key]])
-    used_clean = {c for _, c in pairs.values()}
-    lone_n = sorted(s for s in noisy if s not in pairs)
-    lone_c = sorted(s for s in clean if clean[s] not in used_clean)
+    """Pairs of paths from {stem: path} of each side; the files left over are reported."""
+    pairs, lone_n, lone_c = match_stems(noisy, clean)
     for what, lone in (("noisy", lone_n), ("clean", lone_c)):
         if lone:
             print("%s: %d %s files have no partner and are skipped, e.g. %s"
                   % (label, len(lone), what, ", ".join(lone[:5])), flush=True)
-    return [pairs[s] for s in sorted(pairs)]
+    return [(noisy[s], clean[pairs[s]]) for s in sorted(pairs)]
 
 
 def discover_pairs(root, extract_dir=None):
