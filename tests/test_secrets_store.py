@@ -153,8 +153,10 @@ def test_a_smoke_run_and_a_local_run_read_a_listed_secret(secret_ws, store, monk
     failed = secret_ws.kjob("push", "secret", "-p", "fail=true", "--wait")  # the value in an error message
     printed.append(failed.output)
     assert failed.exit_code == 1
-    for command in (("status", "secret", "--json"), ("runs",), ("fetch", "secret"), ("--debug", "logs", "secret")):
+    for command in (("status", "secret", "--json"), ("runs",), ("fetch", "secret"), ("--debug", "logs", "secret"),
+                    ("--debug", "build", "secret", "--smoke", "-p", "fail=true")):
         printed.append(secret_ws.kjob(*command).output)
+    assert "RuntimeError: refused <" in printed[-1]  # the smoke run's error, its value masked
     assert not list((secret_ws.root / ".kjob").rglob("secrets.json"))  # each run's own file is gone
     assert_nowhere(value, secret_ws.root, printed)
 
@@ -181,6 +183,66 @@ def test_kaggles_other_errors_keep_their_classes(secret_ws):
         "    from kaggle_secrets import UserSecretsClient\n    os.environ['KAGGLE_USER_SECRETS_TOKEN'] = 'forged'\n"))
     forged = secret_ws.kjob("build", "secret", "--smoke")
     assert forged.exit_code == 1 and "CredentialError" in forged.stderr
+
+
+SECRET_SCRIPT = """
+import hashlib
+from kaggle_secrets import UserSecretsClient
+
+value = UserSecretsClient().get_secret("HF_TOKEN")
+open("secret.txt", "w").write(hashlib.sha256(value.encode()).hexdigest())
+print("token:", value)
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "env"])
+def test_a_script_run_reads_its_secret_too(tmp_path, monkeypatch, sandbox):
+    from kjob.sandbox.folder import RunSpec, Sandbox
+    from kjob.sandbox.isolation import bwrap_problem
+
+    if sandbox == "bwrap" and bwrap_problem():
+        pytest.skip(f"bubblewrap cannot run here: {bwrap_problem()}")
+    monkeypatch.setenv("KJOB_SANDBOX", sandbox)
+    value = "hf_" + secrets.token_hex(20)
+    spec = RunSpec(timeout=60, kind="script", secrets=("HF_TOKEN",))
+    sandbox_run = Sandbox.create(tmp_path / "run", SECRET_SCRIPT, {}, spec, secret_values={"HF_TOKEN": value})
+    assert stat.S_IMODE(sandbox_run.paths.secrets.stat().st_mode) == 0o600
+    state = sandbox_run.run()
+    assert state["status"] == "complete", state
+    written = (sandbox_run.paths.working_dir / "secret.txt").read_text()
+    assert written == hashlib.sha256(value.encode()).hexdigest()
+    assert "token: <" in sandbox_run.paths.log.read_text()
+    assert_nowhere(value, tmp_path, [])
+
+
+def test_a_ray_run_reads_its_secret_from_the_shared_storage(secret_ws, monkeypatch):
+    import sys
+
+    from ray_head import RayHead
+
+    pytest.importorskip("ray")
+    value = set_secret(secret_ws, "WANDB_API_KEY")
+    head = RayHead(cpus=2).start()
+    try:
+        for name, setting in head.env.items():
+            monkeypatch.setenv(name, setting)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        secret_ws.write("pyproject.toml", (secret_ws.root / "pyproject.toml").read_text() + f"""
+[tool.kjob.ray]
+address = "{head.address}"
+storage = "storage"
+python = "{sys.executable}"
+""")
+        (secret_ws.root / "storage").mkdir()
+        pushed = secret_ws.kjob("push", "secret", "--backend", "ray", "--wait")
+        assert pushed.exit_code == 0, pushed.output
+        seen = json.loads((secret_ws.root / "storage/secret/v1/working/secret.json").read_text())
+        assert seen == {"sha256": hashlib.sha256(value.encode()).hexdigest(), "in_environment": False,
+                        "run_file_left": False}
+        printed = [pushed.output, secret_ws.kjob("logs", "secret", "--backend", "ray").output]
+        assert_nowhere(value, secret_ws.root, printed)
+    finally:
+        head.close()
 
 
 def test_a_secret_is_read_in_an_emulator_session_and_written_nowhere(secret_ws, store, tmp_path, monkeypatch):
