@@ -141,7 +141,7 @@ def secret_store(environ=None) -> Path:
         base = Path(env["APPDATA"])
     else:
         xdg = env.get("XDG_CONFIG_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"  # a relative one is ignored, as the spec says
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"  # the XDG spec ignores a relative one
     return base / "kjob" / "secrets.json"
 
 
