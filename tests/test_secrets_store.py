@@ -320,3 +320,10 @@ def test_a_wandb_key_pasted_into_code_refuses_the_build(secret_ws):
     result = secret_ws.kjob("build", "secret")
     assert result.exit_code == 3 and "W&B API key" in result.output and WANDB_KEY not in result.output
     assert not (secret_ws.root / "kernels/secret").exists()
+
+
+def test_a_stored_value_pasted_into_code_refuses_the_build(secret_ws):
+    value = set_secret(secret_ws, "HF_TOKEN")
+    secret_ws.write("src/pkg/secretjob.py", SECRET_JOB + f'\nBACKUP = "{value}"\n')
+    result = secret_ws.kjob("build", "secret")
+    assert result.exit_code == 3 and "the kjob secret HF_TOKEN" in result.output and value not in result.output
