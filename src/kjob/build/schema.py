@@ -10,13 +10,12 @@ import re
 from kjob.toml_tables import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ParamValue, Where, is_identifier, kind_of, param_value_problem, shown, typed_like,
 )
-from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REF_RE, REQUIREMENT_RE, SESSION_LIMIT, KaggleRef
+from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REF_RE, REQUIREMENT_RE, SESSION_LIMIT
 from kjob.runs.metrics import metrics_spec
+from kjob.sandbox.secrets import NAME_RE as SECRET_NAME
 
 _ONE_LINE = re.compile(r"[^\n\r]+")
 
-# A secret's name as Kaggle's editor and environment variables spell it: WANDB_API_KEY, HF_TOKEN.
-SECRET_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SOURCE_RE = REF_RE  # owner/slug or owner/slug/N, as Kaggle names sources
 COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -171,7 +170,7 @@ def _secret_names(w: Where, data: dict) -> tuple[str, ...]:
     if not isinstance(names, list):
         raise w.fail("secrets", "expected a list of secret names such as 'WANDB_API_KEY'", names)
     for name in names:
-        if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
+        if not isinstance(name, str) or not SECRET_NAME.fullmatch(name):
             raise w.fail("secrets", "expected upper-case names such as 'WANDB_API_KEY' (A-Z, 0-9, _)", name)
     if len(set(names)) != len(names):
         raise w.problem("secrets: a name is listed twice")
@@ -185,7 +184,7 @@ def _smoke_fields(w: Where, data: dict, params: dict) -> dict:
     timeout = _seconds(sw, smoke, "timeout", DEFAULT_SMOKE_TIMEOUT, 1)
     datasets = sw.table_of(smoke, "datasets")  # "owner/slug" = a smaller sample folder, for smoke runs
     for key, folder in datasets.items():
-        if key not in {KaggleRef.parse(s).key for s in data.get("dataset_sources", [])}:
+        if key not in {"/".join(s.split("/")[:2]) for s in data.get("dataset_sources", [])}:
             raise sw.at("datasets").problem(f"{key}: not one of dataset_sources")
         if not isinstance(folder, str) or not folder.strip():
             raise sw.at("datasets").fail(key, "expected a folder path (string), relative to the workspace", folder)

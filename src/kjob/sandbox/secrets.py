@@ -36,7 +36,7 @@ KERNEL_MODULES = Path(__file__).resolve().parent / "kernel_modules"  # put on ev
 LABEL_ENDPOINT = "/requests/GetUserSecretByLabelRequest"
 
 
-NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")  # as a recipe's `secrets` lists them
+NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")  # as Kaggle and environment variables spell them (WANDB_API_KEY)
 
 
 def _name_problem(name: str) -> str | None:
