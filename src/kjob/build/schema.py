@@ -10,7 +10,7 @@ import re
 from kjob.toml_tables import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ParamValue, Where, is_identifier, kind_of, param_value_problem, shown, typed_like,
 )
-from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REF_RE, REQUIREMENT_RE, SESSION_LIMIT
+from kjob.kaggle_platform import DEFAULT_MACHINE_SHAPE, REF_RE, REQUIREMENT_RE, SESSION_LIMIT, KaggleRef
 from kjob.runs.metrics import metrics_spec
 from kjob.sandbox.secrets import NAME_RE as SECRET_NAME
 
@@ -184,7 +184,7 @@ def _smoke_fields(w: Where, data: dict, params: dict) -> dict:
     timeout = _seconds(sw, smoke, "timeout", DEFAULT_SMOKE_TIMEOUT, 1)
     datasets = sw.table_of(smoke, "datasets")  # "owner/slug" = a smaller sample folder, for smoke runs
     for key, folder in datasets.items():
-        if key not in {"/".join(s.split("/")[:2]) for s in data.get("dataset_sources", [])}:
+        if key not in {KaggleRef.parse(s).key for s in data.get("dataset_sources", [])}:
             raise sw.at("datasets").problem(f"{key}: not one of dataset_sources")
         if not isinstance(folder, str) or not folder.strip():
             raise sw.at("datasets").fail(key, "expected a folder path (string), relative to the workspace", folder)
