@@ -101,17 +101,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     # Top-level names the recipe's modules are imported under: packages (`pkg` of pkg/util.py)
     # and top-level modules (`model` of model.py), whose imports the cells comment out alike.
     packages = {name.split(".")[0] for name in dotted}
-    bodies, problems = [], []
     script = ws.paths.relative(ws.paths.src / recipe.entry) if recipe.is_script else None
-    for module in modules:
-        try:
-            bodies.append(nbk.inline_module(module, packages, dotted, keep_main=module.path == script))
-        except ValidationError as exc:
-            problems += exc.details
-    registered = script_entry.imported_as_modules([m.tree for m in modules], dotted)
-    bodies = [body + "\n" + script_entry.module_registration(module_name(rel), [
-        n for n, _ in paramchecks.module_bindings(m, packages) if not n.startswith("_kjob_")])
-        if module_name(rel) in registered else body for rel, m, body in zip(recipe.modules, modules, bodies)]
+    bodies, problems = _module_bodies(recipe, modules, packages, dotted, script)
     problems += checks.collision_problems(modules)
     recipe_name = ws.paths.relative(recipe.path)
     notes = []
@@ -129,29 +120,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     if problems:
         raise ValidationError(f"build of {name} failed", details=problems)
 
-    recipe_text = read_utf8(recipe.path, recipe_name)
-    provenance = {
-        "kjob_version": __version__,
-        "recipe": {"path": recipe_name, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest()},
-        "sources": [{"path": m.path, "sha256": m.sha256} for m in modules],
-        "git": git_state(ws.root, [recipe_name, *(m.path for m in modules)]),
-        "parameters": recipe.parameters,
-        "overrides": overrides,
-    }
-    if recipe.pip:
-        provenance["pip"] = list(recipe.pip)
-    if recipe.secrets:  # names only: what kaggle_secrets may answer in a run kjob makes (the emulator's too)
-        provenance["secrets"] = list(recipe.secrets)
-    cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
-    if recipe.pip:
-        cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))
-    cells.append(nbk.parameters_cell(recipe.parameters))
-    if script:
-        text = script_entry.argv_cell_text(recipe.entry, list(recipe.script_options), list(recipe.parameters))
-        cells.append(nbk.code_cell(script_entry.ARGV_ID, text))
-    cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
-    if not script:
-        cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
+    provenance = _provenance(ws, recipe, recipe_name, modules, overrides)
+    cells = _cells(recipe, recipe_name, provenance, modules, bodies, script, entry_path)
     notebook = nbk.notebook(cells, provenance)
 
     nb_name = f"kernels/{name}/{name}.ipynb"
@@ -178,6 +148,60 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         **{k: provenance[k] for k in ("recipe", "sources", "git", "parameters", "overrides", "pip") if k in provenance},
     }
     return BuildPlan(recipe, notebook, text, metadata, record, tuple(checks.kaggle_path_warnings(modules) + notes))
+
+
+def _module_bodies(recipe: KernelRecipe, modules: list[nbk.SourceModule], packages: set[str], dotted: set[str],
+                   script: str | None) -> tuple[list[str], list[str]]:
+    """Each module's cell text, inlined (its imports of the recipe's modules commented out; a
+    module a script imports as a module registered under its name), and the problems found."""
+    bodies, problems = [], []
+    for module in modules:
+        try:
+            bodies.append(nbk.inline_module(module, packages, dotted, keep_main=module.path == script))
+        except ValidationError as exc:
+            problems += exc.details
+    registered = script_entry.imported_as_modules([m.tree for m in modules], dotted)
+    bodies = [body + "\n" + script_entry.module_registration(module_name(rel), [
+        n for n, _ in paramchecks.module_bindings(m, packages) if not n.startswith("_kjob_")])
+        if module_name(rel) in registered else body for rel, m, body in zip(recipe.modules, modules, bodies)]
+    return bodies, problems
+
+
+def _provenance(ws: Workspace, recipe: KernelRecipe, recipe_name: str, modules: list[nbk.SourceModule],
+                overrides: dict) -> dict:
+    """What the notebook is built from: kjob's version, the recipe and sources with their
+    hashes, their git state, the parameters and overrides, pip packages and secret names."""
+    recipe_text = read_utf8(recipe.path, recipe_name)
+    provenance = {
+        "kjob_version": __version__,
+        "recipe": {"path": recipe_name, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest()},
+        "sources": [{"path": m.path, "sha256": m.sha256} for m in modules],
+        "git": git_state(ws.root, [recipe_name, *(m.path for m in modules)]),
+        "parameters": recipe.parameters,
+        "overrides": overrides,
+    }
+    if recipe.pip:
+        provenance["pip"] = list(recipe.pip)
+    if recipe.secrets:  # names only: what kaggle_secrets may answer in a run kjob makes (the emulator's too)
+        provenance["secrets"] = list(recipe.secrets)
+    return provenance
+
+
+def _cells(recipe: KernelRecipe, recipe_name: str, provenance: dict, modules: list[nbk.SourceModule],
+           bodies: list[str], script: str | None, entry_path: str) -> list[dict]:
+    """The notebook's cells in order: provenance, pip, parameters (and a script's argv), one
+    per module, and the call of the entry function (a script runs as its own module's cell)."""
+    cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
+    if recipe.pip:
+        cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))
+    cells.append(nbk.parameters_cell(recipe.parameters))
+    if script:
+        text = script_entry.argv_cell_text(recipe.entry, list(recipe.script_options), list(recipe.parameters))
+        cells.append(nbk.code_cell(script_entry.ARGV_ID, text))
+    cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
+    if not script:
+        cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
+    return cells
 
 
 # The owner in kernel-metadata.json of a build with none configured (only a Kaggle push needs one).
