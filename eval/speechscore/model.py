@@ -50,11 +50,6 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
 
     Missing weights are an error (the numbers would describe a half-random model);
     unexpected keys are tolerated and reported."""
-    import pickle
-
-    import torch
-    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
-
     MODELS, build_model, count_parameters = _model_code()
 
     path = Path(path)
@@ -62,6 +57,25 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
         raise NotFoundError(f"no such checkpoint: {path}")
     if model_name is not None and model_name not in MODELS:
         raise UsageError(f"unknown model '{model_name}'; choose one of {', '.join(sorted(MODELS))}")
+    obj = _read_checkpoint(path)
+    name, config, state, epoch, val_loss = _unpack(path, obj, model_name, MODELS)
+    config = _model_config(path, config, MODELS[name])
+    state = _checked_state(path, state)
+    model = _rebuild(path, name, config, build_model)
+    result = _load_weights(path, name, model, state)
+    model.eval()
+    _trial_run(path, name, config, model, build_model)
+    return LoadedModel(model, name, dict(getattr(model, "config", config) or {}), count_parameters(model),
+                       path, epoch, val_loss, list(result.unexpected_keys))
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """The checkpoint's dict, loaded weights-only on the CPU; one line naming the file when it
+    is not one."""
+    import pickle
+
+    import torch
+
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
@@ -77,6 +91,12 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
         raise ValidationError(f"{path}: not a readable torch checkpoint ({first[:160]})") from exc
     if not isinstance(obj, dict):
         raise ValidationError(f"{path}: expected a checkpoint dict or a state_dict, found {type(obj).__name__}")
+    return obj
+
+
+def _unpack(path: Path, obj: dict, model_name: str | None, MODELS: dict):
+    """(model name, config, state_dict, epoch, val_loss) of a training checkpoint dict, or of a
+    plain state_dict (whose architecture `model_name` names)."""
     if "state_dict" in obj and isinstance(obj["state_dict"], dict):
         saved_name, state = obj.get("model_name"), obj["state_dict"]
         if saved_name is not None and not (isinstance(saved_name, str) and saved_name in MODELS):
@@ -92,7 +112,14 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
     if not name:
         raise UsageError(f"{path} is a plain state_dict: name its architecture with --model "
                          f"({', '.join(sorted(MODELS))})")
-    config = _model_config(path, config, MODELS[name])
+    return name, config, state, epoch, val_loss
+
+
+def _checked_state(path: Path, state) -> dict:
+    """The state_dict: tensors named by text, without the prefixes wrappers add."""
+    import torch
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValidationError(f"{path}: the state_dict is empty or holds values that are not tensors")
     odd = next((k for k in state if not isinstance(k, str)), None)
@@ -101,7 +128,11 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
     state = dict(state)
     for prefix in _PREFIXES:
         consume_prefix_in_state_dict_if_present(state, prefix)
-    model = _rebuild(path, name, config, build_model)
+    return state
+
+
+def _load_weights(path: Path, name: str, model, state: dict):
+    """The weights into the model; every weight it has must be there (extra ones are left)."""
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -111,10 +142,7 @@ def load_model(path: Path, model_name: str | None = None) -> LoadedModel:
         shown = ", ".join(result.missing_keys[:4]) + (" ..." if len(result.missing_keys) > 4 else "")
         raise ValidationError(f"{path} does not fit model '{name}': {len(result.missing_keys)} missing "
                               f"weight(s) ({shown}); {len(result.unexpected_keys)} unexpected")
-    model.eval()
-    _trial_run(path, name, config, model, build_model)
-    return LoadedModel(model, name, dict(getattr(model, "config", config) or {}), count_parameters(model),
-                       path, epoch, val_loss, list(result.unexpected_keys))
+    return result
 
 
 def _first_line(exc: BaseException) -> str:
