@@ -103,7 +103,7 @@ def failure_hint(kind: str | None, parameters: dict | None = None, message: str 
     if kind == "timeout":
         name = _parameter(parameters, _TIME_PARAMETERS)
         lower = f"lower {name} (a parameter of this recipe)" if name else "do less per run"
-        hours = ", ".join(f"{limit.value // 3600} h {acc if acc != 'none' else 'CPU'}"
+        hours = ", ".join(f"{limit.value // 3600} h {acc.upper() if acc != 'none' else 'CPU'}"
                           for acc, limit in SESSION_LIMIT.items())
         return (f"time limit: {lower}, or save checkpoints and resume in the next run; raise session_timeout "
                 f"up to Kaggle's limit ({hours})")
