@@ -87,6 +87,7 @@ def test_a_run_reads_exactly_the_version_asked_for_after_newer_ones_ran(two):
         (2, [("tiny", 2, {"result.json": hashlib.sha256(
             (two.root / "downloads/tiny/local-v2/output/result.json").read_bytes()).hexdigest()})]),
         (1, [("tiny", 1, {"result.json": hashlib.sha256(result).hexdigest()})])]
+    assert reader[0].signature != reader[1].signature  # another input, another run
 
 
 def test_the_input_is_linked_not_copied_and_fetched_first(two):
@@ -175,3 +176,97 @@ python = "{sys.executable}"
         assert shared.read_bytes() == (two.root / "downloads/tiny/local-v1/output/result.json").read_bytes()
     finally:
         head.close()
+
+
+def test_runs_lists_filters_and_diffs_inputs(two):
+    push_ok(two, "tiny", "-p", "label=first")
+    push_ok(two, "tiny", "-p", "label=second")
+    push_ok(two, "reader", "--input", "tiny:v1")
+    push_ok(two, "reader", "--input", "tiny:v2")
+    listing = two.kjob("runs", "--kernel", "reader", "--columns", "inputs")
+    assert listing.exit_code == 0, listing.output
+    assert "tiny:local-v1" in listing.output and "tiny:local-v2" in listing.output
+    for where in ("input=tiny:v1", "input=tiny:local-v1", "input=tiny@local:v1"):
+        kept = two.kjob("runs", "--where", where, "--columns", "inputs", "--export", "json")
+        assert kept.exit_code == 0, kept.output
+        assert [(r["kernel"], r["version"]) for r in json.loads(kept.output)] == [("reader", 1)], where
+    kept = two.kjob("runs", "--where", "input!=tiny:v1", "--export", "json")
+    assert [(r["kernel"], r["version"]) for r in json.loads(kept.output)] == [("reader", 2)]
+    diff = two.kjob("runs", "diff", "reader", "v1", "v2")
+    assert diff.exit_code == 0, diff.output
+    assert "inputs:\n  tiny: tiny:local-v1 -> tiny:local-v2\n" in diff.output
+    same = two.kjob("runs", "diff", "tiny", "v1", "v2")
+    assert "inputs" not in same.output  # runs without inputs say nothing of them
+
+
+def test_lineage_both_ways(two):
+    push_ok(two, "tiny", "-p", "label=first")
+    push_ok(two, "reader", "--input", "tiny:v1")
+    push_ok(two, "reader", "--input", "tiny:v1")
+    down = two.kjob("runs", "lineage", "tiny", "--version", "1")
+    assert down.exit_code == 0, down.output
+    assert down.output == ("tiny v1 (local): complete\nmade from: nothing (no inputs)\n"
+                           "made into:\n  reader v1 (local): complete\n  reader v2 (local): complete\n")
+    # A campaign member's signature includes its inputs: the same input, the same signature.
+    first, second = [r for r in ledger_rows(two) if r.kernel == "reader"]
+    assert first.signature == second.signature
+    up = two.kjob("runs", "lineage", "reader@local:v2")
+    assert up.output == ("reader v2 (local): complete\nmade from:\n  tiny v1 (local): complete  (result.json)\n"
+                         "made into: nothing yet\n")
+
+
+V4_LEDGER = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY, kernel TEXT NOT NULL, backend TEXT NOT NULL, version INTEGER,
+  status TEXT NOT NULL, raw_status TEXT, failure_kind TEXT, failure_message TEXT, failure_location TEXT,
+  notebook_sha256 TEXT NOT NULL, parameters TEXT NOT NULL, overrides TEXT NOT NULL DEFAULT '{}', git_commit TEXT,
+  git_dirty INTEGER, created_at REAL NOT NULL, started_at REAL, finished_at REAL, handle TEXT NOT NULL DEFAULT '{}',
+  metrics TEXT NOT NULL DEFAULT '{}', token TEXT, identity TEXT, incarnation INTEGER NOT NULL DEFAULT 1,
+  gone_at REAL, submitter TEXT NOT NULL DEFAULT '{}', message TEXT, note TEXT, tags TEXT NOT NULL DEFAULT '[]',
+  archived_at REAL, metric_spec TEXT NOT NULL DEFAULT '{}', campaign TEXT, stage TEXT, signature TEXT,
+  fetched_at REAL);
+INSERT INTO runs (kernel, backend, version, status, notebook_sha256, parameters, created_at, finished_at, tags, signature)
+  VALUES ('tiny', 'local', 1, 'complete', 'ab', '{"steps": 3}', 1.0, 5.0, '["old"]', 'sig1'),
+         ('tiny', 'kaggle', 1, 'complete', 'cd', '{"steps": 4}', 2.0, 6.0, '[]', 'sig2');
+PRAGMA user_version=4;
+"""
+
+
+def test_a_schema_4_ledger_migrates_keeping_every_row_then_records_lineage(two):
+    (two.root / ".kjob").mkdir()
+    db = sqlite3.connect(two.root / ".kjob/ledger.sqlite3")
+    db.executescript(V4_LEDGER)
+    db.close()
+    listing = two.kjob("runs", "--export", "json")
+    assert listing.exit_code == 0, listing.output
+    rows = json.loads(listing.output)
+    assert [(r["backend"], r["version"], r["tags"], r["signature"], r["inputs"]) for r in rows] == [
+        ("kaggle", 1, [], "sig2", []), ("local", 1, ["old"], "sig1", [])]
+    db = sqlite3.connect(two.root / ".kjob/ledger.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+    db.close()
+    # A plain v1 on two backends is refused, naming both; a backend's label picks one.
+    ambiguous = two.kjob("runs", "note", "tiny", "x", "--version", "1")
+    assert ambiguous.exit_code == 2
+    assert ambiguous.output == ("error: tiny v1 exists on several backends (kaggle, local); pass --backend, "
+                                "or name one: tiny:kaggle-v1, tiny:local-v1\n")
+    for named in (["tiny", "--version", "local-v1"], ["tiny:local-v1"], ["tiny@local:v1"], ["tiny", "--version", "v1", "--backend", "local"]):
+        result = two.kjob("runs", "note", named[0], "picked", *named[1:])
+        assert result.output == "tiny v1 (local): note saved\n", named
+    assert two.kjob("runs", "note", "tiny:kaggle-v1", "k").output == "tiny v1: note saved\n"
+    # A local run pushed now is v2 (the ledger's numbering goes on) and lineage reaches it.
+    push_ok(two, "tiny")
+    push_ok(two, "reader", "--input", "tiny:v2")
+    up = two.kjob("runs", "lineage", "reader")
+    assert "  tiny v2 (local): complete  (result.json)\n" in up.output
+    for named in (["tiny:local-v2"], ["tiny@local:v2"], ["tiny", "--version", "local-v2"]):
+        status = two.kjob("status", *named, "--json")
+        assert (status.exit_code, json.loads(status.output)["version"]) == (0, 2), named
+        assert two.kjob("fetch", *named).exit_code == 0, named
+    assert two.kjob("status", "tiny", "--version", "kaggle-v2").output == (
+        "error: no recorded run of tiny v2 on kaggle (see `kjob runs`)\n")
+    # runs diff between a local and a Kaggle run of one kernel
+    diff = two.kjob("runs", "diff", "tiny", "local-v1", "kaggle-v1")
+    assert diff.exit_code == 0, diff.output
+    assert diff.output.startswith("tiny v1 (local) -> tiny v1\n") and "steps: 3 -> 4" in diff.output
+    conflict = two.kjob("runs", "note", "tiny:local-v1", "x", "--backend", "kaggle")
+    assert conflict.exit_code == 2 and "names local" in conflict.output

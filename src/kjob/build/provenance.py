@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from kjob.fsutil import atomic_write_text
+from kjob.runs.lineage import inputs_of
 from kjob.runs.record import Run
 
 
@@ -63,6 +64,7 @@ class RunDiff:
     sources: list[SourceChange] | None  # None: a notebook was not kept (see `unkept`)
     unkept: list[str]  # the refs of runs pushed before kjob kept notebooks
     recipe_changed: bool | None  # None: not known
+    inputs: list[Change] = ()  # per input kernel, the run it gave (`train:local-v3`), where they differ
 
 
 def keep_notebook(ws, sha256: str, text: str) -> None:
@@ -120,4 +122,9 @@ def diff_runs(ws, a: Run, b: Run) -> RunDiff:
         recipes = [nb.get("metadata", {}).get("kjob", {}).get("recipe", {}).get("sha256") for nb in (nb_a, nb_b)]
         recipe_changed = None if None in recipes else recipes[0] != recipes[1]
     return RunDiff(a, b, _changes(a.parameters, b.parameters), _changes(a.metrics, b.metrics), sources, unkept,
-                   recipe_changed)
+                   recipe_changed, _changes(_inputs_by_kernel(a), _inputs_by_kernel(b)))
+
+
+def _inputs_by_kernel(run: Run) -> dict:
+    """{input kernel: the run it gave (`train:local-v3`)}."""
+    return {item.kernel: item.label for item in inputs_of(run)}

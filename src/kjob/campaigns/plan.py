@@ -26,6 +26,8 @@ from kjob.campaigns.file import Campaign, Gate, Stage
 from kjob.errors import UsageError
 from kjob.runs.metrics import MetricSpec, ModeBook, is_number, metric_named
 from kjob.build.provenance import run_signature
+from kjob.lifecycle.inputs import resolve_inputs
+from kjob.runs.ledger import Ledger
 from kjob.runs.record import Run
 
 _COMPARE = {"at_least": lambda a, b: a >= b, "above": lambda a, b: a > b,
@@ -156,12 +158,22 @@ def campaign_modes(campaign: Campaign) -> ModeBook:
     return ModeBook([own, campaign.recipe.metrics])
 
 
+def _recipe_inputs(ws, campaign: Campaign) -> list:
+    """The recipe's inputs as its pushes will get them (a member's signature includes them:
+    the same code given another checkpoint is another run); none without `inputs`."""
+    if not campaign.recipe.inputs:
+        return []
+    with Ledger(ws.paths.ledger) as ledger:
+        return [item.record for item in resolve_inputs(ws, ledger, campaign.recipe.inputs, campaign.backend)]
+
+
 class Planner:
     """Members and their states for one campaign, its sources read once (`digest`)."""
 
     def __init__(self, ws, campaign: Campaign, digest: list[dict]):
         self.ws, self.campaign, self.digest = ws, campaign, digest
         self.modes = campaign_modes(campaign)
+        self.inputs = _recipe_inputs(ws, campaign)
         self._grid_members = {s.name: [self.member(s.name, i, p, {**s.parameters, **p})
                                        for i, p in enumerate(s.points, 1)] for s in campaign.stages if not s.top}
 
@@ -171,7 +183,7 @@ class Planner:
         recipe, backend = self.campaign.recipe, self.campaign.backend
         parameters = resolve_parameters(self.ws, recipe, backend, overrides)
         return Member(stage, index, point, overrides, parameters,
-                      run_signature(recipe, self.digest, parameters, backend), source)
+                      run_signature(recipe, self.digest, parameters, backend, self.inputs), source)
 
     def plan(self, runs: list[Run], push_failures: dict | None = None, since: float = 0.0) -> Plan:
         """Where each member stands, given the campaign's runs in the ledger.

@@ -25,6 +25,30 @@ notify_option = click.option(
 )
 
 
+def run_args(name: str | None, version, backend: str | None) -> tuple:
+    """(kernel, version number, backend) of a run named on the command line: NAME with
+    --version (3, v3, local-v3, kaggle-v1) and --backend, or NAME:local-v3 / NAME@BACKEND:vN alone."""
+    from kjob.backends import BACKENDS
+    from kjob.errors import UsageError
+    from kjob.runs.lineage import RunName, VersionName
+
+    if name is None:
+        return None, None if version is None else VersionName.parse(str(version), BACKENDS).version, backend
+    named = RunName.parse(name, BACKENDS)
+    number, said = named.version, named.backend
+    if version is not None:
+        if number is not None:
+            raise UsageError(f"{name} names its version: drop --version {version}")
+        given = VersionName.parse(str(version), BACKENDS)
+        if said is not None and given.backend not in (None, said):
+            raise UsageError(f"{name} is on {said}, --version {version} on {given.backend}")
+        number, said = given.version, said or given.backend
+    if backend is not None and said is not None and backend != said:
+        raise UsageError(f"{name}{'' if version is None else ' --version ' + str(version)} names {said}, "
+                         f"--backend {backend}")
+    return named.kernel, number, backend or said
+
+
 def notify_command(ws, given: str | None) -> str | None:
     """--notify, else the workspace's `notify`."""
     return given if given is not None else ws.config.notify

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kjob.backends import BACKENDS
-from kjob.cli.common import ProgressPrinter, workspace
+from kjob.cli.common import ProgressPrinter, run_args, workspace
 from kjob.cli.format import duration, table
 from kjob.errors import ConfigError, UsageError
 from kjob.extras import require_speech, speech_installed
@@ -18,9 +18,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 def _find_run(ws, spec: str, backend: str | None):
     from kjob.runs.ledger import Ledger
-    from kjob.runs.record import parse_run_spec
 
-    kernel, version = parse_run_spec(spec)
+    kernel, version, backend = run_args(spec, None, backend)  # NAME, NAME:v3, NAME:local-v3, NAME@ray:v2
     with Ledger(ws.paths.ledger) as ledger:
         return ledger.find(kernel, version, backend)
 

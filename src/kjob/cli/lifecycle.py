@@ -5,15 +5,16 @@ import sys
 import click
 
 from kjob.backends import BACKENDS
-from kjob.cli.common import (follow_and_show, notify_command, notify_option, param_option, print_fetch,
+from kjob.cli.common import (follow_and_show, notify_command, notify_option, param_option, print_fetch, run_args,
                              show_progress, stopped_watching, workspace)
 from kjob.runs.record import run_duration, run_record
 from kjob.cli.format import EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, failure_hint_line, status_text, table
 
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
                               help="Which backend's run (needed only when both have this version).")
-version_option = click.option("--version", "version", type=int, default=None,
-                              help="Version number (default: the latest run).")
+version_option = click.option("--version", "version", default=None, metavar="VERSION",
+                              help="Version: 3, v3, or with its backend local-v3, kaggle-v1 (default: the latest "
+                                   "run); NAME@BACKEND:vN says the same.")
 
 
 def _open(name, version, backend_name, need_version=True):
@@ -22,6 +23,7 @@ def _open(name, version, backend_name, need_version=True):
     from kjob.lifecycle.lookup import find_run
 
     ws = workspace()
+    name, version, backend_name = run_args(name, version, backend_name)
     found = find_run(ws, name, version, backend_name, need_version=need_version)
     return ws, found.ledger, found.backend, found.run
 

@@ -3,7 +3,7 @@
 import click
 
 from kjob.backends import BACKENDS
-from kjob.cli.common import workspace
+from kjob.cli.common import run_args, workspace
 from kjob.cli.format import duration, number, table
 
 _NOTE_WIDTH = 40
@@ -129,13 +129,16 @@ def _campaign_metric(ws, name: str) -> str | None:
         return next((m for m in (metric, f"{metric}.best") if has_metric(ledger, name, m)), None)
 
 
-def _version(text: str) -> int:
-    from kjob.errors import UsageError
+def _diff_side(name: str, version: str, backend: str | None) -> tuple:
+    """(kernel, version, backend) of one side of `runs diff`: v3, local-v3, kaggle-v1, or
+    another kernel's run spelt out (NAME@BACKEND:vN)."""
+    from kjob.runs.lineage import RunName
 
-    digits = text[1:] if text[:1] in "vV" else text
-    if not digits.isdigit():
-        raise UsageError(f"'{text}' is not a version like v3 or 3")
-    return int(digits)
+    if ":" in version or "@" in version:
+        named = RunName.parse(version, BACKENDS)
+        return run_args(f"{named.kernel}{'@' + named.backend if named.backend else ''}",
+                        None if named.version is None else f"v{named.version}", backend)
+    return run_args(name, version, backend)
 
 
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
@@ -160,8 +163,8 @@ def diff_command(name, first, second, backend, patch):
 
     ws = workspace()
     with Ledger(ws.paths.ledger) as ledger:
-        a = ledger.find(name, _version(first), backend)
-        b = ledger.find(name, _version(second), backend)
+        a = ledger.find(*_diff_side(name, first, backend))
+        b = ledger.find(*_diff_side(name, second, backend))
     diff = diff_runs(ws, a, b)
     modes = rq.mode_book([a, b], _recipe_specs(ws, [a, b]))
     click.echo(f"{a.ref} -> {b.ref}")
@@ -181,6 +184,10 @@ def diff_command(name, first, second, backend, patch):
             click.echo(f"  {s.path}: {s.change} (+{s.added} -{s.removed} lines)")
         if diff.recipe_changed:
             click.echo(f"  builders/{name}.toml: changed")
+    if diff.inputs or a.inputs or b.inputs:
+        click.echo("inputs:" if diff.inputs else "inputs: the same")
+        for c in diff.inputs:
+            click.echo(f"  {c.name}: {_shown(c.old)} -> {_shown(c.new)}")
     click.echo("metrics:" if diff.metrics else "metrics: the same")
     for c in diff.metrics:
         click.echo(f"  {c.name}: {_shown(c.old)} -> {_shown(c.new)}{_verdict(c, modes)}")
@@ -203,8 +210,8 @@ def _verdict(change, modes) -> str:
     return f" ({delta:+.4g}, {'better' if better else 'worse'})"
 
 
-version_option = click.option("--version", "version", type=int, default=None,
-                              help="Version number (default: the latest run).")
+version_option = click.option("--version", "version", default=None, metavar="VERSION",
+                              help="Version: 3, v3, or with its backend local-v3, kaggle-v1 (default: the latest run).")
 
 
 @runs_group.command("note")
@@ -221,6 +228,7 @@ def note_command(name, text, version, backend, append):
     from kjob.runs.ledger import Ledger
 
     ws = workspace()
+    name, version, backend = run_args(name, version, backend)
     with Ledger(ws.paths.ledger) as ledger:
         run = ledger.find(name, version, backend)
         text = text.strip()
@@ -246,6 +254,7 @@ def tag_command(name, tags, version, backend, remove):
 
     tags = tuple(check_tag(t) for t in tags)
     ws = workspace()
+    name, version, backend = run_args(name, version, backend)
     with Ledger(ws.paths.ledger) as ledger:
         run = ledger.find(name, version, backend)
         run = ledger.change_tags(run, remove=tags) if remove else ledger.change_tags(run, add=tags)
@@ -254,7 +263,7 @@ def tag_command(name, tags, version, backend, remove):
 
 @runs_group.command("archive")
 @click.argument("name")
-@click.option("--version", "version", type=int, required=True, help="The run's version number.")
+@click.option("--version", "version", required=True, metavar="VERSION", help="The run's version (3, v3, local-v3).")
 @backend_option
 @click.option("--restore", is_flag=True, help="Unpack the archive into its download folder again.")
 def archive_command(name, version, backend, restore):
@@ -267,6 +276,7 @@ def archive_command(name, version, backend, restore):
     from kjob.runs.ledger import Ledger
 
     ws = workspace()
+    name, version, backend = run_args(name, version, backend)
     with Ledger(ws.paths.ledger) as ledger:
         run = ledger.find(name, version, backend)
         if restore:
@@ -278,3 +288,39 @@ def archive_command(name, version, backend, restore):
 
 
 COMMANDS = [runs_group]
+
+
+@runs_group.command("lineage")
+@click.argument("name")
+@version_option
+@backend_option
+def lineage_command(name, version, backend):
+    """What a run was made from (its inputs, and theirs) and what was made from it (the runs
+    given its outputs, and theirs), each input with the files it gave.
+
+    Example: kjob runs lineage r3-dpt-eval --version 2   (or: kjob runs lineage r3-dpt@local:v3)
+    """
+    from kjob.runs.ledger import Ledger
+    from kjob.runs.lineage import lineage
+
+    ws = workspace()
+    name, version, backend = run_args(name, version, backend)
+    with Ledger(ws.paths.ledger) as ledger:
+        run = ledger.find(name, version, backend)
+        made_from, made_into = lineage(ledger, run)
+    click.echo(f"{run.ref}: {run.state.status}")
+    click.echo("made from:" if made_from else "made from: nothing (no inputs)")
+    _tree(made_from, "  ", files=True)
+    click.echo("made into:" if made_into else "made into: nothing yet")
+    _tree(made_into, "  ", files=False)
+
+
+def _tree(links, indent: str, files: bool) -> None:
+    for link in links:
+        status = f": {link.run.state.status}" if link.run is not None else ""
+        shown = ""
+        if files and link.input.files:
+            names = sorted(link.input.files)
+            shown = f"  ({', '.join(names[:4])}{f', +{len(names) - 4} more' if len(names) > 4 else ''})"
+        click.echo(f"{indent}{link.label}{status}{shown}")
+        _tree(link.next, indent + "  ", files)

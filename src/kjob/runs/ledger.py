@@ -255,7 +255,9 @@ class Ledger:
             raise NotFoundError(f"no recorded run of {what}{where} (see `kjob runs`)")
         if version is not None and len({r["backend"] for r in rows}) > 1:
             names = ", ".join(sorted({r["backend"] for r in rows}))
-            raise UsageError(f"{kernel} v{version} exists on several backends ({names}); pass --backend")
+            labels = ", ".join(f"{kernel}:{b}-v{version}" for b in sorted({r["backend"] for r in rows}))
+            raise UsageError(f"{kernel} v{version} exists on several backends ({names}); pass --backend, "
+                             f"or name one: {labels}")
         if version is not None:
             rows = sorted(rows, key=lambda r: -r["incarnation"])
         return self._from_row(rows[0])

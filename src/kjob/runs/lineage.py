@@ -147,3 +147,51 @@ def made_into(ledger, run) -> list:
     rows = ledger.read("SELECT id FROM runs WHERE inputs LIKE ? ORDER BY created_at, id", (pattern,))
     runs = ledger.runs_with_ids([r["id"] for r in rows])
     return [r for r in runs if any(item.is_run(run) for item in inputs_of(r))]
+
+
+def input_names(run) -> list[str]:
+    """Every way of naming each of a run's inputs (`train`, `train:v3`, `train:local-v3`,
+    `train@local`, `train@local:v3`): `kjob runs --where input=train:v3` keeps runs given it."""
+    names = []
+    for item in inputs_of(run):
+        label = item.label.split(":", 1)[1]
+        names += [item.kernel, f"{item.kernel}:v{item.version}", f"{item.kernel}:{label}",
+                  f"{item.kernel}@{item.backend}", f"{item.kernel}@{item.backend}:v{item.version}"]
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class Link:
+    """One run of a lineage: the input as recorded (None for the run asked about), its ledger row
+    (None when the row is gone) and the runs on the next step (its inputs, or what was made from it)."""
+
+    input: RunInput | None
+    run: object
+    next: list = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.run.ref if self.run is not None else f"{self.input.label} (no longer in the ledger)"
+
+
+def lineage(ledger, run, depth: int = 20) -> tuple[list[Link], list[Link]]:
+    """(what `run` was made from, what was made from it), each a tree `depth` steps deep at most."""
+    def back(of, seen, left) -> list[Link]:
+        links = []
+        for item, row in made_from(ledger, of):
+            link = Link(item, row)
+            if row is not None and row.id not in seen and left > 1:
+                link.next = back(row, seen | {row.id}, left - 1)
+            links.append(link)
+        return links
+
+    def forward(of, seen, left) -> list[Link]:
+        links = []
+        for row in made_into(ledger, of):
+            link = Link(next(i for i in inputs_of(row) if i.is_run(of)), row)
+            if row.id not in seen and left > 1:
+                link.next = forward(row, seen | {row.id}, left - 1)
+            links.append(link)
+        return links
+
+    return back(run, {run.id}, depth), forward(run, {run.id}, depth)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from kjob.errors import UsageError
 from kjob.runs.metrics import SOURCES, MetricSpec, ModeBook, is_number
+from kjob.runs.lineage import input_names, inputs_text
 from kjob.runs.record import Run, run_duration, run_record
 
 _TIMES = {"created": "created_at", "started": "started_at", "finished": "finished_at"}
@@ -35,6 +36,8 @@ RUN_COLUMNS: dict[str, Callable[[Run], object]] = {
     "archived": lambda r: r.archived,
     "campaign": lambda r: r.campaign,
     "stage": lambda r: r.stage,
+    "inputs": lambda r: inputs_text(r) or None,  # train:local-v3, prep:v2
+    "input": lambda r: input_names(r) or None,  # every name of each input: --where input=train:v3
 }
 FALLBACK_COLUMNS = 6  # a kernel whose recipe names no metrics shows this many of its own
 _SERIES = tuple(s for s in SOURCES if s not in ("metadata", "evaluation", "earlier"))
@@ -278,7 +281,7 @@ class Selection:
         fields = [(c, Field("column", c)) for c in ("status", "duration", "parameters", "notebook")]
         fields += [(m, Field("metric", m)) for m in metrics]
         # a campaign's stage (and, listing several campaigns, which one) where any run has them
-        tail = ("stage", "tags", "message", "note")
+        tail = ("stage", "inputs", "tags", "message", "note")
         tail = tail if self.campaign else ("campaign", *tail)
         return fields + [(c, Field("column", c)) for c in tail if any(RUN_COLUMNS[c](r) for r in runs)]
 
@@ -335,6 +338,7 @@ def export_record(run: Run) -> dict:
         record[key] = iso_time(record[key])
     if record["duration"] is not None:
         record["duration"] = round(record["duration"], 3)
+    record["inputs"] = list(run.inputs)
     return record
 
 
