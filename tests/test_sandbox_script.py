@@ -15,6 +15,7 @@ import pytest
 from proc_helpers import processes_with_home
 from kjob.sandbox import isolation
 from kjob.sandbox.folder import RunSpec, Sandbox
+from kjob.sandbox.secrets import KERNEL_MODULES
 
 BWRAP_PROBLEM = isolation.bwrap_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"no bubblewrap here: {BWRAP_PROBLEM}")
@@ -176,4 +177,5 @@ def test_a_script_sees_no_secrets_of_the_parent_environment(tmp_path, monkeypatc
     seen = json.loads((sandbox.paths.working_dir / "env.json").read_text())
     assert not set(secrets) & set(seen) and not set(secrets.values()) & set(seen.values())
     assert seen["HOME"] == str(sandbox.paths.home_dir.resolve()) and seen["PYTHONUNBUFFERED"] == "1"
-    assert seen["KAGGLE_KERNEL_RUN_TYPE"] == "Batch" and "PYTHONPATH" not in seen
+    # Not the parent's PYTHONPATH: only the folder of kjob's kaggle_secrets (kjob.sandbox.secrets).
+    assert seen["KAGGLE_KERNEL_RUN_TYPE"] == "Batch" and seen["PYTHONPATH"] == str(KERNEL_MODULES)
