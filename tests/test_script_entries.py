@@ -296,3 +296,44 @@ def test_kjob_toml_names_the_right_spelling(folder):
     assert result.stderr.strip() == ("error: kjob.toml: [tool] is pyproject.toml's table; in kjob.toml write kjob's "
                                      "keys at the top (owner = ..., [datasets], [local.parameters]), or under "
                                      "[tool.kjob]")
+
+
+CLICK_TRAIN = '''
+import json
+
+import click
+
+
+@click.command()
+@click.option("--max-steps", type=int, default=100)
+@click.option("--learning-rate", "lr", default=0.01)
+@click.option("--shuffle/--no-shuffle", default=True)
+@click.option("--mode", type=click.Choice(["fast", "slow"]), default="slow")
+@click.argument("out")
+def main(max_steps, lr, shuffle, mode, out):
+    with open(out, "w") as f:
+        json.dump({"max_steps": max_steps, "lr": lr, "shuffle": shuffle, "mode": mode}, f)
+
+
+if __name__ == "__main__":
+    main()  # click ends with sys.exit(0): the kernel takes it as the script's normal end
+'''
+
+
+def test_a_click_script(folder):
+    folder.write("train.py", CLICK_TRAIN)
+    init = folder.kjob("init", "--entry", "train.py", "--name", "clicky")
+    assert init.exit_code == 0, init.output
+    assert recipe(folder, "clicky")["parameters"] == {"max_steps": 100, "lr": 0.01, "shuffle": True, "mode": "slow"}
+    assert recipe(folder, "clicky")["smoke"]["parameters"] == {"max_steps": 2}
+    edit_recipe(folder, "clicky", ('mode = "slow"', 'mode = "slow"\nout = "result.json"'))
+    smoke = folder.kjob("build", "clicky", "--smoke")
+    assert smoke.exit_code == 0, smoke.output
+    pushed = folder.kjob("push", "clicky", "--backend", "local", "-p", "shuffle=false", "-p", "mode=fast", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    log = (folder.root / "downloads/clicky/local-v1/log.txt").read_text()
+    assert "kjob: python train.py --max-steps 100 --learning-rate 0.01 --no-shuffle --mode fast result.json" in log
+    assert json.loads((folder.root / "downloads/clicky/local-v1/output/result.json").read_text()) == {
+        "max_steps": 100, "lr": 0.01, "shuffle": False, "mode": "fast"}
+    assert "shuffle=False" in folder.kjob("runs").stdout
+    assert folder.kjob("build", "clicky", "-p", "mode=medium").exit_code == 3

@@ -46,12 +46,15 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str], k
     """The module's text as a cell body: `from` imports of sibling modules and `__main__` blocks
     become comments on the same lines. `packages` are the recipe's top-level package names,
     `modules` the dotted names of its modules. `import x` of a sibling stays: the build registers
-    module x's cell as a module object. `keep_main`: a script entry, whose `__main__` block runs."""
+    module x's cell as a module object. `keep_main`: a script entry, whose `__main__` block runs
+    under `with EXIT_OK():` on the same lines (see `main_block_runs`)."""
     tree = module.tree
     lines = module.text.splitlines()
     problems: list[str] = []
     comment_out: list[tuple[int, int]] = []
     aliases: dict[int, list[str]] = {}
+    if keep_main:
+        main_block_runs(tree, lines)
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.split(".")[0] not in packages:
@@ -78,6 +81,26 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str], k
         if aliases.get(start):
             lines[start - 1] = "; ".join(aliases[start]) + "  " + lines[start - 1]
     return "\n".join(lines)
+
+
+# The script entry's context for its `__main__` block (defined by the cell that sets sys.argv): a
+# script's `sys.exit(0)` (click's standalone mode, `sys.exit(main())`) ends it as it ends a process,
+# where in a notebook a SystemExit fails the cell; another exit code still fails it.
+EXIT_OK = "_kjob_exit_ok"
+_MAIN_LINE = re.compile(r"""^(\s*)if\s+__name__\s*==\s*(['"])__main__\2\s*:""")
+
+
+def main_block_runs(tree: ast.Module, lines: list[str]) -> None:
+    """Rewrite, in place, each `if __name__ == "__main__":` line (without an else) of a script as
+    `with EXIT_OK():`, the original kept as a comment on the same line: the block runs as it would."""
+    for node in tree.body:
+        if is_main_guard(node) and not node.orelse:
+            line = lines[node.lineno - 1]
+            match = _MAIN_LINE.match(line)
+            if match:
+                rest = line[match.end():]
+                lines[node.lineno - 1] = (f"{match.group(1)}with {EXIT_OK}():{rest}"
+                                          f"{'  ' if rest.strip() else ''}# {line.strip()}")
 
 
 def is_main_guard(node: ast.stmt) -> bool:

@@ -2,7 +2,7 @@
 
 The script's command-line options are read statically (its code is never run): every argparse
 `add_argument(...)` call, wherever the parser is built (module level, under `__main__`, in a
-function). Each option is a parameter named by its destination (`--max-steps` -> max_steps,
+function), and click's `@click.option` / `@click.argument` decorators. Each option is a parameter named by its destination (`--max-steps` -> max_steps,
 `dest=` wins), typed and defaulted as the script says. The kernel gets, right after its
 parameters cell, a cell that builds `sys.argv` from the parameters, prints that command line and
 deletes the parameter names (so that they never meet the script's own globals: `lr = args.lr`);
@@ -11,6 +11,8 @@ then the modules, the script's last and with its `if __name__ == "__main__":` bl
 
 import ast
 import keyword
+
+from kjob.notebook import EXIT_OK
 from dataclasses import dataclass
 
 ARGV_ID = "kjob-argv"
@@ -48,15 +50,84 @@ def is_script(entry: str) -> bool:
 
 
 def read_options(tree: ast.Module) -> list[ScriptOption]:
-    """The options of every argparse parser the script builds, in the order they are declared."""
+    """The options of every argparse parser the script builds, and of its click commands
+    (`@click.option`, `@click.argument`), in the order they are declared."""
     options, seen = [], set()
     for node in ast.walk(tree):
+        found = []
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
-            option = _option(node)
+            found = [_option(node)]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found = [_click_option(d) for d in node.decorator_list if isinstance(d, ast.Call)]
+        for option in found:
             if option is not None and option.name not in seen:
                 seen.add(option.name)
                 options.append(option)
     return sorted(options, key=lambda o: o.line)
+
+
+def _click_option(call: ast.Call) -> ScriptOption | None:
+    """`@click.option("--max-steps", type=int, default=100)`, `@click.option("--fast/--slow")`,
+    `@click.option("--cuda", is_flag=True)`, `@click.argument("path")`, as click names them."""
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr in ("option", "argument")
+            and isinstance(func.value, ast.Name) and func.value.id == "click"):
+        return None
+    strings = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    if not strings or len(strings) != len(call.args):
+        return None
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    value = lambda key, default=None: _literal(keywords[key])[0] if key in keywords else default  # noqa: E731
+    if func.attr == "argument":
+        name, flag = strings[0], None
+    else:
+        named = [s for s in strings if s.isidentifier()]
+        flags = [s for s in strings if s.startswith("-")]
+        longest = max(flags, key=lambda f: len(f.split("/")[0].lstrip("-")), default="")
+        flag = next((f for f in flags if f.startswith("--")), flags[0] if flags else None)
+        name = named[0] if named else longest.split("/")[0].lstrip("-").replace("-", "_").lower()
+    if not name.isidentifier() or keyword.iskeyword(name) or value("expose_value", True) is False:
+        return None
+    type_node = keywords.get("type")
+    kind = _TYPES.get(type_node.id, "str") if isinstance(type_node, ast.Name) else "str"
+    choices = None
+    if isinstance(type_node, ast.Call) and isinstance(type_node.func, ast.Attribute) and type_node.func.attr == "Choice":
+        listed = _literal(type_node.args[0])[0] if type_node.args else None
+        choices = tuple(listed) if isinstance(listed, (list, tuple)) else None
+    nargs, multiple = value("nargs", 1), value("multiple", False)
+    has_default, (default, literal) = "default" in keywords, (_literal(keywords["default"]) if "default" in keywords
+                                                               else (None, False))
+    if flag and "/" in flag:
+        how, kind = "both", "bool"
+    elif value("is_flag", False) or value("count", False):
+        how, kind = ("count", "int") if value("count", False) else ("true", "bool")
+    elif func.attr == "argument":
+        how = "positionals" if nargs == -1 or (isinstance(nargs, int) and nargs > 1) else "positional"
+    else:
+        how = "append" if multiple else "many" if isinstance(nargs, int) and nargs > 1 else "value"
+    if how in ("append", "many", "positionals"):
+        kind = "list"
+    if how in ("true", "both", "count"):
+        default, literal, has_default = (default if literal and default is not None else
+                                         (0 if how == "count" else False)), True, True
+    why = None
+    if not has_default:
+        why = "no default"
+    elif not literal:
+        why = f"default {ast.unparse(keywords['default'])} is not a literal"
+    elif default is None:
+        why = "default None"
+    else:
+        if kind == "list" and not isinstance(default, list):
+            default = list(default) if isinstance(default, tuple) else [default]
+        elif type_node is None and kind == "str" and isinstance(default, (bool, int, float)):
+            kind = {bool: "bool", int: "int", float: "float"}[type(default)]
+        if kind == "float" and type(default) is int:
+            default = float(default)
+    required = bool(value("required", func.attr == "argument" and not has_default))
+    if required:
+        why = "required"
+    return ScriptOption(name, flag, how, kind, call.lineno, None if why else default, why, required, choices)
 
 
 def _literal(node):
@@ -169,8 +240,16 @@ def option_problems(script: str, options: list[ScriptOption], parameters: dict, 
     return problems
 
 
-# The cell's helper, kept literal so that the notebook reads as the command it runs.
-_ARGV_HELPER = '''\
+# The cell's helpers, kept literal so that the notebook reads as the command it runs.
+_ARGV_HELPER = f'''\
+class {EXIT_OK}:  # the script's __main__ block: sys.exit(0) ends it as it ends a process
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        return kind is SystemExit and value.code in (None, 0)
+
+
 def _kjob_command_line(script, options, values):
     argv, positionals = [script], []
     for name, flag, how in options:
@@ -178,7 +257,8 @@ def _kjob_command_line(script, options, values):
         if how == "true" and value or how == "false" and not value:
             argv.append(flag)
         elif how == "both":
-            argv.append(flag if value else "--no-" + flag[2:])
+            on, _, off = flag.partition("/")
+            argv.append(on if value else off or "--no-" + on[2:])
         elif how == "count":
             argv += [flag] * int(value)
         elif how == "append":
