@@ -262,7 +262,9 @@ def test_a_local_run_does_not_see_the_users_credentials(tiny):
     env = {"KAGGLE_KEY": "x" * 32, "KAGGLE_USERNAME": "alice", "HF_TOKEN": "y" * 20}
     assert tiny.kjob("push", "tiny", "--wait", env=env).exit_code == 0
     seen = json.loads((tiny.root / "downloads/tiny/local-v1/output/env.json").read_text())
-    assert seen == ["KAGGLE_INPUT_DIR", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_TEMP_DIR", "KAGGLE_WORKING_DIR"]
+    # Kaggle's own variables only; the last two find the run's kaggle_secrets endpoint (issue 21).
+    assert seen == ["KAGGLE_INPUT_DIR", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_TEMP_DIR", "KAGGLE_URL_BASE",
+                    "KAGGLE_USER_SECRETS_TOKEN", "KAGGLE_WORKING_DIR"]
 
 
 def test_push_wait_keeps_the_status_and_log_of_a_failed_run(tiny):
