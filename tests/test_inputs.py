@@ -270,3 +270,51 @@ def test_a_schema_4_ledger_migrates_keeping_every_row_then_records_lineage(two):
     assert diff.output.startswith("tiny v1 (local) -> tiny v1\n") and "steps: 3 -> 4" in diff.output
     conflict = two.kjob("runs", "note", "tiny:local-v1", "x", "--backend", "kaggle")
     assert conflict.exit_code == 2 and "names local" in conflict.output
+
+
+TINY_TRAINING = ["-p", "synthetic=true", "-p", "steps_per_epoch=2", "-p", "batch_size=2", "-p", "crop_seconds=0.5",
+                 "-p", "max_val_files=2", "-p", "num_workers=0", "-p", "time_budget_seconds=0", "-p", "num_threads=1",
+                 "-p", "warmup_steps=0"]
+
+
+def history(ws, label):
+    lines = (ws.root / f"downloads/r3-dpt/{label}/output/metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_resume_from_continues_the_example_s_training(project):
+    pytest.importorskip("torch")
+    (project.root / "data/demo").mkdir(parents=True)
+    push_ok(project, "r3-dpt", *TINY_TRAINING, "-p", "epochs=2")
+    push_ok(project, "r3-dpt", *TINY_TRAINING, "-p", "epochs=4", "--resume-from", "v1")
+    first, second = history(project, "local-v1"), history(project, "local-v2")
+    assert [row["epoch"] for row in first] == [1, 2]
+    assert [row["epoch"] for row in second] == [1, 2, 3, 4]
+    assert second[:2] == first  # the earlier session's epochs, as they were
+    log = (project.root / "downloads/r3-dpt/local-v2/log.txt").read_text()
+    assert "resuming from " in log and ": epoch 2 done" in log
+    final = json.loads((project.root / "downloads/r3-dpt/local-v2/output/metadata.json").read_text())["final"]
+    before = json.loads((project.root / "downloads/r3-dpt/local-v1/output/metadata.json").read_text())["final"]
+    assert (final["epochs_run"], final["steps"]) == (4, 8)
+    assert final["best_val_loss"] <= before["best_val_loss"]  # the best so far carried over
+    import torch
+
+    last = torch.load(project.root / "downloads/r3-dpt/local-v2/output/last.pt", weights_only=True)
+    assert last["epoch"] == 4 and last["train_state"]["steps"] == 8 and "scheduler_state" in last
+    [run] = [r for r in ledger_rows(project) if r.version == 2]
+    assert run.parameters["resume"] == "/kaggle/input/notebooks/kjob-demo/r3-dpt"
+    assert [(i["kernel"], i["backend"], i["version"]) for i in run.inputs] == [("r3-dpt", "local", 1)]
+
+
+def test_resume_from_needs_a_resume_parameter(two):
+    result = two.kjob("push", "tiny", "--resume-from", "v1")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --resume-from: tiny's recipe names no resume parameter")
+    assert ledger_rows(two) == []
+
+
+def test_a_backend_that_cannot_pin_inputs_is_refused_them(two):
+    result = two.kjob("push", "reader", "--backend", "kaggle", "--input", "tiny@local:v1")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: the kaggle backend cannot give a run another run's outputs")
+    assert ledger_rows(two) == []

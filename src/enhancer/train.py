@@ -12,7 +12,7 @@ import torch
 from enhancer.audio import make_synthetic_dataset
 from enhancer.data import discover_pairs, make_loaders, split_train_val
 from enhancer.models import MODELS, build_model, count_parameters
-from enhancer.runtime import find_dataset, gpu_names, scratch_root, select_device, working_root
+from enhancer.runtime import find_dataset, gpu_names, input_root, scratch_root, select_device, working_root
 from enhancer.losses import enhancement_loss, si_sdr
 from enhancer.stft import SAMPLE_RATE, STFT
 
@@ -42,6 +42,9 @@ TRAIN_DEFAULTS = {
     "num_threads": 0,
     "deterministic": False,
     "loss": "sisdr",
+    # A checkpoint to continue from: a run's last.pt, or the folder holding it (an earlier
+    # version's outputs mounted as an input: `kjob push --resume-from vN`); "" starts afresh.
+    "resume": "",
 }
 
 
@@ -230,13 +233,62 @@ def _train_optimizer(model, cfg, use_amp):
     return optimizer, plateau, scaler
 
 
-def _train_checkpoint(cfg, model, optimizer, epoch, val_loss):
-    """What best.pt and last.pt hold (format 1, read by the evaluator), on the CPU."""
+def _train_checkpoint(cfg, model, optimizer, epoch, val_loss, resume_state=None):
+    """What best.pt and last.pt hold (format 1, read by the evaluator), on the CPU;
+    `resume_state`: the scheduler's and scaler's states and the training state (steps, the
+    best value so far and its epoch), which a resumed run continues from."""
     return {"format_version": 1, "model_name": cfg["model"],
             "model_config": _train_cpu(model.config),
             "state_dict": _train_cpu(model.state_dict()), "epoch": epoch,
             "val_loss": float(val_loss),
-            "optimizer_state": _train_cpu(optimizer.state_dict())}
+            "optimizer_state": _train_cpu(optimizer.state_dict()),
+            **_train_cpu(resume_state or {})}
+
+
+def _train_resume_file(path):
+    """The checkpoint a resume starts from: `path`, or last.pt in the folder `path`. A path
+    under /kaggle/input is read under this run's input root (KAGGLE_INPUT_DIR off Kaggle)."""
+    kaggle_input = os.path.join(os.sep, "kaggle", "input") + os.sep
+    if path.startswith(kaggle_input) and not os.path.exists(path):
+        path = os.path.join(input_root(), path[len(kaggle_input):])
+    if os.path.isdir(path):
+        path = os.path.join(path, "last.pt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError("resume: no checkpoint at %s" % path)
+    return path
+
+
+def _train_resume(path, cfg, model, optimizer, plateau, scaler, state, out_dir, metrics_path):
+    """Continue from checkpoint `path`: the model's, optimizer's, scheduler's and scaler's
+    states, the training state (steps, the best value so far and its epoch), the earlier
+    epochs' metrics.jsonl rows and best.pt. Returns (the next epoch, epochs without improvement)."""
+    path = _train_resume_file(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.get("model_name") != cfg["model"]:
+        raise ValueError("resume: %s holds a %r model, not %r" % (path, checkpoint.get("model_name"), cfg["model"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    optimizer.load_state_dict(checkpoint["optimizer_state"])
+    if checkpoint.get("scheduler_state"):
+        plateau.load_state_dict(checkpoint["scheduler_state"])
+    if checkpoint.get("scaler_state") and scaler.is_enabled():
+        scaler.load_state_dict(checkpoint["scaler_state"])
+    saved = checkpoint.get("train_state") or {}
+    state.update({k: saved[k] for k in ("best_val_loss", "best_epoch", "best_val_sisdr", "steps",
+                                        "val_sisdr_noisy", "epochs_run") if k in saved})
+    done = int(checkpoint["epoch"])
+    folder = os.path.dirname(path)
+    if os.path.isfile(os.path.join(folder, "best.pt")):
+        with open(os.path.join(folder, "best.pt"), "rb") as src, open(os.path.join(out_dir, "best.pt"), "wb") as dst:
+            dst.write(src.read())
+    earlier = os.path.join(folder, "metrics.jsonl")
+    if os.path.isfile(earlier):
+        with open(earlier) as src, open(metrics_path, "w") as dst:
+            for line in src:
+                if line.strip() and json.loads(line).get("epoch", 0) <= done:
+                    dst.write(line if line.endswith("\n") else line + "\n")
+    print("resuming from %s: epoch %d done, best val %s at epoch %s, %d steps"
+          % (path, done, state["best_val_loss"], state["best_epoch"], state["steps"]), flush=True)
+    return done + 1, int(saved.get("stale", 0))
 
 
 def _train_stop_reason(cfg, state, stale):
@@ -277,12 +329,15 @@ def main(**params):
     open(metrics_path, "w").close()
     state = {"best_val_loss": None, "best_epoch": 0, "best_val_sisdr": None, "epochs_run": 0,
              "steps": 0, "stop_reason": "epochs", "val_sisdr_noisy": None}
+    first_epoch, stale = 1, 0
+    if cfg["resume"]:
+        first_epoch, stale = _train_resume(cfg["resume"], cfg, model, optimizer, plateau, scaler, state,
+                                           out_dir, metrics_path)
     setup_seconds = time.time() - started
     budget = float(cfg["time_budget_seconds"] or 0)
     steps_per_epoch = int(cfg["steps_per_epoch"]) or len(train_loader)
     cfg["_total_steps"] = _train_total_steps(cfg, steps_per_epoch)
     batches = _train_forever(train_loader)
-    stale = 0
     last_epoch_seconds = 0.0
 
     def over_budget(extra=0.0):
@@ -303,9 +358,9 @@ def main(**params):
                           for k, v in state.items()}}
 
     try:
-        for epoch in range(1, int(cfg["epochs"]) + 1):
+        for epoch in range(first_epoch, int(cfg["epochs"]) + 1):
             # The first epoch always runs (at least one step) so that outputs exist.
-            if epoch > 1 and over_budget(last_epoch_seconds):
+            if epoch > first_epoch and over_budget(last_epoch_seconds):
                 state["stop_reason"] = "time_budget"
                 break
             epoch_start = time.time()
@@ -328,15 +383,18 @@ def main(**params):
             improved = state["best_val_loss"] is None or (
                 math.isfinite(val_loss) and val_loss < state["best_val_loss"])
             lr = float(optimizer.param_groups[0]["lr"])
-            checkpoint = _train_checkpoint(cfg, model, optimizer, epoch, val_loss)
-            _train_save(os.path.join(out_dir, "last.pt"), checkpoint)
             if improved:
-                _train_save(os.path.join(out_dir, "best.pt"), checkpoint)
                 state.update(best_val_loss=val_loss if math.isfinite(val_loss) else math.inf,
                              best_epoch=epoch, best_val_sisdr=val_sisdr)
                 stale = 0
             else:
                 stale += 1
+            checkpoint = _train_checkpoint(cfg, model, optimizer, epoch, val_loss, {
+                "scheduler_state": plateau.state_dict(), "scaler_state": scaler.state_dict(),
+                "train_state": dict(state, epochs_run=epoch, stale=stale)})
+            _train_save(os.path.join(out_dir, "last.pt"), checkpoint)
+            if improved:
+                _train_save(os.path.join(out_dir, "best.pt"), checkpoint)
             last_epoch_seconds = time.time() - epoch_start
             row = {"epoch": epoch, "train_loss": _train_num(train_loss),
                    "val_loss": _train_num(val_loss), "lr": lr,

@@ -90,6 +90,9 @@ class Backend(ABC):
     # Whether a kernel's newer version makes the older ones' outputs and log unreachable
     # (Kaggle): a sweep then gives each lane a kernel of its own (kjob.campaigns.lanes).
     serves_latest_only: bool = False
+    # Whether it gives a run other runs' outputs pinned to their versions (`push --input`):
+    # a backend that cannot is refused such a push before anything is sent.
+    mounts_inputs: bool = False
 
     def preflight(self, submission: Submission) -> None:
         """Refuse a push the backend would refuse or cut short (its platform's limits), before

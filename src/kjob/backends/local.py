@@ -29,6 +29,7 @@ _START_GRACE_SECONDS = 30
 
 class LocalBackend(Backend):
     name = "local"
+    mounts_inputs = True
     # A status is a file read here: ask soon and back off gently, so that a run is seen to end
     # within a quarter of its length (a sweep's lane waits for that), still <= 40 times in 10 min.
     poll = Backoff(start=0.5, factor=1.25, cap=30.0)

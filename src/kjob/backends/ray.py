@@ -66,6 +66,7 @@ def submission_id(kernel: str, version: int, token: str) -> str:
 
 class RayBackend(Backend):
     name = "ray"
+    mounts_inputs = True
     poll = Backoff(start=1.0, factor=1.5, cap=30.0)
     status_is_cheap = False
 

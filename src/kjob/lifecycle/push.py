@@ -15,7 +15,7 @@ from kjob.backends.base import Backend, Submission
 from kjob.build.plan import plan_build, write_kernel
 from kjob.backends import BACKENDS
 from kjob.build.recipe import load_recipe
-from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
+from kjob.errors import BackendError, ConfigError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
 from kjob.lifecycle.inputs import resolve_inputs
 from kjob.runs.lineage import VersionName
 from kjob.runs.ledger import Ledger
@@ -99,6 +99,9 @@ def _inputs(ws: Workspace, ledger: Ledger, name: str, backend_name: str, refs, r
     overrides with the resume parameter set to where `resume_from`'s outputs are mounted."""
     recipe = load_recipe(ws, name)
     refs = [*recipe.inputs, *refs]
+    if (refs or resume_from) and not get_backend(ws, backend_name).mounts_inputs:
+        raise ConfigError(f"the {backend_name} backend cannot give a run another run's outputs pinned to a version "
+                          "yet (push --input, --resume-from, a recipe's inputs): push to local or ray")
     if resume_from is not None:
         if recipe.resume_parameter is None:
             raise UsageError(f"--resume-from: {recipe.name}'s recipe names no resume parameter: add "
