@@ -12,6 +12,7 @@ Every value here is random, made by the test (never a real credential).
 
 import hashlib
 import json
+import os
 import secrets
 import stat
 
@@ -327,3 +328,24 @@ def test_a_stored_value_pasted_into_code_refuses_the_build(secret_ws):
     secret_ws.write("src/pkg/secretjob.py", SECRET_JOB + f'\nBACKUP = "{value}"\n')
     result = secret_ws.kjob("build", "secret")
     assert result.exit_code == 3 and "the kjob secret HF_TOKEN" in result.output and value not in result.output
+
+
+def test_a_store_other_users_can_read_is_refused_when_a_run_would_use_it(secret_ws, store):
+    value = set_secret(secret_ws, "WANDB_API_KEY")
+    os.chmod(store, 0o644)
+    result = secret_ws.kjob("build", "secret", "--smoke")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.exit_code == 2 and len(errors) == 1 and "chmod 600" in errors[0]
+    assert value not in result.output
+    set_secret(secret_ws, "HF_TOKEN")  # writing it again makes it private
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+
+
+def test_a_run_that_never_starts_takes_its_secrets_with_it(tmp_path):
+    from kjob.sandbox.folder import RunSpec, Sandbox
+
+    spec = RunSpec(timeout=60, kind="script", secrets=("HF_TOKEN",))
+    run = Sandbox.create(tmp_path / "run", "print('never')\n", {}, spec, secret_values={"HF_TOKEN": "x" * 20})
+    assert run.paths.secrets.is_file()
+    assert run.cancel() is True
+    assert run.status().status == "cancelled" and not run.paths.secrets.exists()
