@@ -213,6 +213,36 @@ def test_a_run_with_no_metrics_gets_one_line_and_a_campaign_metric_no_member_has
     assert "leaderboard" not in swept.stdout
 
 
+STAGED = """
+recipe = "litcsv"
+metric = "val_loss"
+lanes = 2
+
+[[stage]]
+name = "screen"
+[[stage.grid]]
+lr = [0.1, 0.01]
+
+[[stage]]
+name = "long"
+top = 1
+from = "screen"
+[stage.gate]
+below = 1.0
+"""
+
+
+def test_a_gate_and_a_top_stage_judge_by_a_base_name(tmp_path):
+    project = Project(tmp_path, "litcsv")
+    project.write("campaigns/staged.toml", STAGED)
+    swept = project.kjob("sweep", "staged")
+    assert swept.exit_code == 0, swept.output
+    assert "gate val_loss" in swept.stdout and "holds: 0.5" in swept.stdout  # lr=0.01's val_loss.best
+    assert "the 1 best of screen by val_loss" in swept.stdout
+    [chosen] = [r for r in project.runs() if r.stage == "long"]
+    assert chosen.parameters["lr"] == 0.01
+
+
 def test_the_board_draws_a_tensorboard_run_s_curve(tmp_path):
     _needs("charlm")
     project = Project(tmp_path, "charlm")
