@@ -141,7 +141,9 @@ def test_a_gone_run_folder_cannot_be_fetched(two):
 
     assert two.kjob("push", "tiny").exit_code == 0
     assert two.kjob("status", "tiny", "--watch").exit_code == 0
-    shutil.rmtree(two.root / ".kjob/local/tiny/v1")
+    folder = two.root / ".kjob/local/tiny/v1"
+    while folder.exists():  # its keeper may still be writing its last files
+        shutil.rmtree(folder, ignore_errors=True)
     result = two.kjob("push", "reader", "--input", "tiny:v1")
     assert result.exit_code == 4, result.output
     assert result.output.startswith("error: input tiny:v1: tiny v1 (local) cannot be fetched")
@@ -318,3 +320,15 @@ def test_a_backend_that_cannot_pin_inputs_is_refused_them(two):
     assert result.exit_code == 2
     assert result.output.startswith("error: the kaggle backend cannot give a run another run's outputs")
     assert ledger_rows(two) == []
+
+
+def test_push_reuse_answers_a_complete_run_of_the_same_signature(two):
+    push_ok(two, "tiny", "-p", "label=a")
+    push_ok(two, "reader", "--input", "tiny:v1")
+    again = two.kjob("push", "reader", "--input", "tiny:v1", "--reuse")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[-1].startswith("reader v1 (local): complete, reused")
+    assert [r.kernel for r in ledger_rows(two)] == ["reader", "tiny"]
+    push_ok(two, "tiny", "-p", "label=b")
+    other = two.kjob("push", "reader", "--input", "tiny:v2", "--reuse")  # another input: another run
+    assert other.exit_code == 0 and other.stdout.splitlines()[-1] == "reader v2 (local)"

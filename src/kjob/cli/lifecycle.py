@@ -43,8 +43,10 @@ def _open(name, version, backend_name, need_version=True):
 @click.option("--resume-from", "resume_from", default=None, metavar="VERSION",
               help="Continue from NAME's run VERSION (vN, local-vN): its outputs as an input, and the recipe's "
                    "[resume] parameter set to where they are mounted.")
+@click.option("--reuse", is_flag=True,
+              help="If a complete run has the same sources, parameters, backend and inputs, show it instead of pushing.")
 @notify_option
-def push(name, backend_name, params, timeout, wait, force, message, tags, inputs, resume_from, notify_cmd):
+def push(name, backend_name, params, timeout, wait, force, message, tags, inputs, resume_from, reuse, notify_cmd):
     """Send kernels/NAME to a backend (rebuilding it first if its sources changed) and record the run.
 
     Example: kjob push r3-dpt --backend local -m "lr warm-up 1000 steps" --tag warmup --wait
@@ -63,7 +65,7 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, inputs
     overrides = parse_overrides(recipe, list(params))
     notes = RunNotes((message or "").strip() or None, tuple(check_tag(t) for t in tags))
     outcome = push_kernel(ws, name, backend_name, overrides, timeout=timeout, force=force, notes=notes,
-                          inputs=tuple(inputs), resume_from=resume_from)
+                          inputs=tuple(inputs), resume_from=resume_from, reuse=reuse)
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
     if outcome.run.handle.get("isolation") == "environment only":
@@ -73,6 +75,10 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, inputs
     if outcome.rebuilt:
         click.echo(f"rebuilt kernels/{name}: its sources or parameters changed since the last build", err=True)
     run = outcome.run
+    if outcome.reused:
+        click.echo(f"{run.ref}: {status_text(run)}, reused (the same sources, parameters, backend and inputs; "
+                   "push without --reuse for a new run)")
+        return
     click.echo(run.ref)
     if not wait:
         return

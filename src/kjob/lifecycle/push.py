@@ -17,7 +17,7 @@ from kjob.backends import BACKENDS
 from kjob.build.recipe import load_recipe
 from kjob.errors import BackendError, ConfigError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
 from kjob.lifecycle.inputs import resolve_inputs
-from kjob.runs.lineage import VersionName
+from kjob.runs.lineage import VersionName, complete_run_with
 from kjob.runs.ledger import Ledger
 from kjob.build.kernel_metadata import LaneKernel
 from kjob.build.params import resolve_parameters
@@ -33,6 +33,7 @@ class PushOutcome:
     run: Run
     rebuilt: bool  # kernels/NAME was stale (sources or parameters changed) and was rebuilt
     warnings: tuple[str, ...] = ()  # the build's warnings (e.g. literal /kaggle paths)
+    reused: bool = False  # `push --reuse`: `run` is a complete run of the same signature; nothing was sent
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,12 @@ class MemberTag:
 def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str, ParamValue] | None = None,
                 timeout: int | None = None, force: bool = False, notes: RunNotes | None = None,
                 member: MemberTag | None = None, inputs: tuple[str, ...] = (),
-                resume_from: str | None = None) -> PushOutcome:
+                resume_from: str | None = None, reuse: bool = False) -> PushOutcome:
     """`inputs`: runs whose outputs the run is given (KERNEL[:vN][@BACKEND], besides the
     recipe's `inputs`); `resume_from`: a version of NAME given as an input, and the recipe's
-    [resume] parameter set to where it is mounted (kjob.lifecycle.inputs)."""
+    [resume] parameter set to where it is mounted (kjob.lifecycle.inputs); `reuse`: a complete
+    run of the recipe with the same signature (sources, parameters, backend, inputs) is
+    answered instead of pushing (nothing written or sent)."""
     with Ledger(ws.paths.ledger) as ledger:  # a ledger that cannot be opened stops the push here
         backend = get_backend(ws, backend_name)
         given, overrides = _inputs(ws, ledger, name, backend.name, inputs, resume_from, overrides)
@@ -74,6 +77,11 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
             session_timeout=timeout or plan.recipe.session_timeout, parameters=parameters, token=token,
             first_version=ledger.next_version(run_kernel, backend.name), force=force, inputs=given,
         )
+        signature = run_signature(plan.recipe, plan.record["sources"], parameters, backend.name,
+                                  [item.record for item in given])
+        same = complete_run_with(ledger, signature, name) if reuse else None
+        if same is not None:
+            return PushOutcome(same, False, plan.warnings, reused=True)
         backend.preflight(submission)  # the platform's limits: a refusal leaves nothing written or recorded
         if rebuilt:
             write_kernel(ws, plan)
@@ -85,9 +93,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
             overrides=overrides or {}, git_commit=git["commit"], git_dirty=git["dirty"], token=token,
             handle={"accelerator": plan.recipe.accelerator},
             submitter={"pid": os.getpid(), "start": start_time(os.getpid())}, notes=notes,
-            signature=run_signature(plan.recipe, plan.record["sources"], parameters, backend.name,
-                                    [item.record for item in given]),
-            campaign=member.campaign if member else None, stage=member.stage if member else None,
+            signature=signature, campaign=member.campaign if member else None, stage=member.stage if member else None,
             inputs=tuple(item.record.as_dict() for item in given)))
         kill_point("push:begun")
         run = _submit(ledger, backend, run, submission)

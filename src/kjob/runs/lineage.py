@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from kjob.errors import UsageError
+from kjob.runs.record import parse_lane
 
 # The backends that number their own runs, and so label them `<backend>-vN` (kjob.paths.version_label).
 _LABEL = re.compile(r"^(?:k(?P<incarnation>\d+)-)?(?:(?P<backend>[a-z][a-z0-9]*)-)?v?(?P<version>\d+)$")
@@ -33,7 +34,7 @@ class VersionName:
         backend = match and match["backend"]
         if not match or (backends is not None and backend is not None and backend not in backends):
             known = ", ".join(f"{b}-v3" for b in backends or ("local", "kaggle", "ray"))
-            raise UsageError(f"version {text!r}: write N, vN or BACKEND-vN ({known})")
+            raise UsageError(f"{str(text)!r} is not a version like 3, v3 or BACKEND-v3 ({known})")
         incarnation = int(match["incarnation"]) if match["incarnation"] else None
         return cls(int(match["version"]), backend, incarnation)
 
@@ -195,3 +196,12 @@ def lineage(ledger, run, depth: int = 20) -> tuple[list[Link], list[Link]]:
         return links
 
     return back(run, {run.id}, depth), forward(run, {run.id}, depth)
+
+
+def complete_run_with(ledger, signature: str, recipe: str):
+    """The newest complete run of `recipe` (its own kernel or a campaign lane's) with this
+    signature, still there (not gone, not archived); None if there is none."""
+    rows = ledger.read("SELECT id, kernel FROM runs WHERE signature=? AND status='complete' AND version IS NOT NULL"
+                       " AND gone_at IS NULL AND archived_at IS NULL ORDER BY created_at DESC, id DESC", (signature,))
+    ids = [r["id"] for r in rows if r["kernel"] == recipe or (parse_lane(r["kernel"]) or ("",))[0] == recipe]
+    return ledger.get(ids[0]) if ids else None

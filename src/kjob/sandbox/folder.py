@@ -48,6 +48,7 @@ import os
 import signal
 import subprocess
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -454,9 +455,12 @@ def _link(link: Path, target: Path) -> None:
     try:
         link.symlink_to(target, target_is_directory=target.is_dir())
     except OSError:
-        if os.name != "nt" or not target.is_dir():
+        if os.name != "nt":
             raise
-        import _winapi  # Windows without the symlink privilege: a directory junction does the same
+        if target.is_file():  # Windows without the symlink privilege: a file (kjob-inputs.json) is copied
+            shutil.copy2(target, link)
+            return
+        import _winapi  # ... and a directory is a junction, which does the same as a link
 
         _winapi.CreateJunction(str(target), str(link))
 
