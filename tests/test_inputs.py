@@ -36,11 +36,17 @@ def main(resume):
         path = os.path.join(root, layout, "result.json")
         seen[layout] = json.load(open(path))["label"] if os.path.isfile(path) else None
     manifest = json.load(open(os.path.join(root, "kjob-inputs.json")))
+    try:  # an input is read-only where the sandbox isolates runs (bubblewrap)
+        open(os.path.join(root, "tiny-kernel", "scribble.txt"), "w").close()
+        writable = True
+    except OSError:
+        writable = False
     kaggle_input = os.path.join("/kaggle", "input") + "/"  # where Kaggle (and bubblewrap) mount it
     if resume.startswith(kaggle_input):
         resume = os.path.join(root, resume[len(kaggle_input):])
     with open("seen.json", "w") as f:
-        json.dump({"seen": seen, "manifest": manifest, "resume": sorted(os.listdir(resume)) if resume else None}, f)
+        json.dump({"seen": seen, "manifest": manifest, "writable": writable,
+                   "resume": sorted(os.listdir(resume)) if resume else None}, f)
 '''
 
 
@@ -78,6 +84,10 @@ def test_a_run_reads_exactly_the_version_asked_for_after_newer_ones_ran(two):
     assert (entry["kernel"], entry["backend"], entry["version"], entry["run"]) == ("tiny", "local", 1, "tiny:local-v1")
     assert entry["files"] == {"result.json": hashlib.sha256(result).hexdigest()}
     assert entry["paths"] == ["/kaggle/input/notebooks/alice/tiny-kernel", "/kaggle/input/tiny-kernel"]
+    [reader] = [r for r in ledger_rows(two) if r.kernel == "reader"]
+    if reader.handle.get("isolation") == "bubblewrap":
+        assert got["writable"] is False
+        assert not (two.root / "downloads/tiny/local-v1/output/scribble.txt").exists()
     # Without a version: the latest complete run.
     push_ok(two, "reader", "--input", "tiny")
     assert seen(two, "local-v2")["seen"]["tiny-kernel"] == "second"
@@ -94,10 +104,13 @@ def test_the_input_is_linked_not_copied_and_fetched_first(two):
     assert two.kjob("push", "tiny").exit_code == 0  # not waited for, so not fetched
     assert two.kjob("status", "tiny", "--watch").exit_code == 0
     assert not (two.root / "downloads/tiny/local-v1/output").exists()
-    push_ok(two, "reader", "--input", "tiny:local-v1")
+    # Without bubblewrap (the environment-only fallback) the run finds its inputs by KAGGLE_INPUT_DIR.
+    result = two.kjob("push", "reader", "--input", "tiny:local-v1", "--wait", env={"KJOB_SANDBOX": "env"})
+    assert result.exit_code == 0, result.output
     assert (two.root / "downloads/tiny/local-v1/output/result.json").is_file()
     link = two.root / ".kjob/local/reader/v1/input/tiny-kernel"
     assert link.is_symlink() and link.resolve() == (two.root / "downloads/tiny/local-v1/output").resolve()
+    assert seen(two)["seen"] == {"notebooks/alice/tiny-kernel": "run", "tiny-kernel": "run"}
 
 
 def test_a_recipe_s_inputs(two):
@@ -332,3 +345,18 @@ def test_push_reuse_answers_a_complete_run_of_the_same_signature(two):
     push_ok(two, "tiny", "-p", "label=b")
     other = two.kjob("push", "reader", "--input", "tiny:v2", "--reuse")  # another input: another run
     assert other.exit_code == 0 and other.stdout.splitlines()[-1] == "reader v2 (local)"
+
+
+def test_a_kaggle_run_is_an_input_of_a_local_run(kaggle):
+    ws = kaggle.ws
+    ws.write("builders/reader.toml", READER_RECIPE)
+    ws.write("src/pkg/reader.py", READER)
+    assert kaggle.push("tiny", "-p", "label=on-kaggle", "--wait").exit_code == 0
+    assert kaggle.push("tiny", "-p", "label=later", "--wait").exit_code == 0
+    push_ok(ws, "reader", "--input", "tiny@kaggle:v1")
+    got = seen(ws)
+    assert got["seen"]["tiny-kernel"] == "on-kaggle"  # the version asked for, not Kaggle's latest
+    [entry] = got["manifest"]["inputs"]
+    assert (entry["run"], entry["identity"]) == ("tiny:v1", next(
+        r.identity for r in ledger_rows(ws) if r.kernel == "tiny" and r.version == 1))
+    assert entry["identity"]
