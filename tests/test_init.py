@@ -38,10 +38,13 @@ class MLP:
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Workspace:
-    """An empty project folder (not a kjob workspace yet), the current folder."""
+    """An empty project folder (not a kjob workspace yet), the current folder; no Kaggle credentials
+    (their user name would be the owner)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KJOB_OWNER", raising=False)
     monkeypatch.delenv("KJOB_WORKSPACE", raising=False)
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-config"))
     return Workspace(tmp_path, CliRunner())
 
 
