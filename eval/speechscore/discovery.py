@@ -2,8 +2,11 @@
 nested after extraction), .zip/.7z/.tar archives, or a CSV manifest with columns noisy,clean.
 
 Files without a partner are reported, never silently dropped. Which folder holds what, and which
-files pair, is decided by the training's own code (`enhancer.data.folder_role`, `match_stems`):
-one definition for the pairs a model trains on and the pairs it is scored on.
+files pair, follows the same rules as the training's own code (`enhancer.data.folder_role`,
+`match_key`, `match_stems`). They are written in both places on purpose: the training's copy is
+inlined into Kaggle notebooks, which cannot import this installed package, and the evaluator must
+work on any folder of audio, without the speech example's source. tests/test_pairing_parity.py
+holds the two to the same answers, so they cannot drift.
 """
 
 import csv
@@ -16,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.errors import ConfigError, NotFoundError, UsageError, ValidationError
-from speechscore.example_code import enhancer_module
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
+_NOISE_WORDS = {"noisy", "clean", "mix", "mixture", "x", "y"}
 ARCHIVE_EXTENSIONS = (".zip", ".7z", ".tar", ".tar.gz", ".tgz")
 
 
@@ -48,22 +51,44 @@ class Discovery:
     train_files: dict = field(default_factory=dict)
 
 
-def _pairing():
-    """The training's own pair discovery (src/enhancer/data.py): test pairs are found exactly
-    as the training finds its pairs, by one function."""
-    return enhancer_module("data", "pairs are found as the training finds them, by src/enhancer/data.py, which "
-                                   "{source} lacks: run this in the speech example's workspace")
-
-
 def folder_role(rel_dir: str) -> tuple[str, str] | None:
     """(split, side) of a folder holding audio, from its last three path parts; the
     nearest recognised part wins (train/noisy, test/clean, noisy_testset_wav, y_test)."""
-    return _pairing().folder_role(rel_dir)
+    parts = [p.lower() for p in rel_dir.replace("\\", "/").split("/") if p not in ("", ".")][-3:]
+    side = None
+    for part in reversed(parts):
+        if "clean" in part or part == "y" or part.startswith("y_"):
+            side = "clean"
+        elif "noisy" in part or part in ("x", "train", "test", "mix", "mixture") or part.startswith("x_"):
+            side = "noisy"
+        if side:
+            break
+    if side is None:
+        return None
+    return ("test" if any("test" in p for p in parts) else "train"), side
+
+
+def match_key(stem: str) -> str:
+    """A file stem without noisy/clean words: noisy_0001 and clean_0001 both give 0001."""
+    return "_".join(t for t in stem.lower().replace("-", "_").split("_") if t not in _NOISE_WORDS)
+
+
+def match_stems(noisy, clean) -> tuple[dict[str, str], list[str], list[str]]:
+    """({noisy stem: clean stem}, noisy stems left, clean stems left): by equal stem first, then
+    by stem without noisy/clean words (each clean file once, noisy stems in name order)."""
+    pairs = {s: s for s in noisy if s in clean}
+    spare_clean = {match_key(s): s for s in clean if s not in pairs}
+    for stem in sorted(noisy):
+        key = match_key(stem)
+        if stem not in pairs and key in spare_clean:
+            pairs[stem] = spare_clean.pop(key)
+    used = set(pairs.values())
+    return pairs, [s for s in sorted(noisy) if s not in pairs], [s for s in sorted(clean) if s not in used]
 
 
 def match_files(noisy: dict[str, Path], clean: dict[str, Path]) -> tuple[list[Pair], list[Unmatched]]:
     """Pairs by equal stem, then by stem without noisy/clean words; the rest unmatched."""
-    pairs, lone_noisy, lone_clean = _pairing().match_stems(noisy, clean)
+    pairs, lone_noisy, lone_clean = match_stems(noisy, clean)
     unmatched = [Unmatched(str(noisy[s]), "noisy", "no clean file of the same name") for s in lone_noisy]
     unmatched += [Unmatched(str(clean[s]), "clean", "no noisy file of the same name") for s in lone_clean]
     return [Pair(s, noisy[s], clean[pairs[s]]) for s in sorted(pairs)], unmatched
