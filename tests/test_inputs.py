@@ -360,3 +360,15 @@ def test_a_kaggle_run_is_an_input_of_a_local_run(kaggle):
     assert (entry["run"], entry["identity"]) == ("tiny:v1", next(
         r.identity for r in ledger_rows(ws) if r.kernel == "tiny" and r.version == 1))
     assert entry["identity"]
+
+
+def test_the_digests_are_of_what_the_run_gets_even_after_an_edit(two):
+    push_ok(two, "tiny", "-p", "label=as-fetched")
+    fetched = json.loads((two.root / "downloads/tiny/local-v1/.fetched.json").read_text())
+    output = two.root / "downloads/tiny/local-v1/output/result.json"
+    assert fetched["result.json"]["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    output.write_text(json.dumps({"label": "edited here"}))
+    push_ok(two, "reader", "--input", "tiny:v1")
+    got = seen(two)
+    assert got["seen"]["tiny-kernel"] == "edited here"
+    assert got["manifest"]["inputs"][0]["files"] == {"result.json": hashlib.sha256(output.read_bytes()).hexdigest()}

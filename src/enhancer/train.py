@@ -43,7 +43,7 @@ TRAIN_DEFAULTS = {
     "deterministic": False,
     "loss": "sisdr",
     # A checkpoint to continue from: a run's last.pt, or the folder holding it (an earlier
-    # version's outputs mounted as an input: `kjob push --resume-from vN`); "" starts afresh.
+    # run's outputs, mounted as an input); "" starts afresh.
     "resume": "",
 }
 

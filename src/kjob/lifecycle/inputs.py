@@ -92,8 +92,7 @@ def _input_of(ws: Workspace, ledger: Ledger, ref: str, run: Run) -> InputFolder:
             fetch_run(ws, ledger, get_backend(ws, run.backend), run, outputs=True)
         except KjobError as exc:
             raise NotFoundError(f"input {ref}: {run.ref} cannot be fetched: {exc.message}") from exc
-    files = {path.relative_to(paths.output_dir).as_posix(): sha256_file(path)
-             for path in sorted(paths.output_dir.rglob("*")) if path.is_file()} if paths.output_dir.is_dir() else {}
+    files = _digests(paths)
     if not files:
         raise NotFoundError(f"input {ref}: {run.ref} has no output files")
     slug = _slug(ws, run.kernel)
@@ -101,6 +100,24 @@ def _input_of(ws: Workspace, ledger: Ledger, ref: str, run: Run) -> InputFolder:
     mounts = tuple(input_layouts("kernel", f"{owner}/{slug}"))
     record = RunInput(run.kernel, run.backend, run.version, run.incarnation, run.identity, mounts, files)
     return InputFolder(paths.output_dir.resolve(), record)
+
+
+def _digests(paths) -> dict[str, str]:
+    """{name: SHA-256} of the files in the download's output folder. A file the fetch wrote and
+    nobody touched since (its size and mtime as recorded) has the digest the fetch computed
+    while downloading: a push does not read a multi-GB checkpoint again."""
+    if not paths.output_dir.is_dir():
+        return {}
+    fetched = read_json(paths.fetch_record, {}) or {}
+    digests = {}
+    for path in sorted(paths.output_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        name, stat = path.relative_to(paths.output_dir).as_posix(), path.stat()
+        known = fetched.get(name) or {}
+        same = known.get("sha256") and known.get("local") == [stat.st_size, stat.st_mtime_ns]
+        digests[name] = known["sha256"] if same else sha256_file(path)
+    return digests
 
 
 def _fetched(paths) -> bool:
