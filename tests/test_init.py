@@ -296,3 +296,13 @@ def test_init_without_an_owner_says_what_to_set(folder):
         'none)',
         "next: kjob build job --smoke"]
     assert "owner" not in tomllib.loads((folder.root / "kjob.toml").read_text())
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "..", "-x", "a b"])
+def test_a_name_that_is_no_recipe_name_is_refused_and_nothing_is_written(package, name):
+    before = everything(package)
+    result = package.kjob("init", "--entry", "src/pkg/train.py:main", "--name", name)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "is not a recipe name" in result.stderr
+    assert everything(package) == before
+    assert not (package.root.parent / "evil.toml").exists()

@@ -54,6 +54,9 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
     found = _entry(root, entry, config.src_dir if config else None)
     src = root / found.src_dir
     modules = discover_modules(src, found.rel)
+    if name is not None and (not NAME_RE.match(name) or ".." in name):
+        raise UsageError(f"--name {name!r} is not a recipe name: letters, digits, '.', '_' and '-', starting "
+                         "with a letter or digit (it names builders/NAME.toml); nothing was written")
     name, title, slug = _names(name or root.name)
     recipe_path = root / "builders" / f"{name}.toml"
     if recipe_path.exists():
