@@ -130,7 +130,7 @@ def test_bad_credentials_and_missing_kernels_get_one_line_messages(kaggle):
     assert kaggle.push("tiny").exit_code == 0
     kaggle.emulator.store.handle("DeleteKernel", {"userName": "alice", "kernelSlug": "tiny-kernel"}, "alice")
     gone = kaggle.kjob("status", "tiny")  # its session stopped with it
-    assert gone.exit_code == 5
+    assert gone.exit_code == 4
     assert "tiny v1: cancelled (kernel gone)" in gone.stdout
 
 

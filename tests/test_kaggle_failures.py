@@ -45,7 +45,7 @@ def test_a_403_for_ones_own_deleted_kernel_marks_the_run_gone_as_a_404_does(kagg
     assert kaggle.push("tiny").exit_code == 0
     delete_kernel(kaggle)
     status = kaggle.kjob("status", "tiny")
-    assert status.exit_code == 5, status.output  # as on a 404: its session stopped with it
+    assert status.exit_code == 4, status.output  # gone, as on a 404: its session stopped with it
     assert "tiny v1: cancelled (kernel gone)" in status.stdout
     assert "refused access" not in status.output
     (run,) = ledger_runs(kaggle.ws)
@@ -92,7 +92,7 @@ def test_a_token_is_asked_who_it_signs_in_as_before_a_403_means_gone(kaggle403, 
     monkeypatch.setenv("KAGGLE_API_TOKEN", token)
     delete_kernel(kaggle)
     status = kaggle.kjob("status", "tiny")
-    assert status.exit_code == 5, status.output
+    assert status.exit_code == 4, status.output
     assert "cancelled (kernel gone)" in status.stdout
     assert token not in status.output
 

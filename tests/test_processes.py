@@ -178,11 +178,11 @@ python = "{sys.executable}"
     lost = tiny.kjob("status", "tiny", "--version", "1", "--backend", "ray", "--json",
                      env={"KJOB_RAY_LOST_AFTER": "2"})
     data = json.loads(lost.stdout)
-    assert (lost.exit_code, data["status"], data["gone"]) == (5, "cancelled", True), lost.output
+    assert (lost.exit_code, data["status"], data["gone"]) == (4, "cancelled", True), lost.output
     assert f"the Ray cluster at {head.address} has not answered for" in data["failure_message"]
     assert "tiny v1 (ray) is lost" in data["failure_message"]
     again = tiny.kjob("status", "tiny", "--version", "1", "--backend", "ray")  # final now: not asked again
-    assert again.exit_code == 5 and again.stderr == "", again.output
+    assert again.exit_code == 4 and again.stderr == "", again.output
     ended = tiny.kjob("status", "tiny", "--version", "2", "--backend", "ray", "--json", env={"KJOB_RAY_LOST_AFTER": "2"})
     data = json.loads(ended.stdout)
     assert (ended.exit_code, data["status"], data["raw_status"]) == (0, "complete", "complete (head silent)"), ended.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kjob.cli.common import ProgressPrinter, follow_and_show, workspace
-from kjob.cli.format import EXIT_FOR_STATUS, number, status_text
+from kjob.cli.format import exit_code, number, status_text
 from kjob.extras import require_speech, speech_installed
 
 
@@ -50,7 +50,7 @@ def demo(steps):
     run = follow_and_show(ws, run)
     if run.state.status != "complete":
         click.echo(f"{run.ref}: {status_text(run)}")
-        sys.exit(EXIT_FOR_STATUS[run.state.status])
+        sys.exit(exit_code(run))
     click.echo(f"demo: {run.ref} complete; best validation loss {number(run.metrics.get('best_val_loss'))} "
                f"(epoch {number(run.metrics.get('best_epoch'))})")
     evaluate_demo_run(ws, recipe, run)

@@ -5,6 +5,15 @@ from kjob.runs.record import Run
 # Exit codes for a run's status (documented in README).
 EXIT_FOR_STATUS = {"complete": 0, "error": 1, "cancelled": 5, "submitting": 6, "queued": 6, "running": 6}
 EXIT_INTERRUPTED = 130
+EXIT_GONE = 4  # NotFoundError's: the run's remote kernel (or Ray job) no longer exists
+
+
+def exit_code(run) -> int:
+    """A run's exit code: by its status, except that a run whose kernel is gone (deleted on
+    Kaggle, a Ray job its head lost) and that did not complete is gone, exit 4."""
+    if run.gone and run.state.status != "complete":
+        return EXIT_GONE
+    return EXIT_FOR_STATUS[run.state.status]
 
 
 def duration(seconds: float | None) -> str:

@@ -8,7 +8,7 @@ from kjob.backends import BACKENDS
 from kjob.cli.common import (follow_and_show, notify_command, notify_option, param_option, print_fetch, run_args,
                              show_progress, stopped_watching, workspace)
 from kjob.runs.record import run_duration, run_record
-from kjob.cli.format import EXIT_FOR_STATUS, EXIT_INTERRUPTED, duration, failure_hint_line, status_text, table
+from kjob.cli.format import EXIT_INTERRUPTED, duration, exit_code, failure_hint_line, status_text, table
 
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
                               help="Which backend's run (needed only when both have this version).")
@@ -92,7 +92,7 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, inputs
             click.echo(f"warning: {warning}", err=True)
     if failure_hint_line(run):
         click.echo(failure_hint_line(run))
-    sys.exit(EXIT_FOR_STATUS[run.state.status])
+    sys.exit(exit_code(run))
 
 
 @click.command()
@@ -103,7 +103,7 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, inputs
 @click.option("--json", "as_json", is_flag=True, help="Print the run(s) as JSON.")
 def status(name, version, backend, watch, as_json):
     """Show one run (NAME) or a table of recent runs. Exit code: 0 complete, 1 error,
-    5 cancelled, 6 not finished, 4 not found.
+    5 cancelled, 6 not finished, 4 not found or gone (its kernel deleted, its Ray job lost).
 
     Example: kjob status r3-dpt --version 3 --watch
     """
@@ -144,7 +144,7 @@ def status(name, version, backend, watch, as_json):
             click.echo(failure_hint_line(run))
         if backend_obj.url(run):
             click.echo(f"  {backend_obj.url(run)}")
-    sys.exit(EXIT_FOR_STATUS[run.state.status])
+    sys.exit(exit_code(run))
 
 
 @click.command()
