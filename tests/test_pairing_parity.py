@@ -3,7 +3,7 @@
 folder holds noisy or clean audio and which files pair. The rules are written in both places on
 purpose; this test holds them to the same answers so they cannot drift."""
 
-import itertools
+import random
 
 import pytest
 
@@ -25,11 +25,11 @@ def test_both_read_a_folders_role_alike(folder):
 def test_both_pair_the_same_files():
     for stem in STEMS:
         assert training.match_key(stem) == evaluator.match_key(stem)
-    for size in (2, 3, 4):
-        for noisy in itertools.combinations(STEMS, size):
-            for clean in itertools.combinations(reversed(STEMS), size):
-                n, c = {s: f"n/{s}" for s in noisy}, {s: f"c/{s}" for s in clean}
-                assert training.match_stems(n, c) == evaluator.match_stems(n, c), (noisy, clean)
+    draw = random.Random(0)
+    for _ in range(3000):  # random sides of up to six stems each, every stem possibly on both
+        noisy, clean = draw.sample(STEMS, draw.randint(0, 6)), draw.sample(STEMS, draw.randint(0, 6))
+        n, c = {s: f"n/{s}" for s in noisy}, {s: f"c/{s}" for s in clean}
+        assert training.match_stems(n, c) == evaluator.match_stems(n, c), (noisy, clean)
 
 
 def test_the_evaluator_finds_pairs_without_the_speech_examples_source(tmp_path):
