@@ -188,3 +188,18 @@ def test_eight_ray_pushes_from_two_workspaces_sharing_storage_are_each_filed_onc
         assert_each_run_filed_once(ws, rows, "ray")
         versions += [r.version for r in rows]
     assert sorted(versions) == list(range(1, 9))  # claimed on the shared storage: never one number twice
+
+
+def test_a_push_that_never_reached_the_backend_does_not_hide_the_latest_run_from_cancel_and_fetch(tiny):
+    """An interrupted push's row (no version, its process gone) becomes an infrastructure error;
+    `cancel` and `fetch` without --version then mean the latest run that exists."""
+    assert tiny.kjob("push", "tiny", "--wait").exit_code == 0
+    with Ledger(tiny.root / ".kjob/ledger.sqlite3") as ledger:
+        ledger.begin(kernel="tiny", backend="local", notebook_sha256="0" * 64, parameters={}, git_commit=None,
+                     git_dirty=None, token="never-sent", submitter={"pid": 2 ** 22 + 7, "start": 1})
+    tiny.kjob("status")  # reconciles it: nothing was ever sent
+    cancelled = tiny.kjob("cancel", "tiny", "--delete-kernel")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "tiny v1 (local) already ended" in cancelled.stdout
+    fetched = tiny.kjob("fetch", "tiny")
+    assert fetched.exit_code == 0 and "local-v1" in fetched.stdout, fetched.output
