@@ -7,6 +7,7 @@ still gets one), and it names its writer: `sweep_temporaries` removes those whos
 gone (killed), or that nobody touched for a day, never one still being written.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -102,3 +103,12 @@ def safe_relative_path(name: str) -> PurePosixPath | None:
     if path.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
         return None
     return path
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a MiB at a time (memory stays flat for any size)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -13,22 +13,12 @@ Outside a workspace nothing is recorded, and every push sends every file.
 The record holds signed upload URLs: it lives in `.kjob/`, which kjob keeps out of git.
 """
 
-import hashlib
 import time
 from pathlib import Path
 
-from kjob.fsutil import atomic_write_json, read_json
+from kjob.fsutil import atomic_write_json, read_json, sha256_file
 
 _KEEP_SECONDS = 7 * 24 * 3600
-_CHUNK = 1 << 20
-
-
-def content_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class UploadBook:
@@ -59,7 +49,7 @@ class UploadBook:
     def upload(self, api, name: str, path: Path, size: int, modified: int) -> tuple[str, bool]:
         """The token of `path`'s bytes uploaded as the blob `name`, and whether an earlier
         upload was reused."""
-        digest = content_digest(path) if self.record else ""
+        digest = sha256_file(path) if self.record else ""
         key = self._key(name, size, digest)
         earlier = self._read().get(key)
         reusable = earlier and earlier.get("token") not in self._given

@@ -32,7 +32,7 @@ from pathlib import Path
 from kjob.backends.base import Backend, LogEntry, RemoteFile
 from kjob.errors import BackendError, LocalFileError, NotServed, UsageError
 from kjob.fsutil import (atomic_write_json, atomic_write_text, is_temporary_name, read_json, safe_relative_path,
-                         sweep_temporaries, temporary_path)
+                         sha256_file, sweep_temporaries, temporary_path)
 from kjob.runs.ledger import Ledger
 from kjob.runs.metrics import ModeBook, read_run_metrics, recipe_spec
 from kjob.paths import DownloadPaths
@@ -285,16 +285,8 @@ def _local_digest(target: Path, known: dict | None) -> str | None:
     stat = target.stat()
     if known and known.get("local") == [stat.st_size, stat.st_mtime_ns]:
         return ""  # untouched since kjob renamed it into place: no need to read it
-    digest = _sha256_file(target)
+    digest = sha256_file(target)
     return "" if known and digest == known.get("sha256") else digest
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download_hashed(backend, run, file: RemoteFile, partial: Path) -> str:
@@ -310,7 +302,7 @@ def _download_hashed(backend, run, file: RemoteFile, partial: Path) -> str:
         hasher.finish()
     size = partial.stat().st_size
     if hasher.count != size:  # the download rewrote the file from the start: hash it again
-        return _sha256_file(partial)
+        return sha256_file(partial)
     return hasher.hexdigest
 
 

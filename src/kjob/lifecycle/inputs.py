@@ -8,14 +8,12 @@ hashed, before anything is pushed. A REF that names no complete run with outputs
 No version: the latest complete run of KERNEL; no backend: the push's own.
 """
 
-import hashlib
-from pathlib import Path
 
 from kjob.backends import BACKENDS, get_backend
 from kjob.backends.mounts import InputFolder
 from kjob.build.kernel_metadata import kernel_slug
 from kjob.errors import KjobError, NotFoundError, UsageError
-from kjob.fsutil import read_json
+from kjob.fsutil import read_json, sha256_file
 from kjob.kaggle_platform import input_layouts
 from kjob.lifecycle.fetch import fetch_run
 from kjob.runs.ledger import Ledger
@@ -135,9 +133,3 @@ def _slug(ws: Workspace, kernel: str) -> str:
         return kernel.split("@")[0]
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
