@@ -32,11 +32,12 @@ KAGGLE_IMAGE_MODULES = frozenset(
     xgboost lightgbm catboost optuna hyperopt bayes_opt shap lime category_encoders tsfresh
     prophet h2o wandb kaggle kagglehub kagglesdk kaggle_secrets learntools librosa soundfile pydub nltk spacy
     gensim fasttext jieba emoji easyocr pytesseract networkx igraph shapely fiona cartopy
-    libpysal dipy pydicom SimpleITK openslide vtk Crypto boto3 papermill click
+    libpysal dipy pydicom SimpleITK openslide vtk Crypto boto3 papermill click typer
     """.split()
 )
 # click is named in none of those files: it is there as a dependency of packages they install (wandb,
 # nltk, dask, papermill all require it), which is how a click script's `import click` finds it.
+# typer likewise: spacy and its weasel require it (typer-slim, which installs the `typer` module).
 
 # A requirement as `pip install` takes it from PyPI: a name, optional [extras] and version
 # specifiers. No URLs, paths or options: a string starting with '-' would become a pip flag.

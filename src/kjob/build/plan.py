@@ -109,6 +109,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     if script:  # the parameters are deleted once they made the command line: they shadow nothing
         entry_path, entry_def = script, None
         problems += script_entry.option_problems(script, list(recipe.script_options), recipe.parameters, recipe_name)
+        file_places, file_note = script_entry.script_file(ws, recipe, modules)
+        notes += [file_note] if file_note else []
     else:
         problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
         entry_path, entry_def = _entry_function(modules, recipe.entry)
@@ -121,7 +123,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         raise ValidationError(f"build of {name} failed", details=problems)
 
     provenance = _provenance(ws, recipe, recipe_name, modules, overrides)
-    cells = _cells(recipe, recipe_name, provenance, modules, bodies, script, entry_path)
+    cells = _cells(recipe, recipe_name, provenance, modules, bodies, script, entry_path,
+                   file_places if script else None)
     notebook = nbk.notebook(cells, provenance)
 
     nb_name = f"kernels/{name}/{name}.ipynb"
@@ -188,7 +191,7 @@ def _provenance(ws: Workspace, recipe: KernelRecipe, recipe_name: str, modules: 
 
 
 def _cells(recipe: KernelRecipe, recipe_name: str, provenance: dict, modules: list[nbk.SourceModule],
-           bodies: list[str], script: str | None, entry_path: str) -> list[dict]:
+           bodies: list[str], script: str | None, entry_path: str, file_places: list[str] | None = None) -> list[dict]:
     """The notebook's cells in order: provenance, pip, parameters (and a script's argv), one
     per module, and the call of the entry function (a script runs as its own module's cell)."""
     cells = [nbk.markdown_cell(nbk.PROVENANCE_ID, _provenance_markdown(recipe, provenance))]
@@ -196,7 +199,8 @@ def _cells(recipe: KernelRecipe, recipe_name: str, provenance: dict, modules: li
         cells.append(nbk.pip_cell(list(recipe.pip), recipe_name))
     cells.append(nbk.parameters_cell(recipe.parameters))
     if script:
-        text = script_entry.argv_cell_text(recipe.entry, list(recipe.script_options), list(recipe.parameters))
+        text = script_entry.argv_cell_text(recipe.entry, list(recipe.script_options), list(recipe.parameters),
+                                           file_places)
         cells.append(nbk.code_cell(script_entry.ARGV_ID, text))
     cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
     if not script:

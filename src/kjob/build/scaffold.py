@@ -372,6 +372,9 @@ def render_recipe(names: tuple[str, str, str], modules: list[str], entry: _Entry
 
 def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipped: list[str], smoke: dict) -> str:
     name, title, slug = names
+    # A flag whose one switch sets what the script assumes anyway: the other value cannot be given.
+    one_way = {o.name: f"  # {o.flag} has no off switch: the script always runs with it {_toml(o.default)}"
+               for o in read_options(entry.tree) if o.how in ("true", "false") and o.default is (o.how == "true")}
     where = "the project's root" if entry.src_dir == "." else f"{entry.src_dir}/"
     lines = [
         f"# Recipe for the {name} kernel, written by `kjob init` from the script {entry.shown}.",
@@ -395,7 +398,7 @@ def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipp
         f"# The command-line options of {entry.shown} with their defaults: `kjob build {name} -p key=value`",
         "# sets one (booleans: the flag present or not).",
         "[parameters]",
-        *(f"{key} = {_toml(value)}" for key, value in parameters.items()),
+        *(f"{key} = {_toml(value)}" + one_way.get(key, "") for key, value in parameters.items()),
         *(f"# skipped {line}" for line in skipped),
         "",
         "# `kjob build --smoke` runs the notebook on this CPU with these values over [parameters]:",

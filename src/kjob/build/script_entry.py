@@ -1,19 +1,22 @@
 """Script entries: a recipe whose `entry` is a script (`entry = "main.py"`), run as `__main__`.
 
-The script's command-line options are read statically (its code is never run): every argparse
-`add_argument(...)` call, wherever the parser is built (module level, under `__main__`, in a
-function), and click's `@click.option` / `@click.argument` decorators. Each option is a parameter named by its destination (`--max-steps` -> max_steps,
-`dest=` wins), typed and defaulted as the script says. The kernel gets, right after its
-parameters cell, a cell that builds `sys.argv` from the parameters, prints that command line and
-deletes the parameter names (so that they never meet the script's own globals: `lr = args.lr`);
-then the modules, the script's last and with its `if __name__ == "__main__":` block kept.
+The script's command-line options (argparse, click, typer) are read statically by
+kjob.build.script_options; each is a parameter. The kernel gets, right after its parameters cell,
+a cell that builds `sys.argv` from the parameters, prints that command line and deletes the
+parameter names (so that they never meet the script's own globals: `lr = args.lr`); where the
+program reads `__file__`, the same cell sets it (see `script_file`). Then come the modules, the
+script's last and with its `if __name__ == "__main__":` block kept.
 """
 
 import ast
-import keyword
+import posixpath
 
+from kjob.build.script_options import ScriptOption, read_options
+from kjob.kaggle_platform import KaggleRef, input_layouts
 from kjob.notebook import EXIT_OK
-from dataclasses import dataclass
+
+__all__ = ["ScriptOption", "read_options", "is_script", "parameters_of", "smoke_parameters", "option_problems",
+           "argv_cell_text", "script_file", "module_registration", "imported_as_modules"]
 
 ARGV_ID = "kjob-argv"
 # The script's knobs a smoke run makes small, by parameter name: (value, why).
@@ -22,183 +25,10 @@ SMOKE_KNOBS = {
     "iterations": 2, "epochs": 1, "num_epochs": 1, "n_epochs": 1, "max_epochs": 1, "dry_run": True,
     "num_workers": 0, "workers": 0, "batch_size": 2,
 }
-_TYPES = {"int": "int", "float": "float", "str": "str"}
-
-
-@dataclass(frozen=True)
-class ScriptOption:
-    """One command-line option of the script, as its parser declares it."""
-
-    name: str  # the destination: the parameter's name
-    flag: str | None  # "--max-steps" (the first long option string); None for a positional
-    how: str  # value, true, false, both (BooleanOptionalAction), count, append, many, positional, positionals
-    kind: str  # int, float, str, bool or list: the type -p values are read as
-    line: int
-    default: object = None  # the literal default (None: none usable)
-    why: str | None = None  # why there is no usable default, or None
-    required: bool = False
-    choices: tuple | None = None
-
-    @property
-    def example(self):
-        """A value of the option's type (how `-p` text is read for an option with no default)."""
-        return {"int": 0, "float": 0.0, "str": "", "bool": False, "list": []}[self.kind]
 
 
 def is_script(entry: str) -> bool:
     return entry.endswith(".py")
-
-
-def read_options(tree: ast.Module) -> list[ScriptOption]:
-    """The options of every argparse parser the script builds, and of its click commands
-    (`@click.option`, `@click.argument`), in the order they are declared."""
-    options, seen = [], set()
-    for node in ast.walk(tree):
-        found = []
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
-            found = [_option(node)]
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            found = [_click_option(d) for d in node.decorator_list if isinstance(d, ast.Call)]
-        for option in found:
-            if option is not None and option.name not in seen:
-                seen.add(option.name)
-                options.append(option)
-    return sorted(options, key=lambda o: o.line)
-
-
-def _click_option(call: ast.Call) -> ScriptOption | None:
-    """`@click.option("--max-steps", type=int, default=100)`, `@click.option("--fast/--slow")`,
-    `@click.option("--cuda", is_flag=True)`, `@click.argument("path")`, as click names them."""
-    func = call.func
-    if not (isinstance(func, ast.Attribute) and func.attr in ("option", "argument")
-            and isinstance(func.value, ast.Name) and func.value.id == "click"):
-        return None
-    strings = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-    if not strings or len(strings) != len(call.args):
-        return None
-    keywords = {k.arg: k.value for k in call.keywords if k.arg}
-    value = lambda key, default=None: _literal(keywords[key])[0] if key in keywords else default  # noqa: E731
-    if func.attr == "argument":
-        name, flag = strings[0], None
-    else:
-        named = [s for s in strings if s.isidentifier()]
-        flags = [s for s in strings if s.startswith("-")]
-        longest = max(flags, key=lambda f: len(f.split("/")[0].lstrip("-")), default="")
-        flag = next((f for f in flags if f.startswith("--")), flags[0] if flags else None)
-        name = named[0] if named else longest.split("/")[0].lstrip("-").replace("-", "_").lower()
-    if not name.isidentifier() or keyword.iskeyword(name) or value("expose_value", True) is False:
-        return None
-    type_node = keywords.get("type")
-    kind = _TYPES.get(type_node.id, "str") if isinstance(type_node, ast.Name) else "str"
-    choices = None
-    if isinstance(type_node, ast.Call) and isinstance(type_node.func, ast.Attribute) and type_node.func.attr == "Choice":
-        listed = _literal(type_node.args[0])[0] if type_node.args else None
-        choices = tuple(listed) if isinstance(listed, (list, tuple)) else None
-    nargs, multiple = value("nargs", 1), value("multiple", False)
-    has_default, (default, literal) = "default" in keywords, (_literal(keywords["default"]) if "default" in keywords
-                                                               else (None, False))
-    if flag and "/" in flag:
-        how, kind = "both", "bool"
-    elif value("is_flag", False) or value("count", False):
-        how, kind = ("count", "int") if value("count", False) else ("true", "bool")
-    elif func.attr == "argument":
-        how = "positionals" if nargs == -1 or (isinstance(nargs, int) and nargs > 1) else "positional"
-    else:
-        how = "append" if multiple else "many" if isinstance(nargs, int) and nargs > 1 else "value"
-    if how in ("append", "many", "positionals"):
-        kind = "list"
-    if how in ("true", "both", "count"):
-        default, literal, has_default = (default if literal and default is not None else
-                                         (0 if how == "count" else False)), True, True
-    why = None
-    if not has_default:
-        why = "no default"
-    elif not literal:
-        why = f"default {ast.unparse(keywords['default'])} is not a literal"
-    elif default is None:
-        why = "default None"
-    else:
-        if kind == "list" and not isinstance(default, list):
-            default = list(default) if isinstance(default, tuple) else [default]
-        elif type_node is None and kind == "str" and isinstance(default, (bool, int, float)):
-            kind = {bool: "bool", int: "int", float: "float"}[type(default)]
-        if kind == "float" and type(default) is int:
-            default = float(default)
-    required = bool(value("required", func.attr == "argument" and not has_default))
-    if required:
-        why = "required"
-    return ScriptOption(name, flag, how, kind, call.lineno, None if why else default, why, required, choices)
-
-
-def _literal(node):
-    try:
-        return ast.literal_eval(node), True
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None, False
-
-
-def _option(call: ast.Call) -> ScriptOption | None:
-    strings = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-    if not strings or len(strings) != len(call.args):
-        return None
-    keywords = {k.arg: k.value for k in call.keywords if k.arg}
-    action = _literal(keywords["action"])[0] if "action" in keywords else "store"
-    if isinstance(keywords.get("action"), ast.Attribute) and keywords["action"].attr == "BooleanOptionalAction":
-        action = "both"
-    if action in ("help", "version", "store_const", "append_const") or not isinstance(action, str):
-        return None
-    positional = not strings[0].startswith("-")
-    flag = None if positional else next((s for s in strings if s.startswith("--")), strings[0])
-    dest = strings[0] if positional else flag.lstrip("-").replace("-", "_")
-    if "dest" in keywords:
-        dest = _literal(keywords["dest"])[0] or dest
-    if not isinstance(dest, str) or not dest.isidentifier() or keyword.iskeyword(dest):
-        return None  # no parameter can be named so (`--lambda`): the script keeps its default
-    nargs = _literal(keywords["nargs"])[0] if "nargs" in keywords else None
-    many = nargs in ("*", "+") or (isinstance(nargs, int) and nargs > 1)
-    type_node = keywords.get("type")
-    kind = _TYPES.get(type_node.id, "str") if isinstance(type_node, ast.Name) else "str"
-    if action in ("store_true", "store_false", "both"):
-        how, kind, default = {"store_true": "true", "store_false": "false", "both": "both"}[action], "bool", \
-            action == "store_false"
-    elif action == "count":
-        how, kind, default = "count", "int", 0
-    else:
-        how = "append" if action == "append" else ("positionals" if positional and many else
-                                                   "positional" if positional else "many" if many else "value")
-    has_default = "default" in keywords
-    why = None
-    if how in ("value", "positional", "append", "many", "positionals"):
-        default, literal = _literal(keywords["default"]) if has_default else (None, False)
-        if how in ("append", "many", "positionals"):
-            kind = "list"
-        if not has_default:
-            why = "no default"
-        elif not literal:
-            why = f"default {ast.unparse(keywords['default'])} is not a literal"
-        elif default is None:
-            why = "default None"
-        elif kind == "list" and not isinstance(default, list):
-            default = list(default) if isinstance(default, tuple) else [default]
-        elif type_node is None and kind != "list" and isinstance(default, (bool, int, float)):
-            kind = {bool: "bool", int: "int", float: "float"}[type(default)]
-        if why is None and kind == "float" and type(default) is int:
-            default = float(default)
-        if why is None and kind in ("int", "float") and not isinstance(default, (int, float)):
-            default = str(default)
-            kind = "str"
-    elif has_default:
-        value, literal = _literal(keywords["default"])
-        if literal and isinstance(value, (bool, int)):
-            default = value
-    required_node = keywords.get("required")
-    required = bool(_literal(required_node)[0]) if required_node is not None else (
-        positional and nargs not in ("?", "*"))
-    if required:
-        why = "required"
-    choices = _literal(keywords["choices"])[0] if "choices" in keywords else None
-    choices = tuple(choices) if isinstance(choices, (list, tuple)) else None
-    return ScriptOption(dest, flag, how, kind, call.lineno, None if why else default, why, required, choices)
 
 
 def parameters_of(options: list[ScriptOption]) -> tuple[dict, list[ScriptOption]]:
@@ -231,6 +61,9 @@ def option_problems(script: str, options: list[ScriptOption], parameters: dict, 
                         f"-p {missing[0].name}=... or under [parameters] in {recipe_name}")
     for option in options:
         value = parameters.get(option.name)
+        stuck = _stuck_flag(option, value)
+        if stuck:
+            problems.append(f"{script}:{option.line}: {stuck}")
         if option.choices and value is not None:
             values = value if isinstance(value, list) else [value]
             bad = [v for v in values if v not in option.choices and str(v) not in map(str, option.choices)]
@@ -238,6 +71,20 @@ def option_problems(script: str, options: list[ScriptOption], parameters: dict, 
                 problems.append(f"{script}:{option.line}: {option.name} = {bad[0]!r} is not one of its choices "
                                 f"({', '.join(map(repr, option.choices))})")
     return problems
+
+
+def _stuck_flag(option: ScriptOption, value) -> str | None:
+    """Why `value` cannot be given to a flag with one switch and a default that is already its
+    switch's value (click's `is_flag=True, default=True`, argparse's store_true with default=True,
+    typer's `typer.Option(True, "--x")`): the command line can only say what the script assumes."""
+    if option.how not in ("true", "false") or not isinstance(value, bool) or option.default is None:
+        return None
+    sets = option.how == "true"
+    if option.default is sets and value is not sets:
+        state = "true" if sets else "false"
+        return (f"{option.name} = {str(value).lower()} cannot be given on the command line: {option.flag} only "
+                f"sets it {state}, its default, and the script has no switch for the other way; leave it {state}")
+    return None
 
 
 # The cell's helpers, kept literal so that the notebook reads as the command it runs.
@@ -276,9 +123,57 @@ def _kjob_command_line(script, options, values):
 '''
 
 
-def argv_cell_text(script: str, options: list[ScriptOption], names: list[str]) -> str:
+_FILE_HELPER = '''\
+def _kjob_script_file(script, places):  # the first of the script's places that is mounted, else the working folder
+    import os
+    base = os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input")
+    for place in places:
+        if os.path.isdir(os.path.dirname(os.path.join(base, place))):
+            return os.path.join(base, place)
+    return os.path.join(os.getcwd(), script)
+'''
+
+
+def script_file(ws, recipe, modules) -> tuple[list[str] | None, str | None]:
+    """Where the kernel's `__file__` points, for a program that reads it (`Path(__file__).parent /
+    "names.txt"`), and the build's note saying where; (None, None) when no module reads it.
+
+    A notebook has no `__file__`. The files next to the script reach a run as the dataset source
+    whose local folder ([datasets] in the workspace) holds the script: `__file__` is the script's
+    place in that source's mount (its places under /kaggle/input, newest layout first), so the
+    script reads them as it does at home, on Kaggle and in local runs alike. With no such source
+    it is the script's name in the run's working folder, /kaggle/working."""
+    users = [m.path for m in modules if any(isinstance(n, ast.Name) and n.id == "__file__" for n in ast.walk(m.tree))]
+    if not users:
+        return None, None
+    script = (ws.paths.src / recipe.entry).resolve()
+    found = None
+    for source in recipe.dataset_sources:
+        key = KaggleRef.parse(source).key
+        mapped = ws.config.datasets.get(key)
+        folder = (ws.root / mapped).resolve() if mapped is not None else None
+        if folder is not None and script.parent.is_relative_to(folder) and (
+                found is None or len(folder.parts) > len(found[2].parts)):
+            found = (key, mapped, folder)
+    who = ", ".join(users) + (" read" if len(users) > 1 else " reads")
+    name = posixpath.basename(recipe.entry)
+    if found is None:
+        return [], (f"{who} __file__: in the kernel it is /kaggle/working/{name} (the run's working folder), where "
+                    "the files next to the script are not; to read them, map the script's folder as a dataset "
+                    "source ([datasets] \"you/name\" = \".\" in the workspace, dataset_sources = [\"you/name\"] in the "
+                    "recipe; docs/own-project.md)")
+    key, mapped, folder = found
+    rel = script.relative_to(folder).as_posix()
+    places = [posixpath.join(layout, rel) for layout in input_layouts("dataset", key)]
+    return places, (f"{who} __file__: in the kernel it is /kaggle/input/{places[0]} (the dataset source {key}, "
+                    f"mapped from {mapped} here), so the files next to the script are read from that source")
+
+
+def argv_cell_text(script: str, options: list[ScriptOption], names: list[str],
+                   file_places: list[str] | None = None) -> str:
     """The cell that sets `sys.argv` for `script` from the parameters `names`, prints it and
-    deletes the parameter names before any module runs."""
+    deletes the parameter names before any module runs; with `file_places` (see `script_file`),
+    it sets `__file__` too."""
     by_name = {o.name: o for o in options}
     rows = "".join(f"    ({name!r}, {by_name[name].flag!r}, {by_name[name].how!r}),\n"
                    for name in names if name in by_name)
@@ -291,6 +186,10 @@ def argv_cell_text(script: str, options: list[ScriptOption], names: list[str]) -
         f"_kjob_sys.argv = _kjob_command_line({script!r}, [\n{rows}], {{{values}}})\n"
         "print('kjob: python ' + _kjob_shlex.join(_kjob_sys.argv), flush=True)\n"
         f"del _kjob_command_line, _kjob_shlex, _kjob_sys" + "".join(f", {n}" for n in deleted)
+        + ("" if file_places is None else
+           "\n\n# The program reads __file__, which a notebook has not: the script's place in the run.\n"
+           + _FILE_HELPER + f"\n\n__file__ = _kjob_script_file({posixpath.basename(script)!r}, {file_places!r})\n"
+           "print('kjob: __file__ = ' + __file__, flush=True)\ndel _kjob_script_file")
     )
 
 
