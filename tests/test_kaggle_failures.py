@@ -209,6 +209,61 @@ def test_kaggles_failure_messages_become_failure_kinds(tiny, tmp_path, monkeypat
         kaggle.emulator.stop()
 
 
+SIZED_RECIPE = """
+title = "Sized Kernel"
+slug = "sized-kernel"
+modules = ["pkg/sized.py"]
+entry = "main"
+accelerator = "none"
+
+[parameters]
+warmup_steps = 500
+grad_clip = 5.0
+max_steps = 0
+epochs = 60
+crop_seconds = 2.0
+batch_size = 8
+num_workers = 2
+keep_checkpoints = 3
+time_budget_seconds = 30600
+"""
+
+SIZED_JOB = '''
+def main(warmup_steps, grad_clip, max_steps, epochs, crop_seconds, batch_size, num_workers, keep_checkpoints,
+         time_budget_seconds):
+    pass
+'''
+
+
+@pytest.mark.parametrize("message, options, hint", [
+    ("Your notebook tried to allocate more memory than is available. It has restarted.", (),
+     "hint: out of memory: lower batch_size (a parameter of this recipe) or use a larger machine"),
+    ("The kernel died unexpectedly", (), "and lower batch_size (a parameter of this recipe)"),
+    ("OSError: [Errno 28] No space left on device", (), "lower keep_checkpoints (a parameter of this recipe) or keep"),
+    ("Your notebook exceeded the maximum execution time", (), "lower time_budget_seconds (a parameter of this recipe)"),
+    # a budget of 0 is off, so lowering it changes nothing; warmup_steps and max_steps = 0 are no run lengths
+    ("Your notebook exceeded the maximum execution time", ("-p", "time_budget_seconds=0"),
+     "time limit: lower epochs (a parameter of this recipe)"),
+])
+def test_each_hint_names_the_recipes_own_parameter_for_what_ran_out(tiny, tmp_path, monkeypatch, message, options,
+                                                                     hint):
+    tiny.write("builders/sized.toml", SIZED_RECIPE)
+    tiny.write("src/pkg/sized.py", SIZED_JOB)
+    kaggle = start_kaggle(tiny, tmp_path, monkeypatch)
+    try:
+        kaggle.emulator.faults.set(hold=True)
+        assert kaggle.push("sized", *options).exit_code == 0
+        kaggle.emulator.faults.set(mangle_next=[{"method": "GetKernelSessionStatus",
+                                                 "answer": {"status": "ERROR", "failureMessage": message}}])
+        status = kaggle.kjob("status", "sized")
+        assert status.exit_code == 1, status.output
+        (line,) = [line for line in status.stdout.splitlines() if "hint:" in line]
+        assert hint in line, line
+        assert not [name for name in ("warmup_steps", "grad_clip", "max_steps", "num_workers") if name in line]
+    finally:
+        kaggle.emulator.stop()
+
+
 def test_an_out_of_memory_in_a_local_run_is_the_same_kind(tiny):
     tiny.write("builders/hungry.toml", HUNGRY_RECIPE)
     tiny.write("src/pkg/hungry.py", HUNGRY_JOB)

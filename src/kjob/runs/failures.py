@@ -22,10 +22,18 @@ _DISK_FULL = ("no space left on device", "disk full", "disk quota exceeded", "en
 _TIMEOUT = ("time limit", "timed out", "timeout", "exceeded the maximum")
 _DIED = ("kernel died", "kernel restarted", "dead kernel", "the kernel has died", "it has restarted")
 
-# Parameters that set how much memory a run takes, most telling first: a name that contains one.
+# Parameters that set how much a run takes, most telling first: a name with one of these words
+# (at its start or after "_"). The speech recipes' batch_size, crop_seconds, num_workers; their
+# time_budget_seconds (the training stops itself) before epochs.
 _MEMORY_PARAMETERS = (("batch",), ("crop", "seq_len", "seq_length", "max_len", "max_length", "segment",
                                    "window", "chunk", "clip", "length", "len"), ("workers",))
-_TIME_PARAMETERS = (("epochs", "epoch"), ("steps", "iterations", "iters"))
+_TIME_PARAMETERS = (("time_budget", "budget", "max_time", "time_limit", "max_seconds", "max_minutes",
+                     "max_hours"), ("epochs", "epoch"), ("steps", "iterations", "iters"))
+# How many checkpoints or output files a run keeps: the ones a disk-full run lowers.
+_DISK_PARAMETERS = (("keep_last", "keep_checkpoints", "max_checkpoints", "save_top_k", "num_checkpoints",
+                     "save_total_limit"),)
+# Names that contain those words but tune something else: lowering them frees nothing.
+_NOT_A_SIZE = ("grad", "warmup", "lr", "rate", "decay", "patience", "seed", "val", "log", "print", "eval")
 
 
 # A Python exception in a message ("src/x.py:3: ValueError: ..."): its class, then its text.
@@ -59,8 +67,12 @@ def exception_kind(name: str, message: str = "") -> str:
 
 
 def _parameter(parameters: dict, groups) -> str | None:
+    """The recipe's parameter that the first group of words names: a positive number (0 mostly
+    means "off" or "all", which lowering cannot change), not one that only contains the word
+    (grad_clip is no clip length, warmup_steps no step count)."""
     names = [name for name, value in parameters.items()
-             if isinstance(value, (int, float)) and not isinstance(value, bool)]
+             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+             and not any(re.search(rf"(^|_){word}(_|$)", name.lower()) for word in _NOT_A_SIZE)]
     for group in groups:
         for name in names:
             if any(re.search(rf"(^|_){re.escape(word)}", name.lower()) for word in group):
@@ -93,12 +105,14 @@ def failure_hint(kind: str | None, parameters: dict | None = None, message: str 
     parameters = parameters or {}
     if kind in (None, "user code", "kernel died") and no_gpu_hint(message, parameters):
         return no_gpu_hint(message, parameters)
+    memory = _parameter(parameters, _MEMORY_PARAMETERS)
     if kind == "out of memory":
-        name = _parameter(parameters, _MEMORY_PARAMETERS)
-        lower = f"lower {name} (a parameter of this recipe)" if name else "use smaller batches or inputs"
+        lower = f"lower {memory} (a parameter of this recipe)" if memory else "use smaller batches or inputs"
         return f"out of memory: {lower} or use a larger machine"
     if kind == "disk full":
-        return (f"disk full: /kaggle/working keeps at most {OUTPUT_LIMIT.value // 10**9} GB; keep fewer or smaller "
+        name = _parameter(parameters, _DISK_PARAMETERS)
+        fewer = f"lower {name} (a parameter of this recipe) or keep" if name else "keep"
+        return (f"disk full: /kaggle/working keeps at most {OUTPUT_LIMIT.value // 10**9} GB; {fewer} fewer or smaller "
                 "outputs (the best checkpoint only), and put scratch files in /kaggle/temp")
     if kind == "timeout":
         name = _parameter(parameters, _TIME_PARAMETERS)
@@ -108,8 +122,9 @@ def failure_hint(kind: str | None, parameters: dict | None = None, message: str 
         return (f"time limit: {lower}, or save checkpoints and resume in the next run; raise session_timeout "
                 f"up to Kaggle's limit ({hours})")
     if kind == "kernel died":
-        return ("the kernel died without a Python error, most often from memory: look at the end of `kjob logs`, "
-                "and lower the batch or input size")
+        lower = f"lower {memory} (a parameter of this recipe)" if memory else "lower the batch or input size"
+        return (f"the kernel died without a Python error, most often from memory: look at the end of `kjob logs`, "
+                f"and {lower}")
     return None
 
 
