@@ -306,3 +306,40 @@ def test_a_name_that_is_no_recipe_name_is_refused_and_nothing_is_written(package
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "is not a recipe name" in result.stderr
     assert everything(package) == before
     assert not (package.root.parent / "evil.toml").exists()
+
+
+def test_init_reads_a_typer_run_script(folder):
+    """`typer.run(main)`: options held in module-level names, Annotated arguments and options, an
+    Optional defaulting to None, a count: each a parameter or a line saying why not."""
+    folder.write("train.py", '''
+        from pathlib import Path
+        from typing import Optional
+
+        import typer
+        from typing_extensions import Annotated
+
+        EPOCHS = typer.Option(10, "--epochs", "-e", min=1)
+
+
+        def main(
+            run_path: Annotated[Path, typer.Argument()],
+            assets: Annotated[Path, typer.Option()] = "assets",
+            epochs: int = EPOCHS,
+            verbose: int = typer.Option(0, "-v", count=True),
+            seed: Optional[int] = None,
+            fp16: Annotated[bool, typer.Option("--fp16/--fp32")] = True,
+        ):
+            print(run_path, assets, epochs, verbose, seed, fp16)
+
+
+        if __name__ == "__main__":
+            typer.run(main)
+        ''')
+    result = folder.kjob("init", "--entry", "train.py", "--name", "ty")
+    assert result.exit_code == 0, result.output
+    made = tomllib.loads((folder.root / "builders/ty.toml").read_text())
+    assert made["parameters"] == {"assets": "assets", "epochs": 10, "verbose": 0, "fp16": True}
+    assert made["smoke"]["parameters"] == {"epochs": 1}
+    assert "skipped parameter run_path: no default (required: set it here, or give it with -p run_path=...)" \
+        in result.stdout
+    assert "skipped parameter seed: default None (set it with -p seed=...)" in result.stdout

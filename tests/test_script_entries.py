@@ -3,6 +3,7 @@
 and `kjob runs`, with no Kaggle owner and no Kaggle credentials (issue 21)."""
 
 import json
+import re
 import tomllib
 
 import pytest
@@ -121,6 +122,12 @@ def edit_recipe(ws: Workspace, name: str, *pairs: tuple[str, str]) -> None:
         assert old in text, old
         text = text.replace(old, new)
     path.write_text(text)
+
+
+def smoke_printed(ws: Workspace, name: str) -> str:
+    """What the last smoke run of `name` printed, all its cells' output text in order."""
+    executed = json.loads((ws.root / f".kjob/smoke/{name}/executed.ipynb").read_text())
+    return "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
 
 
 def test_an_argparse_script_under_main_runs_as_main_with_its_command_line(folder):
@@ -337,3 +344,171 @@ def test_a_click_script(folder):
         "max_steps": 100, "lr": 0.01, "shuffle": False, "mode": "fast"}
     assert "shuffle=False" in folder.kjob("runs").stdout
     assert folder.kjob("build", "clicky", "-p", "mode=medium").exit_code == 3
+
+
+# A typer app with one command: a plain option, Option(default, names), Annotated, a bool pair typer
+# makes itself, a single-switch bool, an Enum, a list and an argument.
+TYPER_TRAIN = '''
+import json
+from enum import Enum
+from typing import Annotated, List
+
+import typer
+
+app = typer.Typer()
+
+
+class Mode(str, Enum):
+    fast = "fast"
+    slow = "slow"
+
+
+@app.command()
+def train(
+    out: str,
+    max_steps: int = 100,
+    lr: float = typer.Option(0.01, "--learning-rate", "-l"),
+    width: Annotated[int, typer.Option("--width", "-w")] = 8,
+    shuffle: bool = True,
+    compile: bool = typer.Option(False, "--compile"),
+    mode: Mode = Mode.slow,
+    tags: List[str] = typer.Option(["a"], "--tag"),
+):
+    with open(out, "w") as f:
+        json.dump({"max_steps": max_steps, "lr": lr, "width": width, "shuffle": shuffle, "compile": compile,
+                   "mode": mode.value, "tags": tags}, f)
+
+
+if __name__ == "__main__":
+    app()
+'''
+
+
+def test_a_typer_script(folder):
+    folder.write("train.py", TYPER_TRAIN)
+    init = folder.kjob("init", "--entry", "train.py", "--name", "ty")
+    assert init.exit_code == 0, init.output
+    assert "skipped parameter out: no default (required: set it here, or give it with -p out=...)" in init.stdout
+    made = recipe(folder, "ty")
+    assert made["parameters"] == {"max_steps": 100, "lr": 0.01, "width": 8, "shuffle": True, "compile": False,
+                                  "mode": "slow", "tags": ["a"]}
+    assert made["smoke"]["parameters"] == {"max_steps": 2}
+    assert "train.py:23: mode = 'medium' is not one of its choices ('fast', 'slow')" in \
+        folder.kjob("build", "ty", "-p", "mode=medium").stderr
+
+    edit_recipe(folder, "ty", ('mode = "slow"', 'mode = "slow"\nout = "result.json"'))
+    pushed = folder.kjob("push", "ty", "--backend", "local", "-p", "shuffle=false", "-p", "compile=true",
+                         "-p", "mode=fast", "-p", "tags=[\"x\", \"y\"]", "-p", "width=3", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    log = (folder.root / "downloads/ty/local-v1/log.txt").read_text()
+    assert ("kjob: python train.py --max-steps 100 --learning-rate 0.01 --width 3 --no-shuffle --compile "
+            "--mode fast --tag x --tag y result.json") in log
+    assert json.loads((folder.root / "downloads/ty/local-v1/output/result.json").read_text()) == {
+        "max_steps": 100, "lr": 0.01, "width": 3, "shuffle": False, "compile": True, "mode": "fast",
+        "tags": ["x", "y"]}
+
+
+# Flags of all kinds: click's pair and its single switch on by default; argparse's store_false and
+# BooleanOptionalAction.
+FLAGS_CLICK = '''
+import click
+
+
+@click.command()
+@click.option("--amp/--no-amp", default=True)
+@click.option("--cuda", is_flag=True, default=True)
+def main(amp, cuda):
+    print(f"amp={amp} cuda={cuda}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+FLAGS_ARGPARSE = '''
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--no-augment", dest="augment", action="store_false")
+parser.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
+parser.add_argument("--fp16", action="store_true", default=True)
+args = parser.parse_args()
+print(f"augment={args.augment} ema={args.ema} fp16={args.fp16}")
+'''
+
+
+def test_boolean_flags_turn_off_or_say_they_cannot(folder):
+    folder.write("clicky.py", FLAGS_CLICK)
+    folder.write("plain.py", FLAGS_ARGPARSE)
+    for script in ("clicky", "plain"):
+        assert folder.kjob("init", "--entry", f"{script}.py", "--name", script).exit_code == 0
+    assert recipe(folder, "clicky")["parameters"] == {"amp": True, "cuda": True}
+    assert recipe(folder, "plain")["parameters"] == {"augment": True, "ema": True, "fp16": True}
+    assert "cuda = true  # --cuda has no off switch: the script always runs with it true" in \
+        (folder.root / "builders/clicky.toml").read_text()
+
+    stuck = folder.kjob("build", "clicky", "-p", "cuda=false")
+    assert stuck.exit_code == 3
+    assert stuck.stderr.splitlines()[0] == (
+        "error: clicky.py:6: cuda = false cannot be given on the command line: --cuda only sets it true, its default, "
+        "and the script has no switch for the other way; leave it true")
+    assert "fp16 = false cannot be given" in folder.kjob("build", "plain", "-p", "fp16=false").stderr
+
+    smoke = folder.kjob("build", "clicky", "--smoke", "-p", "amp=false")
+    assert smoke.exit_code == 0, smoke.output
+    smoke = folder.kjob("build", "plain", "--smoke", "-p", "augment=false", "-p", "ema=false")
+    assert smoke.exit_code == 0, smoke.output
+    printed = {name: smoke_printed(folder, name) for name in ("clicky", "plain")}
+    assert printed["clicky"] == "kjob: python clicky.py --no-amp --cuda\namp=False cuda=True\n"
+    assert printed["plain"] == ("kjob: python plain.py --no-augment --no-ema --fp16\n"
+                                "augment=False ema=False fp16=True\n")
+
+
+# A script that reads the data beside it through __file__, both ways people write it.
+FILE_TRAIN = '''
+import argparse
+import os
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=3)
+args = parser.parse_args()
+
+names = (Path(__file__).parent / "names.txt").read_text().split()
+with open(os.path.join(os.path.dirname(__file__), "data", "extra.txt")) as f:
+    extra = f.read().split()
+print(f"{len(names)} names, {len(extra)} extra, {args.epochs} epochs")
+'''
+
+
+def test_a_script_reading_files_beside_it_through_file(folder):
+    folder.write("train.py", FILE_TRAIN)
+    folder.write("names.txt", "emma olivia ava\n")
+    folder.write("data/extra.txt", "liam noah\n")
+    code = (folder.root / "train.py").read_bytes()
+    assert folder.kjob("init", "--entry", "train.py", "--name", "names").exit_code == 0
+
+    # No source holds the script's folder: __file__ is in the working folder, and the build says so.
+    built = folder.kjob("build", "names")
+    assert built.exit_code == 0, built.output
+    assert ("train.py reads __file__: in the kernel it is /kaggle/working/train.py (the run's working folder), "
+            "where the files next to the script are not; to read them, map the script's folder as a dataset "
+            "source") in built.stderr
+
+    # The project folder mapped as a dataset source: __file__ is the script's place in its mount.
+    with open(folder.root / "kjob.toml", "a") as f:
+        f.write('\n[datasets]\n"me/names" = "."\n')
+    edit_recipe(folder, "names", ('# dataset_sources = ["owner/slug"]', 'dataset_sources = ["me/names"]\n#'))
+    mapped = folder.kjob("build", "names")
+    assert mapped.exit_code == 0, mapped.output
+    assert ("train.py reads __file__: in the kernel it is /kaggle/input/datasets/me/names/train.py (the dataset "
+            "source me/names, mapped from . here), so the files next to the script are read from that source"
+            ) in mapped.stderr
+
+    pushed = folder.kjob("push", "names", "--backend", "local", "--wait")
+    assert pushed.exit_code == 0, pushed.output
+    log = (folder.root / "downloads/names/local-v1/log.txt").read_text()
+    # /kaggle/input/... where the run sees Kaggle's paths (bubblewrap), else under KAGGLE_INPUT_DIR
+    assert re.search(r"kjob: __file__ = \S*/datasets/me/names/train.py\n", log), log
+    assert "3 names, 2 extra, 3 epochs" in log
+    assert (folder.root / "train.py").read_bytes() == code
