@@ -72,6 +72,15 @@ def test_a_tpu_session_over_9_hours_is_refused_before_anything_is_sent(kaggle):
     assert "over Kaggle's 9 h limit for TPU sessions" in refused_before_anything(kaggle, over, 2)
 
 
+@pytest.mark.parametrize("recipe, label", [("tinygpu", "GPU"), ("tiny", "CPU")])
+def test_a_cpu_or_gpu_session_over_12_hours_is_refused_and_12_hours_is_pushed(kaggle, recipe, label):
+    limit = SESSION_LIMIT["gpu" if label == "GPU" else "none"].value
+    over = kaggle.push(recipe, "--timeout", str(limit + 1))
+    assert f"over Kaggle's 12 h limit for {label} sessions" in refused_before_anything(kaggle, over, 2)
+    assert kaggle.push(recipe, "--timeout", str(limit)).exit_code == 0
+    assert kaggle.emulator.requests("SaveKernel")[-1]["sessionTimeoutSeconds"] == limit == 12 * 3600
+
+
 def test_a_tpu_recipe_gets_the_current_tpu_shape_and_its_own_limit_by_default(kaggle):
     kaggle.ws.write("builders/tinytpu.toml", TPU_RECIPE.format(extra=""))
     result = kaggle.push("tinytpu")

@@ -123,6 +123,22 @@ def test_push_refuses_an_unknown_machine_shape_and_a_large_source_and_names_inva
     assert "'gpu'" not in accepted.stdout.split("not valid tags")[1]
 
 
+def test_a_session_runs_no_longer_than_its_accelerators_limit(cli, tmp_path):
+    from kjob.kaggle_platform import SESSION_LIMIT
+
+    cli.emulator.faults.set(hold=True)  # what matters is the limit each session was given
+    for slug, options in (("long-tpu", ("--accelerator", "TpuV5E8")), ("long-cpu", ())):
+        folder = kernel_folder(tmp_path, f"alice/{slug}", slug, writes("x", "a.txt"))
+        pushed(cli("kernels", "push", "-p", str(folder), "-t", str(13 * 3600), *options))
+
+    def limit(slug: str) -> int:
+        with cli.emulator.store.lock:
+            return cli.emulator.store.kernel("alice", slug).versions[-1].session.sandbox.spec["timeout"]
+
+    assert limit("long-tpu") == SESSION_LIMIT["tpu"].value == 9 * 3600  # Kaggle's TPU sessions: 9 h
+    assert limit("long-cpu") == SESSION_LIMIT["none"].value == 12 * 3600  # asked 13 h: CPU and GPU get 12 h
+
+
 def test_an_r_kernel_is_accepted_and_its_session_says_the_emulator_does_not_run_r(cli, tmp_path):
     code = 'cat("hello from R\\n")\n'
     folder = kernel_folder(tmp_path, "alice/written-in-r", "Written In R", code, language="r", kernel_type="script",

@@ -42,10 +42,10 @@ from kjob.emulator import datasets, models_api, quota
 from kjob.emulator.model import ApiError, Kernel, Version, accelerator
 from kjob.emulator.sessions import Session
 from kjob.build.kernel_metadata import slugify
-from kjob.kaggle_platform import GPU_SHAPES, SOURCE_LIMIT, TPU_SHAPES, KaggleRef, input_layouts
+from kjob.kaggle_platform import GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES, KaggleRef, input_layouts
 from kjob.sandbox.folder import record_final
 
-DEFAULT_TIMEOUT = 12 * 3600
+DEFAULT_TIMEOUT = SESSION_LIMIT["none"].value
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LANGUAGES = ("python", "r", "rmarkdown")
 MACHINE_SHAPES = (*GPU_SHAPES, *TPU_SHAPES, "None")
@@ -95,7 +95,9 @@ def save_kernel(store, body: dict, user: str | None) -> dict:
     number = len(kernel.versions) + 1
     # One folder per kernel id: a deleted kernel's slug can be pushed again (a new id, from v1).
     folder = store.root / kernel.owner / kernel.slug / f"kernel-{kernel.id}" / f"v{number}"
-    session = Session.create(folder, request.text or "", mounts, request.session_timeout_seconds or DEFAULT_TIMEOUT,
+    # a session runs at most its accelerator's limit (9 h TPU), whatever it asked for (assumed: capped, not refused)
+    timeout = min(request.session_timeout_seconds or DEFAULT_TIMEOUT, SESSION_LIMIT[accelerator(body) or "none"].value)
+    session = Session.create(folder, request.text or "", mounts, timeout,
                              request.kernel_type or "notebook", store.faults.session_limits())
     kept = {key: value for key, value in body.items() if key != "text"}
     kernel.versions.append(Version(number, kept, attached, session))
