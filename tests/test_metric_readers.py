@@ -197,6 +197,10 @@ def test_a_project_s_own_metrics_are_listed_sorted_and_rank_a_sweep_by_their_bas
     assert ranked.stderr.count(f"note: {metric} is {metric}.best") == 1
     rows = ranked.stdout.splitlines()[1:]
     assert [r.split()[3] for r in rows] == ["0.01", "0.1", "0.1"]
+    # as the table's header spells it (LOSS/TEST): the one name that differs in case only
+    shouted = project.kjob("runs", "--sort-by", metric.upper(), "--columns", f"lr,{metric}")
+    assert shouted.exit_code == 0, shouted.output
+    assert shouted.stdout == ranked.stdout and f"note: {metric.upper()} is {metric}.best" in shouted.stderr
     unknown = project.kjob("runs", "--sort-by", "no_such_loss")
     assert unknown.exit_code == 2 and f"{metric}.best" in unknown.stderr and unknown.stderr.count("\n") == 1
 

@@ -106,8 +106,20 @@ class ModeBook:
 
 def metric_named(name: str, names) -> str | None:
     """The metric a name as people write it stands for among `names`: itself, else its series'
-    best (`val_loss` -> `val_loss.best`); None where neither is there."""
-    return next((n for n in (name, f"{name}.best") if n in names), None)
+    best (`val_loss` -> `val_loss.best`), each also in another case where just one name
+    differs from it in case only (`kjob runs` shows LOSS/TEST.BEST for Loss/test.best); None
+    where neither is there."""
+    found = next((n for n in (name, f"{name}.best") if n in names), None)
+    return found or folded_name(name, names)
+
+
+def folded_name(name: str, names) -> str | None:
+    """The one name among `names` that is `name`, or its series' best, in another case."""
+    for wanted in (name.lower(), f"{name.lower()}.best"):
+        folded = [n for n in names if n.lower() == wanted]
+        if len(folded) == 1:
+            return folded[0]
+    return None
 
 
 def is_number(value) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kjob.errors import UsageError
-from kjob.runs.metrics import SOURCES, MetricSpec, ModeBook, is_number
+from kjob.runs.metrics import SOURCES, MetricSpec, ModeBook, folded_name, is_number
 from kjob.runs.lineage import input_names, inputs_text
 from kjob.runs.record import Run, run_duration, run_record
 
@@ -83,6 +83,10 @@ def resolve_with(name: str, metric: Callable[[str], bool], param: Callable[[str]
     if param(name):
         return Field("param", name)
     metrics, params = known()
+    # `kjob runs` shows names in capitals (LOSS/TEST.BEST), so one spelled in another case is
+    # the name that differs from it in case only, when just one does.
+    if folded := folded_name(name, metrics):
+        return Field("metric", folded)
     shown = ", ".join(metrics[:20]) + (f", ... ({len(metrics)} in all)" if len(metrics) > 20 else "")
     params = ", ".join(params) or "none"
     raise UsageError(f"no run has a metric '{name}' (nor a parameter or column of that name); "
@@ -222,8 +226,9 @@ def own_metrics(runs: list[Run]) -> list[str]:
 
 def base_names(pairs) -> tuple[tuple[str, str], ...]:
     """(name, metric) for each name as people write it that stood for a series' best
-    (`val_loss` for `val_loss.best`), each once."""
-    return tuple(dict.fromkeys((n, f.name) for n, f in pairs if f.kind == "metric" and f.name == f"{n}.best"))
+    (`val_loss` for `val_loss.best`), or for a metric in another case, each once."""
+    return tuple(dict.fromkeys((n, f.name) for n, f in pairs
+                               if f.kind == "metric" and f.name != n and f.name.lower() in (n.lower(), f"{n.lower()}.best")))
 
 
 DEFAULT_LIMIT = 50  # rows `kjob runs` shows unless --limit N or --all
@@ -259,7 +264,8 @@ class Selection:
     def base_name_notes(self) -> list[str]:
         """One line per base name the query used (`kjob runs` prints them once)."""
         way = {"min": "lowest", "max": "highest"}
-        return [f"note: {name} is {metric} (each run's best {name}, the {way[self.modes.mode(metric)]})"
+        return [f"note: {name} is {metric}" + (f" (each run's best {name}, the {way[self.modes.mode(metric)]})"
+                                                if metric.lower().endswith(".best") else "")
                 for name, metric in self.meant]
 
     def fields(self, names: list[str] | None = None) -> list[tuple[str, Field]]:
