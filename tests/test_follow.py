@@ -84,3 +84,103 @@ def test_the_runs_table_shows_a_remote_run_as_last_seen_and_says_how_to_ask(kagg
     table = kaggle.kjob("status")
     assert table.exit_code == 0
     assert "note: tiny v1 is shown as last seen; `kjob status tiny --version 1` asks kaggle" in table.stderr
+
+
+# -- when the end is expected: the schedule (kjob.polling) and watch() using it (issue 24) --
+
+def around(duration: float, count: int, rng) -> list[float]:
+    import math
+
+    return [duration * math.exp(rng.gauss(0, 0.1)) for _ in range(count)]
+
+
+def test_checks_are_dense_around_the_expected_end_and_cost_no_more_calls_than_the_plain_backoff():
+    import random
+    import statistics
+
+    from kjob.backends.kaggle import KaggleBackend
+    from kjob.polling import seen_after
+
+    schedule = KaggleBackend.poll  # 5 s, x1.5, capped at 60 s
+    assert list(zip(range(8), schedule.delays(random.Random(3), None))) == \
+        list(zip(range(8), schedule.delays(random.Random(3))))  # nothing expected: the plain backoff
+    rng = random.Random(5)
+    for duration in (600.0, 3600.0):
+        late, calls = {"plain": [], "expected": []}, {"plain": [], "expected": []}
+        for _ in range(300):
+            earlier = around(duration, 5, rng)
+            median = statistics.median(earlier)
+            spread = 1.4826 * statistics.median(abs(s - median) for s in earlier)
+            end = around(duration, 1, rng)[0]
+            for name, delays in (("plain", schedule.delays(rng)), ("expected", schedule.delays(rng, median, spread))):
+                count, behind = seen_after(delays, end)
+                late[name].append(behind)
+                calls[name].append(count)
+        assert statistics.median(late["plain"]) > 25  # one cap apart: about half a cap late
+        assert statistics.median(late["expected"]) < 15
+        assert statistics.mean(calls["expected"]) <= statistics.mean(calls["plain"])
+    waits = list(zip(range(400), schedule.delays(random.Random(1), 600.0, 30.0)))
+    at, spacing = 0.0, {}
+    for _, wait in waits:
+        spacing.setdefault("window" if 555 <= at < 645 else "before" if at < 555 else "after", []).append(wait)
+        at += wait
+    assert max(spacing["window"]) < 20 < 60 < max(spacing["before"]) <= 2 * 60 * 1.1  # far from it: sparser
+    assert max(spacing["after"]) <= 60 * 1.1  # a run later than expected: the plain cap again
+
+
+def test_watch_expects_a_run_to_end_when_its_recipes_earlier_runs_did(tiny):
+    """Five earlier complete runs of `tiny` (and of one of its campaign lanes) took about ten
+    minutes: a new run that takes as long is seen ended within seconds, where the plain
+    schedule (no earlier runs) sees it about half a minute late."""
+    import random
+    import time
+
+    from kjob.backends.kaggle import KaggleBackend
+    from kjob.lifecycle.watch import expected_span
+    from kjob.runs.record import RunStatus
+
+    class Clock:
+        now = 0.0
+
+        def sleep(self, seconds):
+            self.now += seconds
+
+    class Timed(KaggleBackend):
+        """Kaggle's schedule; the run is running until `ends` on the fake clock."""
+
+        def __init__(self, clock, ends):
+            self.clock, self.ends, self.calls = clock, ends, 0
+
+        def status(self, run):
+            self.calls += 1
+            return RunStatus("complete" if self.clock.now >= self.ends else "running")
+
+        def log(self, run):
+            return []
+
+    def record(ledger, kernel, seconds=None):
+        run = ledger.record(kernel=kernel, backend="kaggle", version=len(ledger.runs()) + 1, notebook_sha256="0" * 64,
+                            parameters={}, git_commit=None, git_dirty=None, handle={})
+        if seconds is not None:
+            run = ledger.update(run, RunStatus("complete", finished_at=run.created_at + seconds))
+        return run
+
+    def watched(ledger, ends, kernel="tiny"):
+        clock = Clock()
+        backend = Timed(clock, ends)
+        run = record(ledger, kernel)
+        watch(ledger, backend, run, clock=lambda: clock.now, sleep=clock.sleep, rng=random.Random(2))
+        return clock.now - ends, backend.calls
+
+    ws = find_workspace(tiny.root)
+    with Ledger(ws.paths.ledger) as ledger:
+        plain_late, plain_calls = watched(ledger, 612.0, "fresh")  # a recipe with no earlier runs
+        for kernel, seconds in (("tiny", 590), ("tiny", 600), ("tiny@sweep-1", 615), ("tiny", 630), ("other", 60)):
+            record(ledger, kernel, seconds)
+        record(ledger, "tiny")  # one that has not ended counts for nothing
+        median, spread = expected_span(ledger, record(ledger, "tiny"))
+        assert median == 607.5 and 10 < spread < 30  # "other" is another recipe
+        began = time.monotonic()
+        late, calls = watched(ledger, 612.0)
+    assert time.monotonic() - began < 2  # ten minutes of watching, no real sleeping
+    assert late < 8 < 20 < plain_late and calls <= plain_calls

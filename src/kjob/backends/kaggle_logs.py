@@ -18,15 +18,21 @@ END_OF_LOG = "END_OF_LOG"
 
 
 def parse_log(text: str | None) -> list[LogEntry]:
+    return parse_log_since(text, 0)[0]
+
+
+def parse_log_since(text: str | None, seen: int) -> tuple[list[LogEntry], int]:
+    """The entries of the log past the first `seen` items, and how many items it holds: Kaggle
+    serves the whole log each time, so the items already handed on are counted, not built again."""
     if not text:
-        return []
+        return [], seen
     try:
         items = json.loads(text)
     except json.JSONDecodeError:
-        return [LogEntry("stdout", 0.0, text)]
+        return ([LogEntry("stdout", 0.0, text)] if seen == 0 else []), max(seen, 1)
     if not isinstance(items, list):
         items = [items]
-    return [entry for entry in map(_entry, items) if entry is not None]
+    return [entry for entry in map(_entry, items[seen:]) if entry is not None], max(seen, len(items))
 
 
 def _entry(item) -> LogEntry | None:

@@ -105,6 +105,9 @@ class LocalBackend(Backend):
     def log(self, run: Run) -> list[LogEntry]:
         return sandbox_log(self._sandbox(run))
 
+    def log_since(self, run: Run, cursor: int = 0) -> tuple[list[LogEntry], int]:
+        return sandbox_log_since(self._sandbox(run), cursor)
+
     # -- outputs ------------------------------------------------------------------------
 
     def list_outputs(self, run: Run) -> list[RemoteFile]:
@@ -144,8 +147,14 @@ def claim_version(runs: Path, first_version: int, folder_of) -> int:
 
 def sandbox_log(sandbox: Sandbox) -> list[LogEntry]:
     """A run sandbox's log as the backend interface gives it (every backend that runs one)."""
+    return sandbox_log_since(sandbox, 0)[0]
+
+
+def sandbox_log_since(sandbox: Sandbox, offset: int) -> tuple[list[LogEntry], int]:
+    """`Backend.log_since` for a run sandbox: its cursor is a byte offset in log.jsonl."""
+    items, offset = sandbox.log_since(offset)
     return [LogEntry(item.get("stream_name", "stdout"), float(item.get("time", 0)), item.get("data", ""))
-            for item in sandbox.log_entries()]
+            for item in items], offset
 
 
 def sandbox_outputs(sandbox: Sandbox) -> list[RemoteFile]:

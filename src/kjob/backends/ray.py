@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 import kjob
 from kjob import notebook as nbk
 from kjob.backends.base import Backend, Capacity, LogEntry, RemoteFile, Submission, Submitted
-from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_outputs
+from kjob.backends.local import claim_version, copy_output, sandbox_log, sandbox_log_since, sandbox_outputs
 from kjob.backends.mounts import dataset_mounts, input_mounts, shared_copy
 from kjob.errors import BackendError, ConfigError, LocalFileError, NotFoundError, RunGone
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json
@@ -276,6 +276,11 @@ class RayBackend(Backend):
 
     def log(self, run: Run) -> list[LogEntry]:
         return sandbox_log(self._storage(run))
+
+    def log_since(self, run: Run, cursor: int = 0) -> tuple[list[LogEntry], int]:
+        # The run's own log.jsonl on the storage, read from the offset (Ray's job logs hold the
+        # runner's words, not the run's output, and its SDK serves them whole or as a stream)
+        return sandbox_log_since(self._storage(run), cursor)
 
     # -- outputs ------------------------------------------------------------------------
 

@@ -38,20 +38,28 @@ class StoppedWatching(KeyboardInterrupt):
 
 
 def log_progress(backend: Backend, on_update: Callable[[WatchUpdate], None]) -> Progress:
-    """A `watch` progress callback that reads the run's log at each poll and hands `on_update`
-    what changed."""
+    """A `watch` progress callback that reads what the run's log gained since the last poll
+    (`Backend.log_since`: the new bytes, not the whole log) and hands `on_update` what changed.
+
+    The log is read after the status, so a run seen ended has written all of it; and on the
+    poll that sees the end, its last lines are handed on before the final status, in an update
+    of their own: whoever prints them prints every log line before the line that says the run
+    ended."""
     last_status = None
-    tail = LogTail()
+    tail, cursor = LogTail(), 0
 
     def progress(run: Run, elapsed: float) -> None:
-        nonlocal last_status
+        nonlocal last_status, cursor
         changed, last_status = run.state.status != last_status, run.state.status
         try:
-            entries = backend.log(run)
+            entries, cursor = backend.log_since(run, cursor)
         except KjobError:  # the log is a nicety while watching; the status is what counts
             on_update(WatchUpdate(run, elapsed, changed))
             return
         skipped, lines = tail.take(entries, run.state.final)
+        if run.state.final and changed and (skipped or lines):
+            on_update(WatchUpdate(run, elapsed, False, skipped, tuple(lines)))
+            skipped, lines = 0, []
         on_update(WatchUpdate(run, elapsed, changed, skipped, tuple(lines)))
 
     return progress

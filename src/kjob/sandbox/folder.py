@@ -245,19 +245,27 @@ class Sandbox:
 
     def log_entries(self) -> list[dict]:
         """The cells' (or the script's) output so far, as {stream_name, time, data}; a last line still being written is left for later."""
+        return self.log_since(0)[0]
+
+    def log_since(self, offset: int = 0) -> tuple[list[dict], int]:
+        """The entries written from byte `offset` of log.jsonl on, and the offset to read from
+        next (past the last whole line): a follower reads each byte once."""
         try:
-            data = self.paths.log.read_bytes()
+            with self.paths.log.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
         except FileNotFoundError:
-            return []
+            return [], offset
+        whole = data.rfind(b"\n") + 1
         entries = []
-        for line in data.split(b"\n")[:-1]:
+        for line in data[:whole].split(b"\n")[:-1]:
             try:
                 item = json.loads(line)
             except ValueError:
                 continue  # a damaged line: complete lines are never being written
             if isinstance(item, dict):
                 entries.append(item)
-        return entries
+        return entries, offset + whole
 
     def outputs(self) -> list[tuple[str, Path]]:
         """The files in working/ (not symlinks), as (relative name, path)."""
