@@ -183,6 +183,10 @@ OUTPUT_LIMIT = Limit(20 * 10**9, "kaggle.com/docs/notebooks: /kaggle/working hol
 # only, said by Kaggle's staff in kaggle-cli #664 ("Downloading output files is limited to the
 # first 500 currently") and reported in #463 and #665.
 OUTPUT_FILES_LISTED = Limit(500, "kaggle-cli #463, #664, #665: only the first 500 output files are listed")
+# Unfinished batch GPU sessions per account: a third push is refused (HTTP 200, `error` "Maximum batch
+# GPU session count of 2 reached.", quoted in adapter-hub/playground PR #4, 2022; it was 4 in 2019,
+# kaggle-cli #185). Checked by kjob before a GPU push; the emulator's default.
+GPU_SESSIONS = Limit(2, 'SaveKernel: "Maximum batch GPU session count of 2 reached." (adapter-hub/playground PR #4)')
 
 # -- Kaggle's wording of a failed session ---------------------------------------------------------
 # The message of a session that ran out of memory (issue 22, as Kaggle's editor and status show it).

@@ -16,11 +16,11 @@ accelerator asked for (a TPU push run on the standard image, kaggle-cli #1197).
 from kagglesdk.kernels.types import kernels_api_service as api
 
 from kjob.errors import BackendError, ConfigError, NotFoundError, ValidationError
-from kjob.kaggle_platform import (DEFAULT_MACHINE_SHAPE, GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT, TPU_SHAPES,
-                                  KaggleRef, shape_accelerator)
+from kjob.kaggle_platform import (DEFAULT_MACHINE_SHAPE, GPU_SESSIONS, GPU_SHAPES, SESSION_LIMIT, SOURCE_LIMIT,
+                                  TPU_SHAPES, KaggleRef, shape_accelerator)
 from kjob.credentials import redact
 
-GPU_SESSION_LIMIT = 2
+GPU_SESSION_LIMIT = GPU_SESSIONS.value
 DEFAULT_GPU_SHAPE = DEFAULT_MACHINE_SHAPE["gpu"]  # enable_gpu alone gets a P100, which today's image cannot use
 _SOURCE_KEYS = (("dataset", "dataset_sources", "dataset_data_sources"),
                 ("kernel", "kernel_sources", "kernel_data_sources"),

@@ -38,6 +38,8 @@ the bytes on the wire change, as when a proxy or a broken server front mangles t
 import threading
 from dataclasses import dataclass, field, fields
 
+from kjob.kaggle_platform import GPU_SESSIONS
+
 
 @dataclass
 class Faults:
@@ -55,7 +57,7 @@ class Faults:
     hold: bool = False
     gpu_used_hours: float = 0.0
     gpu_total_hours: float = 30.0
-    max_gpu_sessions: int = 2
+    max_gpu_sessions: int = GPU_SESSIONS.value
     fail_uploads: int = 0
     dataset_pending: int = 0
     session_memory: int = 0
