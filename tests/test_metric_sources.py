@@ -100,16 +100,13 @@ def entries(*texts, stream="stdout"):
 
 
 def test_a_log_tail_hands_on_every_line_once_or_says_how_many_it_left_out():
-    tail = LogTail(limit=5)
-    log = entries("a\nb\n", "half")
-    assert tail.take(log, final=False) == (0, ["a", "b"])  # the half-written line waits
-    log += entries(" line\n\n", "c\r50%\r100%\n")
-    assert tail.take(log, final=False) == (0, ["half line", "100%"])
-    log += entries("".join(f"n{i}\n" for i in range(12)))
-    assert tail.take(log, final=False) == (7, ["n7", "n8", "n9", "n10", "n11"])
-    log += entries("end", stream="stderr")
-    assert tail.take(log, final=False) == (0, [])
-    assert tail.take(log, final=True) == (0, ["[stderr] end"])
+    tail = LogTail(limit=5)  # handed the entries new since its last call
+    assert tail.take(entries("a\nb\n", "half"), final=False) == (0, ["a", "b"])  # the half-written line waits
+    assert tail.take(entries(" line\n\n", "c\r50%\r100%\n"), final=False) == (0, ["half line", "100%"])
+    flood = entries("".join(f"n{i}\n" for i in range(12)))
+    assert tail.take(flood, final=False) == (7, ["n7", "n8", "n9", "n10", "n11"])
+    assert tail.take(entries("end", stream="stderr"), final=False) == (0, [])
+    assert tail.take([], final=True) == (0, ["[stderr] end"])
     assert log_lines(entries("x\n", "y\n"), final=True) == ["x", "y"]
 
 

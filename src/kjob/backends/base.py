@@ -115,19 +115,25 @@ class Backend(ABC):
     def log(self, run: Run) -> list[LogEntry]:
         """The run's output so far."""
 
+    def log_since(self, run: Run, cursor: int = 0) -> tuple[list[LogEntry], int]:
+        """The entries written after `cursor` (0: from the start), and the cursor to ask from
+        next. What a cursor counts is the backend's own (a byte offset in a run sandbox's log,
+        a number of entries); only one it returned is passed back. Default: the whole log read
+        again, the entries past the count handed on."""
+        entries = self.log(run)
+        return entries[cursor:], max(cursor, len(entries))
+
     def follow_log(self, run: Run) -> Iterator[LogEntry]:
-        """Log entries as they appear, until the run ends. Default: re-read and poll."""
+        """Log entries as they appear, until the run ends. Default: read what is new, and poll."""
         import time
 
-        seen = 0
+        cursor = 0
         delays = self.poll.delays()
         while True:
-            entries = self.log(run)
-            yield from entries[seen:]
-            seen = len(entries)
-            if self.status(run).final:
-                entries = self.log(run)
-                yield from entries[seen:]
+            final = self.status(run).final  # before reading: no entry written before the end is missed
+            entries, cursor = self.log_since(run, cursor)
+            yield from entries
+            if final:
                 return
             time.sleep(min(next(delays), 5.0))
 

@@ -248,11 +248,14 @@ class KaggleBackend(Backend):
             raise problem
 
     def log(self, run: Run) -> list[LogEntry]:
-        from kjob.backends.kaggle_logs import parse_log
+        return self.log_since(run, 0)[0]
 
-        self._require_current(run)
+    def log_since(self, run: Run, cursor: int = 0) -> tuple[list[LogEntry], int]:
+        from kjob.backends.kaggle_logs import parse_log_since
+
+        self._require_current(run)  # the cursor counts entries: Kaggle sends the whole log each time
         _, log = self.api.session_output(self._ref(run), run.version, first_page_only=True)
-        return parse_log(log)
+        return parse_log_since(log, cursor)
 
     def follow_log(self, run: Run) -> Iterator[LogEntry]:
         from kjob.backends.kaggle_logs import follow
