@@ -493,17 +493,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         faults = self.server.store.faults
         limit = faults.drop_stream_after if faults.take_stream_drop() else None
-        sent, quiet_since = 0, time.monotonic()
+        sent, offset, quiet_since = 0, 0, time.monotonic()
         while not self.server.stopping.is_set():
             final = session.final  # before reading: no entry written before the end is missed
-            entries = session.log_entries()
-            for entry in entries[sent:]:
+            entries, offset = session.log_since(offset)
+            for entry in entries:
                 self.wfile.write(f"data: {json.dumps(entry)}\n\n".encode())
                 sent += 1
                 quiet_since = time.monotonic()
                 if limit is not None and sent >= limit:
                     return self._break_connection()
-            if final and sent >= len(entries):
+            if final:
                 self.wfile.write(b"data: END_OF_LOG\n\n")
                 return
             if time.monotonic() - quiet_since > 10:

@@ -104,6 +104,11 @@ class Session:
     def log_entries(self) -> list[dict]:
         return self.sandbox.log_entries()
 
+    def log_since(self, offset: int = 0) -> tuple[list[dict], int]:
+        """The entries from byte `offset` of the log on, and the offset to read from next (the
+        live stream sends each entry once, reading only what is new)."""
+        return self.sandbox.log_since(offset)
+
     def outputs(self) -> list[tuple[str, Path]]:
         return self.sandbox.outputs()
 
