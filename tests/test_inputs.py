@@ -328,13 +328,6 @@ def test_resume_from_needs_a_resume_parameter(two):
     assert ledger_rows(two) == []
 
 
-def test_a_backend_that_cannot_pin_inputs_is_refused_them(two):
-    result = two.kjob("push", "reader", "--backend", "kaggle", "--input", "tiny@local:v1")
-    assert result.exit_code == 2
-    assert result.output.startswith("error: the kaggle backend cannot give a run another run's outputs")
-    assert ledger_rows(two) == []
-
-
 def test_push_reuse_answers_a_complete_run_of_the_same_signature(two):
     push_ok(two, "tiny", "-p", "label=a")
     push_ok(two, "reader", "--input", "tiny:v1")

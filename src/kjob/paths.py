@@ -320,6 +320,11 @@ class WorkspacePaths:
         return self.state / "uploads.json"
 
     @property
+    def published(self) -> Path:
+        """Input runs published as Kaggle model versions (`push --input` on Kaggle): which holds which run."""
+        return self.state / "published.json"
+
+    @property
     def silent_ray_heads(self) -> Path:
         """When each Ray head that stopped answering was first found silent ({address: epoch}):
         a run on one silent for too long is lost (`kjob.backends.ray.LOST_AFTER_SECONDS`)."""

@@ -98,6 +98,16 @@ class Backend(ABC):
         """Refuse a push the backend would refuse or cut short (its platform's limits), before
         kjob records or writes anything for it. Default: nothing to check."""
 
+    def place_inputs(self, inputs: tuple) -> tuple:
+        """The inputs (kjob.backends.mounts.InputFolder) with their RunInput's `mounts` where
+        this backend's run sees them, before anything is sent. Default: where Kaggle mounts a
+        kernel source, as resolved."""
+        return inputs
+
+    def publish_inputs(self, submission: Submission) -> None:
+        """Make on the platform what the run needs to see its inputs (Kaggle: model versions),
+        after `preflight` and before the push's ledger row: a kill here leaves no row. Default: nothing."""
+
     def push_notes(self, submission: Submission) -> list[str]:
         """What the user must still do on the platform for the pushed run to work, one line
         each (Kaggle: attach the recipe's secrets in its editor). Default: nothing."""

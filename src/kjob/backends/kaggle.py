@@ -40,6 +40,7 @@ class KaggleBackend(Backend):
     poll = Backoff(start=5.0, factor=1.5, cap=60.0)
     status_is_cheap = False
     serves_latest_only = True
+    mounts_inputs = True  # as private model versions, pinned (kjob.backends.kaggle_inputs)
 
     def __init__(self, ws):
         self.ws = ws
@@ -68,6 +69,17 @@ class KaggleBackend(Backend):
         self.ws.owner()  # a kernel on Kaggle is owner/slug: with none configured, one line and nothing pushed
         check_limits(submission)
 
+    def place_inputs(self, inputs: tuple) -> tuple:
+        from kjob.backends.kaggle_inputs import placed
+
+        return placed(self.ws.owner(), inputs) if inputs else inputs
+
+    def publish_inputs(self, submission: Submission) -> None:
+        from kjob.backends.kaggle_inputs import publish
+
+        if submission.inputs:
+            publish(self.ws, self.api.transport, submission.inputs)
+
     def push_notes(self, submission: Submission) -> list[str]:
         names = submission.recipe.secrets
         if not names:
@@ -79,8 +91,9 @@ class KaggleBackend(Backend):
     def submit(self, submission: Submission) -> Submitted:
         from kjob.backends.kaggle_datasets import DatasetsApi
         from kjob.backends.kaggle_push import (check_accelerator, check_attached, check_dataset_sources, rejection,
-                                               save_request)
+                                               save_request, with_inputs)
 
+        submission = with_inputs(submission)  # inputs attached as model sources, pinned to their version
         meta = submission.metadata
         ref = KaggleRef.parse(meta["id"])
         gpu = bool(meta.get("enable_gpu"))

@@ -13,6 +13,8 @@ silently fail to attach, so both are turned into errors; so is a session that di
 accelerator asked for (a TPU push run on the standard image, kaggle-cli #1197).
 """
 
+import json
+
 from kagglesdk.kernels.types import kernels_api_service as api
 
 from kjob.errors import BackendError, ConfigError, NotFoundError, ValidationError
@@ -30,8 +32,6 @@ _SOURCE_KEYS = (("dataset", "dataset_sources", "dataset_data_sources"),
 
 def kaggle_text(notebook: dict) -> str:
     """The notebook as Kaggle expects it: each cell's source one string, outputs cleared."""
-    import json
-
     nb = json.loads(json.dumps(notebook))
     for cell in nb.get("cells", []):
         if isinstance(cell.get("source"), list):
@@ -39,6 +39,48 @@ def kaggle_text(notebook: dict) -> str:
         if cell.get("cell_type") == "code":
             cell["outputs"], cell["execution_count"] = [], None
     return json.dumps(nb, ensure_ascii=False)
+
+
+INPUTS_TAG = "kjob-inputs"
+_MANIFEST_CELL = """# kjob: this run's inputs (push --input), listed in kjob-inputs.json beside the working folder
+import os as _kjob_os
+_kjob_text = {text!r}
+_kjob_inputs = _kjob_os.path.join(_kjob_os.path.dirname(_kjob_os.path.abspath(
+    _kjob_os.environ.get("KAGGLE_WORKING_DIR", "/kaggle/working"))), "kjob-inputs.json")
+try:
+    with open(_kjob_inputs, "w") as _kjob_file:
+        _kjob_file.write(_kjob_text)
+except OSError:  # a read-only parent: the temporary folder
+    import tempfile as _kjob_tempfile
+    _kjob_inputs = _kjob_os.path.join(_kjob_tempfile.gettempdir(), "kjob-inputs.json")
+    with open(_kjob_inputs, "w") as _kjob_file:
+        _kjob_file.write(_kjob_text)
+_kjob_os.environ["KJOB_INPUTS"] = _kjob_inputs
+"""
+
+
+def with_inputs(submission):
+    """The submission as Kaggle gets it: each input's model version added to `model_sources`
+    (pinned: `owner/model/other/variation/1`, kjob.backends.kaggle_inputs), and a first cell,
+    tagged kjob-inputs, that writes kjob-inputs.json (the manifest local and Ray runs find in
+    /kaggle/input, which is read-only on Kaggle) to /kaggle/kjob-inputs.json, the working
+    folder's parent, and names it in KJOB_INPUTS."""
+    from dataclasses import replace
+
+    from kjob.backends.kaggle_inputs import source_of
+    from kjob.runs.lineage import manifest
+
+    if not submission.inputs:
+        return submission
+    records = [item.record for item in submission.inputs]
+    meta = dict(submission.metadata)
+    meta["model_sources"] = [*meta.get("model_sources", []), *(source_of(r) for r in records)]
+    notebook = json.loads(json.dumps(submission.notebook))
+    cell = {"cell_type": "code", "id": INPUTS_TAG, "execution_count": None, "outputs": [],
+            "metadata": {"tags": [INPUTS_TAG]}, "source": _MANIFEST_CELL.format(text=manifest(records))}
+    cells = [c for c in notebook.get("cells", []) if INPUTS_TAG not in c.get("metadata", {}).get("tags", [])]
+    notebook["cells"] = [cell, *cells]
+    return replace(submission, metadata=meta, notebook=notebook)
 
 
 def save_request(submission) -> api.ApiSaveKernelRequest:

@@ -10,6 +10,8 @@ from kjob.kaggle_platform import KaggleRef
 from kjob.runs.record import parse_lane
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+# A model source is owner/model/framework/variation[/N] (kaggle-cli docs/kernels_metadata.md), not owner/slug.
+_MODEL_SOURCE = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*){3}(?:/[0-9]+)?")
 
 
 def slugify(title: str) -> str:
@@ -71,7 +73,7 @@ def validate_kernel_metadata(meta: dict, folder: Path) -> list[str]:
         problems.append("kernel_type must be script or notebook")
     for key in ("dataset_sources", "kernel_sources", "model_sources"):
         for source in meta.get(key, []):
-            if KaggleRef.read(source) is None:
+            if not (_MODEL_SOURCE.fullmatch(source) if key == "model_sources" else KaggleRef.read(source)):
                 problems.append(f"{key}: invalid source '{source}'")
     for key in ("is_private", "enable_gpu", "enable_tpu", "enable_internet"):
         if not isinstance(meta.get(key), bool):

@@ -81,17 +81,26 @@ def _may_write(owner: str, user: str | None) -> None:
         raise ApiError(403, f"Permission 'models.create' was denied: {owner}'s models belong to another account")
 
 
-def source_folder(store, source: str, user: str | None):
-    """The folder a kernel of `user` sees for "owner/model/framework/instance[/N]", or None."""
+def source_version(store, source: str, user: str | None) -> DatasetVersion | None:
+    """The version a kernel of `user` is given for "owner/model/framework/instance[/N]" (the
+    latest without N), or None: no such version, or a private model of another account."""
     parts = source.split("/")
-    if len(parts) < 4:
+    if len(parts) not in (4, 5):
         return None
     try:
         _, item = instance(store, *parts[:4], user)
     except ApiError:
         return None
-    number = int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else len(item.versions)
-    return item.versions[number - 1].folder if 1 <= number <= len(item.versions) else None
+    if len(parts) == 5 and not parts[4].isdecimal():
+        return None
+    number = int(parts[4]) if len(parts) == 5 else len(item.versions)
+    return item.versions[number - 1] if 1 <= number <= len(item.versions) else None
+
+
+def source_folder(store, source: str, user: str | None):
+    """The folder a kernel of `user` sees for "owner/model/framework/instance[/N]", or None."""
+    version = source_version(store, source, user)
+    return version.folder if version is not None else None
 
 
 def _url(store, *parts) -> str:

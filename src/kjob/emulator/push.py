@@ -13,6 +13,14 @@ kagglesdk:
   them, and are listed in the `invalid...Sources` fields. A dataset source is known when it was
   pushed (datasets.py: its latest version, or owner/slug/N) and readable by the kernel's owner,
   or when a local folder stands for it.
+- A model source ("owner/model/framework/variation[/N]") is known when that version exists and
+  the kernel's owner may read the model (a private model of another account is invalid, as a
+  missing one is); it is mounted by its version, at
+  models/<owner>/<model>/<framework>/<variation>/<N> (the latest N when none is named).
+- A kernel source ("owner/slug") is known when the kernel has a complete version and is public
+  or the pusher's own: its latest complete version's outputs are mounted, under
+  notebooks/<owner>/<slug> and <slug> (assumed: Kaggle documents no version for it, and a
+  session still running has no output yet).
 - At most `max_gpu_sessions` unfinished GPU sessions per account (by machineShape or the older
   enableGpu), and no GPU session once the week's GPU quota is used up.
 - `machineShape` is one of MACHINE_SHAPES, the list in kaggle-cli's docs/kernels.md
@@ -84,7 +92,7 @@ def save_kernel(store, body: dict, user: str | None) -> dict:
         unattached = {s.lower() for s in store.faults.unattached}
         attached[f"{kind}_data_sources"] = [s for s in known if s.lower() not in unattached]
         for source in attached[f"{kind}_data_sources"]:
-            for relative in input_layouts(kind, source):
+            for relative in input_layouts(kind, _versioned(store, kind, source, owner)):
                 mounts[relative] = store_source(store, kind, source, owner)
     response.invalid_tags = [tag for tag in request.category_ids
                              if str(tag).strip().lower().replace(" ", "-") not in KNOWN_TAGS]
@@ -206,12 +214,23 @@ def store_source(store, kind: str, source: str, user: str | None = None):
         return models_api.source_folder(store, source, user)
     if kind == "kernel":
         key = KaggleRef.parse(source.lower()).key
-        if key in store.kernels:
-            versions = store.kernels[key].versions
-            return versions[-1].session.paths.working_dir if versions else None
-        return store.data_sources.get(key)
+        kernel = store.kernels.get(key)
+        if kernel is None:
+            return store.data_sources.get(key)
+        if kernel.private and (user or "").lower() != kernel.owner.lower():
+            return None
+        done = [v for v in kernel.versions if v.session.state().get("status") == "complete"]
+        return done[-1].session.paths.working_dir if done else None
     parts = source.lower().split("/")  # a competition's name, or a model's owner/model/framework/instance[/N]
     return store.data_sources.get(parts[0] if kind == "competition" else "/".join(parts[:4]))
+
+
+def _versioned(store, kind: str, source: str, user: str | None) -> str:
+    """A model source with its version number: one named none is its variation's latest."""
+    if kind != "model" or len(source.split("/")) != 4:
+        return source
+    version = models_api.source_version(store, source, user)
+    return f"{source}/{version.number}" if version is not None else source
 
 
 METHODS = {"SaveKernel": save_kernel, "DeleteKernel": delete_kernel, "CancelKernelSession": cancel_kernel_session}

@@ -83,6 +83,7 @@ def push_kernel(ws: Workspace, name: str, backend_name: str, overrides: dict[str
         if same is not None:
             return PushOutcome(same, False, plan.warnings, reused=True)
         backend.preflight(submission)  # the platform's limits: a refusal leaves nothing written or recorded
+        backend.publish_inputs(submission)  # before the row: a kill leaves none (Kaggle: model versions)
         if rebuilt:
             write_kernel(ws, plan)
         git = plan.record["git"]
@@ -114,9 +115,10 @@ def _inputs(ws: Workspace, ledger: Ledger, name: str, backend_name: str, refs, r
                              '[resume] parameter = "..." (the parameter that takes a checkpoint folder)')
         named = VersionName.parse(resume_from, BACKENDS)
         refs.append(f"{name}:{resume_from}" if named.backend else f"{name}:v{named.version}")
-    given = resolve_inputs(ws, ledger, refs, backend_name)
+    given = get_backend(ws, backend_name).place_inputs(resolve_inputs(ws, ledger, refs, backend_name))
     if resume_from is not None:
         wanted = resolve_inputs(ws, ledger, refs[-1:], backend_name)[0].record
+        wanted = next(item.record for item in given if item.record.is_run(wanted))  # where this backend mounts it
         overrides = {**(overrides or {}), recipe.resume_parameter: f"/kaggle/input/{wanted.mounts[0]}"}
     return given, overrides
 
