@@ -288,14 +288,16 @@ def write_kernel(ws: Workspace, plan: BuildPlan, extra_record: dict | None = Non
     return paths.folder, old_text != plan.notebook_text
 
 
-def build_kernel(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None = None, smoke: bool = False) -> BuildResult:
+def build_kernel(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None = None, smoke: bool = False,
+                 inputs=()) -> BuildResult:
+    """`inputs`: the recipe's inputs, resolved as a push resolves them, which the smoke run mounts."""
     plan = plan_build(ws, name, overrides)
     smoke_result = None
     extra = {}
     if smoke:
         from kjob.build.smoke import smoke_run
 
-        smoke_result = smoke_run(ws, plan)  # raises RunFailed before anything is written
+        smoke_result = smoke_run(ws, plan, inputs)  # raises RunFailed before anything is written
         extra["smoke"] = {"passed": True, "seconds": round(smoke_result.seconds, 1)}
     folder, changed = write_kernel(ws, plan, extra)
     return BuildResult(plan, folder, changed, smoke_result)

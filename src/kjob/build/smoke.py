@@ -1,7 +1,9 @@
 """`kjob build --smoke`: run the built notebook on this CPU with the recipe's smoke parameters.
 
 The same notebook, re-parameterised (a few steps), with the dataset sources mounted as a local run
-mounts them (`[smoke] datasets` may map a smaller sample folder), in a fresh run sandbox
+mounts them (`[smoke] datasets` may map a smaller sample folder) and the recipe's `inputs` too
+(other runs' fetched outputs, resolved by the caller as a push resolves them, with
+kjob-inputs.json beside them), in a fresh run sandbox
 `.kjob/smoke/NAME/` (`kjob.sandbox.folder`, the same isolation as every run: /kaggle/working is its
 working/ folder under bubblewrap), in the foreground, with no GPU (CUDA_VISIBLE_DEVICES="")
 and KAGGLE_KERNEL_RUN_TYPE=Interactive. It keeps executed.ipynb and working/ for inspection.
@@ -20,7 +22,9 @@ from kjob import notebook as nbk
 from kjob.errors import RunFailed
 from kjob.runs.failures import no_gpu_hint
 from kjob.sandbox.execute_notebook import Failure
+from kjob.fsutil import atomic_write_text
 from kjob.kaggle_platform import KaggleRef, input_layouts, output_warnings
+from kjob.runs.lineage import manifest
 from kjob.sandbox.folder import NO_OUTPUTS, RunSpec, Sandbox
 from kjob.workspace import Workspace
 
@@ -34,7 +38,10 @@ class SmokeResult:
     warnings: list[str] = field(default_factory=list)  # one line each, for the user
 
 
-def smoke_run(ws: Workspace, plan) -> SmokeResult:
+def smoke_run(ws: Workspace, plan, inputs=()) -> SmokeResult:
+    """`inputs`: the recipe's inputs as a push resolves them (kjob.lifecycle.inputs.resolve_inputs:
+    each with `folder`, its fetched outputs, and `record`, a RunInput); a recipe with inputs given
+    none here runs without them, with a note."""
     recipe = plan.recipe
     paths = ws.paths.smoke(recipe.name)
     shutil.rmtree(paths.folder, ignore_errors=True)
@@ -47,6 +54,10 @@ def smoke_run(ws: Workspace, plan) -> SmokeResult:
                    env={"CUDA_VISIBLE_DEVICES": ""},  # a smoke run never touches a GPU, even where one exists
                    hide=(ws.root,), secrets=recipe.secrets)
     mounts, mount_notes = smoke_mounts(ws, recipe)
+    mounts.update(smoke_input_mounts(paths, inputs))
+    if recipe.inputs and not inputs:
+        mount_notes.append(f"the recipe's inputs ({', '.join(recipe.inputs)}) were not given: the smoke run "
+                           "has no /kaggle/input for them")
     sandbox = Sandbox.create(paths.folder, nbk.dumps(nb), mounts, spec)
     state = sandbox.run()
     warnings = [state["isolation_note"]] if state.get("isolation_note") else []
@@ -89,6 +100,19 @@ def smoke_mounts(ws: Workspace, recipe) -> tuple[dict, list[str]]:
             continue
         mounts.update(dict.fromkeys(input_layouts("dataset", key), folder))
     return mounts, notes
+
+
+def smoke_input_mounts(paths, inputs) -> dict:
+    """Each input's folder where a local run sees it (linked, read-only under bubblewrap), and
+    kjob-inputs.json, as kjob.backends.mounts.input_mounts lays them out for local runs."""
+    if not inputs:
+        return {}
+    mounts = {}
+    for item in inputs:
+        mounts.update(dict.fromkeys(item.record.mounts, item.folder))
+    atomic_write_text(paths.inputs_manifest, manifest([item.record for item in inputs]))
+    mounts[paths.inputs_manifest.name] = paths.inputs_manifest
+    return mounts
 
 
 def local_packages(ws: Workspace, recipe) -> tuple[list[str], list[str]]:

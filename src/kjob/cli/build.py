@@ -37,7 +37,7 @@ def build(name, params, build_all, smoke):
             click.echo(f"{each}: checking, then a smoke run on the CPU ...", err=True)
         with terminate_as_interrupt() if smoke else contextlib.nullcontext():
             # `kill` of a smoke run stops its sandbox as Ctrl-C does, then exits 143
-            result = build_kernel(ws, each, overrides, smoke=smoke)
+            result = build_kernel(ws, each, overrides, smoke=smoke, inputs=_smoke_inputs(ws, each) if smoke else ())
         for warning in result.plan.warnings:
             click.echo(f"warning: {warning}", err=True)
         state = "updated" if result.changed else "unchanged"
@@ -53,6 +53,20 @@ def build(name, params, build_all, smoke):
             )
             for note in result.smoke.warnings:
                 click.echo(f"note: {note}", err=True)
+
+
+def _smoke_inputs(ws, name):
+    """The recipe's inputs, resolved and fetched as a local push resolves them (a REF without a
+    backend: the latest complete run on any), for its smoke run to mount."""
+    from kjob.build.recipe import load_recipe
+    from kjob.lifecycle.inputs import resolve_inputs
+    from kjob.runs.ledger import Ledger
+
+    refs = load_recipe(ws, name).inputs
+    if not refs:
+        return ()
+    with Ledger(ws.paths.ledger) as ledger:
+        return resolve_inputs(ws, ledger, refs, None)
 
 
 @click.command()
