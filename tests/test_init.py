@@ -343,3 +343,41 @@ def test_init_reads_a_typer_run_script(folder):
     assert "skipped parameter run_path: no default (required: set it here, or give it with -p run_path=...)" \
         in result.stdout
     assert "skipped parameter seed: default None (set it with -p seed=...)" in result.stdout
+
+
+def test_init_reads_a_click_group(folder):
+    """A click group runs a command by name: `command` is a parameter whose choices are its commands
+    (a training one preferred), and an option two commands share is one parameter."""
+    folder.write("cli.py", '''
+        import click
+
+
+        @click.group()
+        @click.option("--debug/--no-debug", default=False)
+        def cli(debug):
+            pass
+
+
+        @cli.command()
+        @click.option("--seed", type=int, default=0)
+        def prepare(seed):
+            print("prepare", seed)
+
+
+        @cli.command(name="fit")
+        @click.option("--seed", type=int, default=0)
+        @click.option("--epochs", type=int, default=10)
+        def train_model(seed, epochs):
+            print("fit", seed, epochs)
+
+
+        if __name__ == "__main__":
+            cli()
+        ''')
+    result = folder.kjob("init", "--entry", "cli.py", "--name", "grp")
+    assert result.exit_code == 0, result.output
+    made = tomllib.loads((folder.root / "builders/grp.toml").read_text())
+    assert made["parameters"] == {"command": "prepare", "debug": False, "seed": 0, "epochs": 10}
+    bad = folder.kjob("build", "grp", "-p", "command=train")
+    assert bad.exit_code == 3
+    assert "cli.py:10: command = 'train' is not one of its choices ('prepare', 'fit')" in bad.stderr

@@ -346,7 +346,7 @@ def test_a_click_script(folder):
     assert folder.kjob("build", "clicky", "-p", "mode=medium").exit_code == 3
 
 
-# A typer app with one command: a plain option, Option(default, names), Annotated, a bool pair typer
+# A typer app of two commands (the command line names the one it runs): a plain option, Option(default, names), Annotated, a bool pair typer
 # makes itself, a single-switch bool, an Enum, a list and an argument.
 TYPER_TRAIN = '''
 import json
@@ -379,6 +379,11 @@ def train(
                    "mode": mode.value, "tags": tags}, f)
 
 
+@app.command()
+def evaluate(checkpoint: str = "last.pt"):
+    print("evaluating", checkpoint)
+
+
 if __name__ == "__main__":
     app()
 '''
@@ -390,8 +395,10 @@ def test_a_typer_script(folder):
     assert init.exit_code == 0, init.output
     assert "skipped parameter out: no default (required: set it here, or give it with -p out=...)" in init.stdout
     made = recipe(folder, "ty")
-    assert made["parameters"] == {"max_steps": 100, "lr": 0.01, "width": 8, "shuffle": True, "compile": False,
-                                  "mode": "slow", "tags": ["a"]}
+    assert made["parameters"] == {"command": "train", "max_steps": 100, "lr": 0.01, "width": 8, "shuffle": True,
+                                  "compile": False, "mode": "slow", "tags": ["a"], "checkpoint": "last.pt"}
+    assert 'command = "train"  # the command train.py runs: train, evaluate' in \
+        (folder.root / "builders/ty.toml").read_text()
     assert made["smoke"]["parameters"] == {"max_steps": 2}
     assert "train.py:23: mode = 'medium' is not one of its choices ('fast', 'slow')" in \
         folder.kjob("build", "ty", "-p", "mode=medium").stderr
@@ -401,7 +408,7 @@ def test_a_typer_script(folder):
                          "-p", "mode=fast", "-p", "tags=[\"x\", \"y\"]", "-p", "width=3", "--wait")
     assert pushed.exit_code == 0, pushed.output
     log = (folder.root / "downloads/ty/local-v1/log.txt").read_text()
-    assert ("kjob: python train.py --max-steps 100 --learning-rate 0.01 --width 3 --no-shuffle --compile "
+    assert ("kjob: python train.py train --max-steps 100 --learning-rate 0.01 --width 3 --no-shuffle --compile "
             "--mode fast --tag x --tag y result.json") in log
     assert json.loads((folder.root / "downloads/ty/local-v1/output/result.json").read_text()) == {
         "max_steps": 100, "lr": 0.01, "width": 3, "shuffle": False, "compile": True, "mode": "fast",

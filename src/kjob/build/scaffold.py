@@ -375,6 +375,8 @@ def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipp
     # A flag whose one switch sets what the script assumes anyway: the other value cannot be given.
     one_way = {o.name: f"  # {o.flag} has no off switch: the script always runs with it {_toml(o.default)}"
                for o in read_options(entry.tree) if o.how in ("true", "false") and o.default is (o.how == "true")}
+    one_way.update({o.name: f"  # the command {entry.shown} runs: {', '.join(o.choices)}"
+                    for o in read_options(entry.tree) if o.how == "command"})
     where = "the project's root" if entry.src_dir == "." else f"{entry.src_dir}/"
     lines = [
         f"# Recipe for the {name} kernel, written by `kjob init` from the script {entry.shown}.",

@@ -1,7 +1,7 @@
 """Script entries: a recipe whose `entry` is a script (`entry = "main.py"`), run as `__main__`.
 
 The script's command-line options (argparse, click, typer) are read statically by
-kjob.build.script_options; each is a parameter. The kernel gets, right after its parameters cell,
+kjob.build.script_commands; each is a parameter. The kernel gets, right after its parameters cell,
 a cell that builds `sys.argv` from the parameters, prints that command line and deletes the
 parameter names (so that they never meet the script's own globals: `lr = args.lr`); where the
 program reads `__file__`, the same cell sets it (see `script_file`). Then come the modules, the
@@ -11,7 +11,8 @@ script's last and with its `if __name__ == "__main__":` block kept.
 import ast
 import posixpath
 
-from kjob.build.script_options import ScriptOption, read_options
+from kjob.build.script_commands import read_options
+from kjob.build.script_options import ScriptOption
 from kjob.kaggle_platform import KaggleRef, input_layouts
 from kjob.notebook import EXIT_OK
 
@@ -98,28 +99,32 @@ class {EXIT_OK}:  # the script's __main__ block: sys.exit(0) ends it as it ends 
 
 
 def _kjob_command_line(script, options, values):
-    argv, positionals = [script], []
-    for name, flag, how in options:
-        value = values[name]
+    # A script of several commands: its own options, the command's name, then that command's options.
+    argv, rest, positionals = [script], [], []
+    chosen = [values[name] for name, flag, how, *_ in options if how == "command"]
+    for name, flag, how, *commands in options:
+        value, words = values[name], rest if commands else argv
+        if how == "command" or commands and chosen and chosen[0] not in commands[0]:
+            continue
         if how == "true" and value or how == "false" and not value:
-            argv.append(flag)
+            words.append(flag)
         elif how == "both":
             on, _, off = flag.partition("/")
-            argv.append(on if value else off or "--no-" + on[2:])
+            words.append(on if value else off or "--no-" + on[2:])
         elif how == "count":
-            argv += [flag] * int(value)
+            words += [flag] * int(value)
         elif how == "append":
             for item in value:
-                argv += [flag, str(item)]
+                words += [flag, str(item)]
         elif how == "many":
-            argv += [flag, *map(str, value)]
+            words += [flag, *map(str, value)]
         elif how == "value":
-            argv += [flag, str(value)]
+            words += [flag, str(value)]
         elif how == "positional":
             positionals.append(str(value))
         elif how == "positionals":
             positionals += map(str, value)
-    return argv + positionals
+    return argv + chosen + rest + positionals
 '''
 
 
@@ -175,7 +180,8 @@ def argv_cell_text(script: str, options: list[ScriptOption], names: list[str],
     deletes the parameter names before any module runs; with `file_places` (see `script_file`),
     it sets `__file__` too."""
     by_name = {o.name: o for o in options}
-    rows = "".join(f"    ({name!r}, {by_name[name].flag!r}, {by_name[name].how!r}),\n"
+    rows = "".join(f"    ({name!r}, {by_name[name].flag!r}, {by_name[name].how!r}"
+                   + (f", {by_name[name].commands!r}" if by_name[name].commands else "") + "),\n"
                    for name in names if name in by_name)
     values = ", ".join(f"{name!r}: {name}" for name in names if name in by_name)
     deleted = [name for name in names if name in by_name]

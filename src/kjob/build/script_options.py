@@ -1,16 +1,11 @@
-"""A script's command-line options, read statically: its code is never run.
-
-Three ways a script declares its options are read, in the order the script declares them:
-- argparse: every `add_argument(...)` call, wherever the parser is built (module level, under
-  `__main__`, in a function);
-- click: `@click.option` / `@click.argument` decorators;
-- typer: the parameters of a function decorated by `@app.command()` (`app = typer.Typer()`) or run
-  by `typer.run(main)`, as `x: int = typer.Option(3, "--x")`, `x: Annotated[int, typer.Option()] = 3`
-  or a plain `x: int = 3` (a plain parameter without a default is an argument, as typer takes it).
+"""One command-line option of a script, read statically (its code is never run): an argparse
+`add_argument(...)` call, a click `@click.option` / `@click.argument` decorator, or a parameter of a
+typer command (`x: int = typer.Option(3, "--x")`, `x: Annotated[int, typer.Option()] = 3`, or a plain
+`x: int = 3`; a plain parameter without a default is an argument, as typer takes it).
 
 Each option is a parameter named by its destination (`--max-steps` -> max_steps, argparse's
 `dest=` and click's named argument win; typer's is the function's parameter), typed and defaulted
-as the script says.
+as the script says. Which functions are commands, and the script's options in all: kjob.build.script_commands.
 """
 
 import ast
@@ -26,13 +21,17 @@ class ScriptOption:
 
     name: str  # the destination: the parameter's name
     flag: str | None  # "--max-steps" (the first long option string); None for a positional
-    how: str  # value, true, false, both (BooleanOptionalAction), count, append, many, positional, positionals
+    how: str  # value, true, false, both (BooleanOptionalAction), count, append, many, positional, positionals,
+    # or command: the name of the command to run, of a script with several
     kind: str  # int, float, str, bool or list: the type -p values are read as
     line: int
     default: object = None  # the literal default (None: none usable)
     why: str | None = None  # why there is no usable default, or None
     required: bool = False
     choices: tuple | None = None
+    # The commands (of a click group, or a typer app of several) whose option it is; () for the script's
+    # own. The `command` parameter (how "command") names the one the command line runs.
+    commands: tuple[str, ...] = ()
 
     @property
     def example(self):
@@ -40,27 +39,7 @@ class ScriptOption:
         return {"int": 0, "float": 0.0, "str": "", "bool": False, "list": []}[self.kind]
 
 
-def read_options(tree: ast.Module) -> list[ScriptOption]:
-    """The options of every argparse parser the script builds, of its click commands
-    (`@click.option`, `@click.argument`) and of its typer commands, in the order they are declared."""
-    options, seen = [], set()
-    typer_commands = {id(f) for f in _typer_commands(tree)}
-    for node in ast.walk(tree):
-        found = []
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
-            found = [_option(node)]
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            found = [_click_option(d) for d in node.decorator_list if isinstance(d, ast.Call)]
-            if id(node) in typer_commands:
-                found += _typer_options(tree, node)
-        for option in found:
-            if option is not None and option.name not in seen:
-                seen.add(option.name)
-                options.append(option)
-    return sorted(options, key=lambda o: o.line)
-
-
-def _click_option(call: ast.Call) -> ScriptOption | None:
+def click_option(call: ast.Call) -> ScriptOption | None:
     """`@click.option("--max-steps", type=int, default=100)`, `@click.option("--fast/--slow")`,
     `@click.option("--cuda", is_flag=True)`, `@click.argument("path")`, as click names them."""
     func = call.func
@@ -131,7 +110,7 @@ def _literal(node):
         return None, False
 
 
-def _option(call: ast.Call) -> ScriptOption | None:
+def argparse_option(call: ast.Call) -> ScriptOption | None:
     strings = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
     if not strings or len(strings) != len(call.args):
         return None
@@ -197,35 +176,13 @@ def _option(call: ast.Call) -> ScriptOption | None:
 
 # -- typer ----------------------------------------------------------------------------------------
 
-def _typer_commands(tree: ast.Module) -> list[ast.FunctionDef]:
-    """The functions typer runs: decorated by `@app.command(...)` where `app = typer.Typer(...)`
-    (also `app.command()(main)`), or given to `typer.run(main)`."""
-    apps, run_names = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_typer(node.value.func, "Typer"):
-            apps |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-        elif isinstance(node, ast.Call) and _is_typer(node.func, "run") and node.args:
-            if isinstance(node.args[0], ast.Name):
-                run_names.add(node.args[0].id)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and _is_command(node.func, apps) \
-                and node.args and isinstance(node.args[0], ast.Name):
-            run_names.add(node.args[0].id)  # app.command()(main)
-    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    return [f for f in functions if f.name in run_names or any(_is_command(d, apps) for d in f.decorator_list)]
-
-
-def _is_typer(func: ast.expr, name: str) -> bool:
+def is_typer(func: ast.expr, name: str) -> bool:
     """`typer.NAME` (or NAME imported from typer)."""
     return (isinstance(func, ast.Attribute) and func.attr == name and isinstance(func.value, ast.Name)
             and func.value.id == "typer") or (isinstance(func, ast.Name) and func.id == name)
 
 
-def _is_command(node: ast.expr, apps: set[str]) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "command"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id in apps)
-
-
-def _typer_options(tree: ast.Module, fn: ast.FunctionDef) -> list[ScriptOption]:
+def typer_options(tree: ast.Module, fn: ast.FunctionDef) -> list[ScriptOption]:
     # Option objects kept in module-level names (`EPOCHS = typer.Option(10)`, then `epochs: int = EPOCHS`).
     shared = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
               for t in n.targets if isinstance(t, ast.Name)}
@@ -307,7 +264,7 @@ def _typer_info(node) -> bool:
 
 def _info_kind(call: ast.Call) -> str | None:
     for kind in ("Option", "Argument"):
-        if _is_typer(call.func, kind):
+        if is_typer(call.func, kind):
             return kind
     return None
 
