@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechscore import SAMPLE_RATE
+try:
+    from speechscore import SAMPLE_RATE
+except ImportError:  # inlined into the evaluation notebook (src/enhancer/metrics.py links here)
+    SAMPLE_RATE = 16000
 
 PESQ_MIN_SECONDS = 0.25
 SI_SDR_EPS = 1e-8

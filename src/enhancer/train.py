@@ -16,6 +16,13 @@ from enhancer.runtime import find_dataset, gpu_names, input_root, scratch_root, 
 from enhancer.losses import enhancement_loss, si_sdr
 from enhancer.stft import SAMPLE_RATE, STFT
 
+# Kaggle ends a session at 12 hours (9 on a TPU), and a session cut off there keeps no outputs.
+# Unless told otherwise, training stops this long before the limit: time for the last epoch's
+# validation and checkpoints, and for the outputs to be saved. A recipe's own budget is its
+# session_timeout less the same margin; 0 turns the budget off.
+_TRAIN_SESSION_LIMIT_SECONDS = 12 * 3600
+_TRAIN_BUDGET_MARGIN_SECONDS = 1800
+
 TRAIN_DEFAULTS = {
     "model": "dpt",
     "model_config": None,
@@ -36,7 +43,9 @@ TRAIN_DEFAULTS = {
     "val_fraction": 0.05,
     "num_workers": 2,
     "seed": 0,
-    "time_budget_seconds": 0,
+    # Seconds from the start after which no new step or epoch begins; the epoch under way is
+    # validated and saved (last.pt, best.pt), and the run ends normally.
+    "time_budget_seconds": _TRAIN_SESSION_LIMIT_SECONDS - _TRAIN_BUDGET_MARGIN_SECONDS,
     "max_steps": 0,
     "schedule": "plateau",
     "num_threads": 0,

@@ -1,0 +1,1 @@
+../../eval/speechscore/metrics.py
