@@ -96,6 +96,10 @@ def test_the_eval_notebook_refuses_a_checkpoint_its_manifest_does_not_name(tmp_p
     monkeypatch.setenv("KAGGLE_WORKING_DIR", str(tmp_path / "working"))
     with pytest.raises(ValueError, match="is not the checkpoint of r3-dpt:local-v1: its SHA-256 is"):
         evaluate(inputs_manifest="kjob-inputs.json", synthetic=True, device="cpu")
+    # Beside the working folder, where a Kaggle run's first cell writes it (its input root is read-only).
+    (tmp_path / "input/kjob-inputs.json").rename(tmp_path / "kjob-inputs.json")
+    with pytest.raises(ValueError, match="is not the checkpoint of r3-dpt:local-v1"):
+        evaluate(inputs_manifest="kjob-inputs.json", synthetic=True, device="cpu")
     assert not (tmp_path / "working/metadata.json").exists()
 
 

@@ -30,8 +30,10 @@ EVAL_DEFAULTS = {
     # A checkpoint file, or a folder holding checkpoint_name; "" finds it among the inputs.
     "checkpoint": "",
     "checkpoint_name": "best.pt",
-    # A JSON file in the input root listing the inputs ({"inputs": [{"run", "paths", "files":
-    # {name: sha256}}, ...]}); "" or a missing file: search the input root instead.
+    # The name of a JSON file listing the inputs ({"inputs": [{"run", "paths", "files": {name:
+    # sha256}}, ...]}), looked for in the input root, then beside the working folder (where a
+    # notebook writes it when the input root is read-only); "" or none found: search the input
+    # root instead.
     "inputs_manifest": "",
     # A model name: score that model untrained (a smoke run, which has no training run to read).
     "untrained_model": "",
@@ -82,10 +84,13 @@ def _eval_from_manifest(cfg):
     """(checkpoint path, its input's entry) from the inputs' manifest, or None without one."""
     if not cfg["inputs_manifest"]:
         return None
-    manifest = os.path.join(input_root(), cfg["inputs_manifest"])
-    if not os.path.isfile(manifest):
-        print("no %s in %s: searching the input root instead" % (cfg["inputs_manifest"], input_root()), flush=True)
+    folders = [input_root(), os.path.dirname(os.path.abspath(working_root()))]
+    found = [os.path.join(f, cfg["inputs_manifest"]) for f in folders
+             if os.path.isfile(os.path.join(f, cfg["inputs_manifest"]))]
+    if not found:
+        print("no %s in %s: searching the input root instead" % (cfg["inputs_manifest"], ", ".join(folders)), flush=True)
         return None
+    manifest = found[0]
     with open(manifest) as fh:
         listed = json.load(fh).get("inputs") or []
     name = cfg["checkpoint_name"]
