@@ -87,7 +87,7 @@ def test_a_sweep_killed_20_times_at_random_moments_resumes_filing_every_member_o
     chance = random.Random(18)
     began = time.monotonic()
     for kill in range(20):  # each campaign killed 4 times, at moments from its start to its end
-        sweep = lab.start("sweep", campaigns[kill % len(campaigns)], group=True)
+        sweep = lab.start("sweep", campaigns[kill % len(campaigns)], "--fresh", group=True)
         time.sleep(chance.uniform(0.3, 2.5))
         try:
             os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and whatever it started in its group
@@ -95,11 +95,11 @@ def test_a_sweep_killed_20_times_at_random_moments_resumes_filing_every_member_o
             pass  # it had ended
         sweep.communicate(timeout=30)
     for name in campaigns:
-        result = lab.kjob("sweep", name)
+        result = lab.kjob("sweep", name, "--fresh")  # five alike campaigns: each files its own runs
         assert result.exit_code == 0, result.output
         assert "complete" in result.stdout
         check_every_member_filed_once(lab, name, LRS, result)
-        again = lab.kjob("sweep", name)  # nothing is pushed or fetched twice
+        again = lab.kjob("sweep", name, "--fresh")  # nothing is pushed or fetched twice
         assert again.exit_code == 0 and "0 pushed, 0 fetched" in again.stderr, again.output
     assert time.monotonic() - began < 90
 

@@ -178,10 +178,10 @@ def test_a_project_s_own_metrics_are_listed_sorted_and_rank_a_sweep_by_their_bas
 
     # the sweep, ranked by the base name
     project.write(f"campaigns/{name}-lr.toml", CAMPAIGN.format(name=name, metric=metric))
-    planned = project.kjob("sweep", f"{name}-lr", "--dry-run")
+    planned = project.kjob("sweep", f"{name}-lr", "--dry-run", "--fresh")  # lr=0.1 runs again, not adopted
     assert planned.exit_code == 0, planned.output
     assert "at most" not in planned.stdout and "by the recipe's 1 earlier run(s) here" in planned.stdout
-    swept = project.kjob("sweep", f"{name}-lr")
+    swept = project.kjob("sweep", f"{name}-lr", "--fresh")
     assert swept.exit_code == 0, swept.output
     assert f"note: {metric} is {metric}.best (each member's best {metric}, the lowest)" in swept.stderr
     board = swept.stdout.split(f"leaderboard by {metric}.best")[1].splitlines()

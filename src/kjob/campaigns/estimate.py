@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass
 
 from kjob.campaigns.file import Campaign
-from kjob.campaigns.plan import Plan, Planner, expected_seconds, source_digest
+from kjob.campaigns.plan import Plan, Planner, expected_seconds, needs_fetch, source_digest
 from kjob.campaigns.lanes import Lanes, backend_lanes
 from kjob.build.kernel_metadata import LaneKernel, lane_kernel
 
@@ -58,19 +58,23 @@ class DryRun:
     estimate: Estimate
 
 
-def dry_run(ws, campaign: Campaign) -> DryRun:
+def dry_run(ws, campaign: Campaign, fresh: bool = False) -> DryRun:
+    """`fresh`: as `kjob sweep --fresh` would plan it (no member adopts a run)."""
     from kjob.backends import get_backend
     from kjob.build.plan import plan_build
     from kjob.runs.ledger import Ledger
 
     backend = get_backend(ws, campaign.backend)
-    planner = Planner(ws, campaign, source_digest(ws, campaign.recipe))
+    planner = Planner(ws, campaign, source_digest(ws, campaign.recipe), fresh=fresh)
     with Ledger(ws.paths.ledger) as ledger:
-        plan = planner.plan(ledger.runs(campaign=campaign.name))
+        plan = planner.plan(ledger.runs(campaign=campaign.name), ledger=ledger)
         earlier = _earlier_spans(ledger.runs(), campaign)
-    pending = [m for m in plan.members if m.status in ("pending", "retry", "waiting")]
-    if pending:
-        plan_build(ws, campaign.recipe.name, pending[0].member.overrides)  # checks it builds; writes nothing
+    first = {}  # the first member of each recipe that would be pushed
+    for state in plan.members:
+        if state.status in ("pending", "retry", "waiting") and not state.member.problem:
+            first.setdefault(state.member.recipe.name, state.member)
+    for recipe, member in first.items():
+        plan_build(ws, recipe, member.overrides)  # checks it builds; writes nothing
     lanes = backend_lanes(backend, campaign.recipe, campaign.name, campaign.lanes, offline=True)
     kernels = [lane_kernel(campaign.recipe, campaign.name, n) for n in range(1, lanes.limit + 1)] \
         if backend.serves_latest_only else []
@@ -88,21 +92,31 @@ def _earlier_spans(runs, campaign: Campaign) -> list[float]:
 
 def _estimate(campaign: Campaign, plan: Plan, backend: str, earlier: list[float] | None = None,
               lanes: int = 1) -> Estimate:
-    timeout = campaign.timeout or campaign.recipe.session_timeout
     medians = {s.stage.name: expected_seconds(s) for s in plan.stages}
     known = [m for m in medians.values() if m is not None]
     basis = "by the members that completed"
     if not known and earlier:
         known = [statistics.median(earlier)]
         basis = f"by the recipe's {len(earlier)} earlier run(s) here ({_span(known[0])} each)"
-    count, about = 0, 0.0
+    count, about, at_most, gpu = 0, 0.0, 0.0, False
+    lefts: dict[str, int] = {}
     for stage in plan.stages:
+        recipe = campaign.recipe_of(stage.stage)
+        timeout = campaign.timeout or recipe.session_timeout
         left = sum(1 for m in stage.members if m.status in ("pending", "retry", "waiting"))
         if stage.stage.top and stage.state == "waiting":
             left = stage.stage.top.k
+        if stage.stage.inputs_from and stage.state != "gated off":  # a member for each of its source's to come
+            source = next(s for s in plan.stages if s.stage.name == stage.stage.inputs_from)
+            to_come = lefts[source.stage.name] + sum(1 for m in source.members if m.status not in (
+                "pending", "retry", "waiting", "failed") and (m.status != "complete" or needs_fetch(m.run)))
+            left += to_come * len(stage.stage.points)
         if stage.state == "gated off":
             left = 0
+        lefts[stage.stage.name] = left
         count += left
+        at_most += left * timeout
+        gpu = gpu or (left and recipe.accelerator == "gpu")
         about += left * (medians[stage.stage.name] or (sorted(known)[len(known) // 2] if known else timeout))
-    gpu = campaign.recipe.accelerator == "gpu" and backend != "local"
-    return Estimate(count, count * timeout, about if known else None, gpu, basis, max(1, lanes))
+    gpu = bool(gpu or (not count and campaign.recipe.accelerator == "gpu")) and backend != "local"
+    return Estimate(count, at_most, about if known else None, gpu, basis, max(1, lanes))

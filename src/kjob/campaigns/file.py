@@ -33,6 +33,13 @@ one ConfigError line naming the file and the key (as recipes' are, `kjob.build.s
     member = ["model=teacher"]  # the best member for which these hold (default: the best)
     minus = ["model=student"]   # optional: the gate's value is member's metric minus this one's
     at_least = 0.03             # one of at_least, above, at_most, below
+    [[stage]]
+    name = "eval"
+    recipe = "snd-eval"         # optional: the stage's own recipe (then the campaign's parameters
+                                # and [[grid]] are not its: only its own)
+    inputs = ["stage:full"]     # one member per member of `full` that completed and is fetched,
+                                # given that member's run as an input (kjob.campaigns.inputs);
+                                # other items are run refs every member gets (KERNEL[:vN][@BACKEND])
 
 A grid value is a list of values (or one value); a list parameter's values are lists. Members
 get, lowest first: the campaign's parameters, their stage's, then their grid point; a name in
@@ -52,16 +59,15 @@ from dataclasses import dataclass, field
 from kjob.errors import ConfigError, NotFoundError, UsageError
 from kjob.runs.metrics import MODES
 from kjob.build.schema import Where, kind_of, shown, typed_like
+from kjob.campaigns.conditions import Gate, conditions, gate_tables, one_line as _text, parse_gate
+from kjob.campaigns.inputs import stage_inputs
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dots: it is part of lane kernels' names
-GATE_OPS = {"at_least": ">=", "above": ">", "at_most": "<=", "below": "<"}
 MAX_MEMBERS = 10_000
 DEFAULT_STAGE = "main"
 _KEYS = {"recipe", "backend", "lanes", "metric", "mode", "retries", "timeout", "parameters", "grid", "stage",
          "description"}
-_STAGE_KEYS = {"name", "parameters", "grid", "top", "from", "by", "where", "after", "gate"}
-_GATE_KEYS = {"stage", "metric", "member", "minus", *GATE_OPS}
-_BOOL_WORDS = {"true", "yes", "1", "false", "no", "0"}  # as `kjob runs --where` reads them
+_STAGE_KEYS = {"name", "recipe", "parameters", "grid", "top", "from", "by", "where", "after", "gate", "inputs"}
 
 
 @dataclass(frozen=True)
@@ -73,26 +79,6 @@ class TopK:
 
 
 @dataclass(frozen=True)
-class Gate:
-    stage: str
-    metric: str
-    op: str  # a key of GATE_OPS
-    value: float
-    member: tuple[str, ...] = ()
-    minus: tuple[str, ...] | None = None
-
-    def describe(self) -> str:
-        first = f"{self.metric} of {_selector(self.stage, self.member)}"
-        if self.minus is not None:
-            first += f" - {self.metric} of {_selector(self.stage, self.minus)}"
-        return f"{first} {GATE_OPS[self.op]} {self.value:g}"
-
-
-def _selector(stage: str, where: tuple[str, ...]) -> str:
-    return f"{stage}'s best" + (f" where {' and '.join(where)}" if where else "")
-
-
-@dataclass(frozen=True)
 class Stage:
     name: str
     parameters: dict  # the campaign's, with the stage's over them
@@ -100,6 +86,9 @@ class Stage:
     top: TopK | None = None
     gates: tuple[Gate, ...] = ()
     after: tuple[str, ...] = ()  # every stage it waits for
+    recipe: object = None  # its own recipe (kjob.build.recipe.KernelRecipe); None: the campaign's
+    inputs_from: str | None = None  # `inputs = ["stage:NAME"]`: a member per member of NAME, given its run
+    inputs: tuple[str, ...] = ()  # run refs every member of it is given (besides its recipe's)
 
 
 @dataclass(frozen=True)
@@ -117,6 +106,14 @@ class Campaign:
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
+
+    def recipe_of(self, stage: Stage):
+        return stage.recipe or self.recipe
+
+    @property
+    def recipes(self) -> list:
+        """Every recipe it pushes, the campaign's first."""
+        return list({r.name: r for r in [self.recipe, *(s.recipe for s in self.stages if s.recipe)]}.values())
 
 
 def list_campaigns(ws) -> list[str]:
@@ -139,18 +136,12 @@ def load_campaign(ws, name: str) -> Campaign:
 
 def parse_campaign(ws, name: str, rel: str, data: dict) -> Campaign:
     from kjob.backends import BACKENDS
-    from kjob.build.recipe import load_recipe
 
     w = Where(rel)
     w.refuse_unknown(data, _KEYS)
     if "recipe" not in data:
         raise w.problem("missing required key 'recipe' (a recipe in builders/)")
-    if not isinstance(data["recipe"], str):
-        raise w.fail("recipe", "expected a recipe name", data["recipe"])
-    try:
-        recipe = load_recipe(ws, data["recipe"])
-    except (NotFoundError, UsageError) as exc:  # the campaign file names what is not there: its error
-        raise ConfigError(f"{rel}: recipe: {exc.message}") from exc
+    recipe = _recipe(ws, w, data)
     backend = data.get("backend", "local")
     if backend not in BACKENDS:
         raise w.fail("backend", f"expected one of {', '.join(BACKENDS)}", backend)
@@ -165,22 +156,27 @@ def parse_campaign(ws, name: str, rel: str, data: dict) -> Campaign:
     raw_stages = data.get("stage", [])
     if not isinstance(raw_stages, list) or not all(isinstance(s, dict) for s in raw_stages):
         raise w.fail("stage", "expected [[stage]] tables", raw_stages)
-    if grids is not None and raw_stages and all("grid" in t or "top" in t for t in raw_stages):
-        raise w.problem("grid: no stage uses the campaign's [[grid]] (each has its own [[stage.grid]] or a top): "
+    if grids is not None and raw_stages and all("grid" in t or "top" in t or "recipe" in t for t in raw_stages):
+        has = "[[stage.grid]] or a top" + (", or a recipe of its own" if any("recipe" in t for t in raw_stages) else "")
+        raise w.problem(f"grid: no stage uses the campaign's [[grid]] (each has its own {has}): "
                         "move it into the stage it is meant for")
     stages: list[Stage] = []
     for index, table in enumerate(raw_stages or [{"name": DEFAULT_STAGE}], 1):
-        stages.append(_stage(rel, index, table, recipe, fixed, grids, metric, stages))
+        stages.append(_stage(ws, rel, index, table, recipe, fixed, grids, metric, stages))
     return Campaign(name, rel, recipe, backend, _whole(w, data, "lanes", None, 1, 64),
                     metric, mode, _whole(w, data, "retries", 2, 0, 10),
                     _whole(w, data, "timeout", None, 60, 12 * 3600), tuple(stages))
 
 
-def _text(w: Where, data: dict, key: str) -> str | None:
-    value = data.get(key)
-    if value is not None and not (isinstance(value, str) and value.strip() and "\n" not in value):
-        raise w.fail(key, "expected a one-line name", value)
-    return value
+def _recipe(ws, w: Where, data: dict):
+    from kjob.build.recipe import load_recipe
+
+    if not isinstance(data["recipe"], str):
+        raise w.fail("recipe", "expected a recipe name", data["recipe"])
+    try:
+        return load_recipe(ws, data["recipe"])
+    except (NotFoundError, UsageError) as exc:  # the campaign file names what is not there: its error
+        raise ConfigError(f"{w.file}: {w.key('recipe')}: {exc.message}") from exc
 
 
 def _whole(w: Where, data: dict, key: str, default, low: int, high: int):
@@ -257,52 +253,7 @@ def _overlap(axes: list[list[tuple]], seen: set[str]) -> int:
     return count
 
 
-def _conditions(w: Where, table: dict, key: str, recipe) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-        raise w.fail(key, "expected a list of conditions like 'lr<0.01'", value)
-    for condition in value:
-        _check_condition(w, key, condition, recipe)
-    return tuple(value)
-
-
-def _check_condition(w: Where, key: str, text: str, recipe) -> None:
-    """Refuse a condition that could never be meant: `kjob runs --where` reads `lr<<<0.1` as
-    lr < "<<0.1", which holds for no run, so a stage would silently pick nothing."""
-    from kjob.runs.query import parse_condition
-
-    try:
-        condition = parse_condition(text)
-    except UsageError:
-        raise w.fail(key, "expected NAME OP VALUE with OP one of < <= > >= = != (e.g. 'lr<0.01')", text) from None
-    literal, name = condition.literal, condition.name
-    number, default = _float(literal), recipe.parameters.get(name)
-    equality = condition.op in ("=", "==", "!=")
-    if literal[:1] in ("<", ">", "=", "!"):
-        why = f"{shown(literal)} is not a value (an operator typed twice?)"
-    elif number is not None and not math.isfinite(number):
-        why = f"{shown(literal)} compares with nothing"
-    elif isinstance(default, bool) and not (equality and literal.lower() in _BOOL_WORDS):
-        why = f"{name} is true or false: use = or != with one of those"
-    elif isinstance(default, (int, float)) and not isinstance(default, bool) and number is None:
-        why = f"{name} is a number, {shown(literal)} is not"
-    elif isinstance(default, list) and not equality:
-        why = f"{name} is a list: use = or !="
-    else:
-        return
-    raise w.problem(f"{key}: {shown(text)}: {why}")
-
-
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _stage(rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric, earlier: list[Stage]) -> Stage:
+def _stage(ws, rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric, earlier: list[Stage]) -> Stage:
     name = table.get("name")
     if not (isinstance(name, str) and NAME_RE.match(name)):
         where = Where(rel, f"stage #{index}")
@@ -313,21 +264,32 @@ def _stage(rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric
     names = [s.name for s in earlier]
     if name in names:
         raise w.problem("a second stage of this name")
+    campaign_recipe, own_recipe = recipe, _recipe(ws, w, table) if "recipe" in table else None
+    if own_recipe is not None:  # the campaign's parameters and grids are its recipe's
+        recipe, fixed, grids = own_recipe, {}, None
     parameters = {**fixed, **_parameters(w, table, recipe)}
+    inputs_from, inputs = stage_inputs(w, table, names)
     after = list(_names(w, table, "after", names))
     top = None
     if "top" in table:
         if "grid" in table:
             raise w.problem("top takes the members of stage `from`; a [[stage.grid]] would be a second set")
+        if inputs_from is not None or own_recipe is not None:
+            raise w.problem("top takes the members of stage `from` with their parameters: it cannot have a recipe "
+                            "of its own, nor inputs = [\"stage:...\"] (its members' own parameters would be another "
+                            "recipe's)")
         source = table.get("from")
         if source is None:
             raise w.problem(f"top needs from = an earlier stage ({', '.join(names) or 'there is none'})")
         if source not in names:
             raise w.fail("from", f"expected an earlier stage ({', '.join(names) or 'there is none'})", source)
+        if earlier[names.index(source)].recipe is not None:
+            raise w.problem(f"from: {source} has a recipe of its own; top takes the members of a stage of the "
+                            "campaign's recipe")
         by = _text(w, table, "by") or metric
         if by is None:
             raise w.problem("top needs a metric: set by, the campaign's metric, or the recipe's [metrics] primary")
-        top = TopK(source, _whole(w, table, "top", None, 1, MAX_MEMBERS), by, _conditions(w, table, "where", recipe))
+        top = TopK(source, _whole(w, table, "top", None, 1, MAX_MEMBERS), by, conditions(w, table, "where", recipe))
         after.append(source)
         points = ()
     else:
@@ -339,9 +301,9 @@ def _stage(rel: str, index: int, table: dict, recipe, fixed: dict, grids, metric
         if clash:
             raise w.problem(f"parameters: {', '.join(clash)} also set by the campaign's [[grid]]")
         points = tuple(own if own is not None else grids or [{}])
-    gates = tuple(_gate(w, g, metric, names, recipe) for g in _gate_tables(w, table))
+    gates = tuple(parse_gate(w, g, metric, earlier, campaign_recipe) for g in gate_tables(w, table))
     after += [g.stage for g in gates]
-    return Stage(name, parameters, points, top, gates, tuple(dict.fromkeys(after)))
+    return Stage(name, parameters, points, top, gates, tuple(dict.fromkeys(after)), own_recipe, inputs_from, inputs)
 
 
 def _names(w: Where, table: dict, key: str, earlier: list[str]) -> tuple[str, ...]:
@@ -350,34 +312,3 @@ def _names(w: Where, table: dict, key: str, earlier: list[str]) -> tuple[str, ..
     if not isinstance(value, list) or any(v not in earlier for v in value):
         raise w.fail(key, f"expected earlier stages ({', '.join(earlier) or 'there is none'})", table.get(key))
     return tuple(value)
-
-
-def _gate_tables(w: Where, table: dict) -> list[dict]:
-    gate = table.get("gate", [])
-    gates = [gate] if isinstance(gate, dict) else gate
-    if not isinstance(gates, list) or not all(isinstance(g, dict) for g in gates):
-        raise w.fail("gate", "expected a [stage.gate] table (or [[stage.gate]] tables, all of which must hold)",
-                     gate)
-    return gates
-
-
-def _gate(w: Where, table: dict, metric: str | None, earlier: list[str], recipe) -> Gate:
-    gw = w.at("gate")
-    gw.refuse_unknown(table, _GATE_KEYS)
-    if not earlier:
-        raise gw.problem("a gate judges the results of an earlier stage, and this is the first")
-    stage = table.get("stage", earlier[-1])
-    if stage not in earlier:
-        raise gw.fail("stage", f"expected an earlier stage ({', '.join(earlier) or 'there is none'})", stage)
-    metric = _text(gw, table, "metric") or metric
-    if metric is None:
-        raise gw.problem("metric: needed (there is no campaign metric nor recipe [metrics] primary)")
-    ops = [op for op in GATE_OPS if op in table]
-    if len(ops) != 1:
-        raise gw.problem(f"expected exactly one of {', '.join(GATE_OPS)} (the threshold)")
-    value = table[ops[0]]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        # nan holds for no value and inf for none or every one: such a gate judges nothing
-        raise gw.fail(ops[0], "expected a finite number", value)
-    minus = _conditions(gw, table, "minus", recipe) if "minus" in table else None
-    return Gate(stage, metric, ops[0], float(value), _conditions(gw, table, "member", recipe), minus)

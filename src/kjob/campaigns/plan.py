@@ -12,18 +12,26 @@ A member is named by its stage and its grid point, `screen[lr=0.01 width=16]` (a
 member: its source's point), never by a number: a name keeps its meaning through any edit of
 the file, and the runs of earlier sweeps are found by their signature whatever the file says.
 
+A stage given an earlier stage's members as inputs (`inputs = ["stage:train"]`) has a member
+per member of it that completed and is fetched, each given that member's run; and a member
+with no run of its own whose signature is a complete run's in the ledger adopts that run
+(kjob.campaigns.inputs).
+
 A stage waits until every stage it names has settled (each member complete, or failed for
 good, and fetched); then its gates are judged and a top-k stage picks its members. A member
 that ended but was never fetched, or whose run is gone unfetched, is not accounted for
 (`unaccounted`): the sweep names it and does not report the campaign complete.
 """
 
-import json
-import statistics
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 
 from kjob.campaigns.file import Campaign, Gate, Stage
-from kjob.errors import UsageError
+# what a plan is made of, re-exported: the CLI, the board and the tests import it from here
+from kjob.campaigns.members import (RETRIED, Member, MemberState, Plan, StagePlan,  # noqa: F401
+                                    expected_seconds, failed_rounds, member_label, member_metric,
+                                    needs_fetch, point_text, unaccounted, unknown_metric)
+from kjob.campaigns.inputs import adoptable, run_ref
+from kjob.errors import KjobError, UsageError
 from kjob.runs.metrics import MetricSpec, ModeBook, is_number, metric_named
 from kjob.build.provenance import run_signature
 from kjob.lifecycle.inputs import resolve_inputs
@@ -32,118 +40,6 @@ from kjob.runs.record import Run
 
 _COMPARE = {"at_least": lambda a, b: a >= b, "above": lambda a, b: a > b,
             "at_most": lambda a, b: a <= b, "below": lambda a, b: a < b}
-
-
-@dataclass(frozen=True)
-class Member:
-    stage: str
-    index: int  # 1-based, within its stage: its place in the file (or the top-k ranking), for order only
-    point: dict  # what sets it apart: its grid point (a top-k member: its source's)
-    overrides: dict  # every -p value it is pushed with
-    parameters: dict  # the effective parameters (kjob.build.params)
-    signature: str
-    source: str | None = None  # a top-k member: the member of the earlier stage it came from
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.stage, self.signature
-
-    @property
-    def label(self) -> str:
-        """Its name, `screen[lr=0.01 width=16]`: its stage and its grid point, names sorted.
-
-        A name made of the parameters means the same member whatever the file's order, and
-        after any edit of it (a number would move when a value is added or removed); the
-        grid points of a stage are unique, so are the names."""
-        return member_label(self.stage, self.point)
-
-
-def member_label(stage: str, point: dict) -> str:
-    return f"{stage}[{point_text(dict(sorted(point.items())))}]" if point else stage
-
-
-@dataclass
-class MemberState:
-    member: Member
-    runs: list[Run]  # its attempts, oldest first
-    status: str  # pending, retry, waiting, gated off, submitting, queued, running, complete, failed
-    note: str = ""
-
-    @property
-    def run(self) -> Run | None:
-        return self.runs[-1] if self.runs else None
-
-    @property
-    def settled(self) -> bool:
-        """Nothing more will happen to it: complete or failed for good, and fetched."""
-        return self.status in ("complete", "failed") and (self.run is None or not needs_fetch(self.run))
-
-
-RETRIED = "retried once already"  # the note of a member --retry-failed does not push again
-
-
-def failed_rounds(attempts: list[Run], retries: int) -> int:
-    """How many times the member failed for good: a failure in its own code (or a timeout, a
-    cancel), or an infrastructure failure past the campaign's `retries`. More than one means
-    `--retry-failed` pushed it again once already, and it failed again."""
-    rounds = infra = 0
-    for run in attempts:
-        if not run.state.final or run.state.status == "complete":
-            continue
-        if run.state.failure_kind == "infrastructure" and infra < retries:
-            infra += 1  # retried by the sweep itself
-            continue
-        rounds, infra = rounds + 1, 0
-    return rounds
-
-
-def unaccounted(plan: "Plan") -> list[tuple["MemberState", str]]:
-    """The members whose end is not on this machine, each with why: one that ended but was
-    never fetched (a fetch killed, or failing), one whose run is gone before it was fetched, one
-    left without a run. A sweep that leaves any says so, and does not report success."""
-    found = []
-    for stage in plan.stages:
-        for state in stage.members:
-            run = state.run
-            if state.status in ("pending", "retry") and stage.state == "open":
-                found.append((state, "no run"))
-            elif state.status not in ("complete", "failed") or run is None or run.fetched_at is not None:
-                continue
-            elif run.gone:
-                found.append((state, f"{run.ref} is gone ({run.backend} no longer has it) and was never fetched"))
-            elif run.version is not None:
-                found.append((state, f"{run.ref} ended but was never fetched: `kjob fetch {run.kernel} --version "
-                                     f"{run.version} --output`"))
-    return found
-
-
-def needs_fetch(run: Run) -> bool:
-    """A run that ended with something to fetch (status, log, outputs) that is not fetched yet."""
-    return run.state.final and run.fetched_at is None and run.version is not None and not run.gone
-
-
-@dataclass
-class StagePlan:
-    stage: Stage
-    state: str  # open, waiting, gated off
-    why: str = ""
-    members: list[MemberState] = field(default_factory=list)
-
-    @property
-    def settled(self) -> bool:
-        """Its results are all in: a later stage's gate or top-k may judge it."""
-        return self.state == "gated off" or (self.state == "open" and all(m.settled for m in self.members))
-
-
-@dataclass
-class Plan:
-    campaign: Campaign
-    stages: list[StagePlan]
-    strays: list[Run]  # the campaign's runs that are no member now (edited out, older sources)
-
-    @property
-    def members(self) -> list[MemberState]:
-        return [m for s in self.stages for m in s.members]
 
 
 def source_digest(ws, recipe) -> list[dict]:
@@ -158,39 +54,58 @@ def campaign_modes(campaign: Campaign) -> ModeBook:
     return ModeBook([own, campaign.recipe.metrics])
 
 
-def _recipe_inputs(ws, campaign: Campaign) -> list:
-    """The recipe's inputs as its pushes will get them (a member's signature includes them:
-    the same code given another checkpoint is another run); none without `inputs`."""
-    if not campaign.recipe.inputs:
-        return []
-    with Ledger(ws.paths.ledger) as ledger:
-        return [item.record for item in resolve_inputs(ws, ledger, campaign.recipe.inputs, campaign.backend)]
-
-
 class Planner:
-    """Members and their states for one campaign, its sources read once (`digest`)."""
+    """Members and their states for one campaign, its sources read once (`digest`: the
+    campaign's recipe's; a stage's own recipe's are read when first needed). `fresh`: members
+    adopt no run (kjob.campaigns.inputs)."""
 
-    def __init__(self, ws, campaign: Campaign, digest: list[dict]):
-        self.ws, self.campaign, self.digest = ws, campaign, digest
+    def __init__(self, ws, campaign: Campaign, digest: list[dict], fresh: bool = False):
+        self.ws, self.campaign, self.digest, self.fresh = ws, campaign, digest, fresh
         self.modes = campaign_modes(campaign)
-        self.inputs = _recipe_inputs(ws, campaign)
-        self._grid_members = {s.name: [self.member(s.name, i, p, {**s.parameters, **p})
-                                       for i, p in enumerate(s.points, 1)] for s in campaign.stages if not s.top}
+        self._digests = {campaign.recipe.name: digest}
+        self._inputs: dict[tuple, tuple] = {}  # (stage, its input run's ref or None) -> RunInputs
+        self._stage_names = {s.name for s in campaign.stages}
+        with Ledger(ws.paths.ledger) as ledger:
+            self._grid_members = {s.name: [self.member(s, i, p, {**s.parameters, **p}, ledger=ledger)
+                                           for i, p in enumerate(s.points, 1)]
+                                  for s in campaign.stages if not s.top and not s.inputs_from}
 
-    def member(self, stage: str, index: int, point: dict, overrides: dict, source: str | None = None) -> Member:
+    def member(self, stage: Stage, index: int, point: dict, overrides: dict, source: str | None = None,
+               fed: MemberState | None = None, ledger=None) -> Member:
+        """`fed`: the member of the stage's `stage:NAME` whose run it is given."""
         from kjob.build.params import resolve_parameters
 
-        recipe, backend = self.campaign.recipe, self.campaign.backend
+        recipe, backend = self.campaign.recipe_of(stage), self.campaign.backend
+        if recipe.name not in self._digests:
+            self._digests[recipe.name] = source_digest(self.ws, recipe)
         parameters = resolve_parameters(self.ws, recipe, backend, overrides)
-        return Member(stage, index, point, overrides, parameters,
-                      run_signature(recipe, self.digest, parameters, backend, self.inputs), source)
+        ref = run_ref(fed.run) if fed is not None else None
+        inputs = self._given(stage, ref, ledger)
+        signature = run_signature(recipe, self._digests[recipe.name], parameters, backend, inputs)
+        return Member(stage.name, index, point, overrides, parameters, signature, source, recipe,
+                      fed.member.label if fed is not None else None, stage.inputs + ((ref,) if ref else ()))
 
-    def plan(self, runs: list[Run], push_failures: dict | None = None, since: float = 0.0) -> Plan:
+    def _given(self, stage: Stage, ref: str | None, ledger) -> tuple:
+        """The inputs a member of `stage` is pushed with, as its push resolves them (the
+        recipe's, the stage's, its input run): a member's signature includes them."""
+        key = (stage.name, ref)
+        if key not in self._inputs:
+            refs = [*self.campaign.recipe_of(stage).inputs, *stage.inputs, *([ref] if ref else [])]
+            self._inputs[key] = tuple(item.record for item in resolve_inputs(
+                self.ws, ledger, refs, self.campaign.backend)) if refs else ()
+        return self._inputs[key]
+
+    def plan(self, runs: list[Run], push_failures: dict | None = None, since: float = 0.0, ledger=None) -> Plan:
         """Where each member stands, given the campaign's runs in the ledger.
 
         `push_failures`: member key -> pushes this process saw fail before the backend kept
         anything (no row); `since`: infrastructure failures before it are not counted (a
-        sweep with --retry-failed starts every failed member afresh)."""
+        sweep with --retry-failed starts every failed member afresh); `ledger`: the open
+        ledger (else one is opened) where adoptable runs and input runs are looked up."""
+        with nullcontext(ledger) if ledger is not None else Ledger(self.ws.paths.ledger) as ledger:
+            return self._plan(ledger, runs, push_failures or {}, since)
+
+    def _plan(self, ledger, runs: list[Run], push_failures: dict, since: float) -> Plan:
         by_key: dict[tuple, list[Run]] = {}
         for run in sorted(runs, key=lambda r: (r.created_at, r.id)):
             by_key.setdefault((run.stage, run.signature), []).append(run)
@@ -201,25 +116,58 @@ class Planner:
             waiting = [n for n in stage.after if not stages[n].settled]
             if stage.top:
                 members = [] if waiting else self._top(stage, stages[stage.top.source], plan)
+            elif stage.inputs_from:
+                members = [] if waiting else self._fed(stage, stages[stage.inputs_from], plan, ledger)
             else:
                 members = self._grid_members[stage.name]
             if waiting:
                 plan.state, plan.why = "waiting", f"waits for {', '.join(waiting)}"
-            else:
+            elif plan.state == "open":
                 for gate in stage.gates:
                     held, why = self._gate(gate, stages[gate.stage])
                     plan.why = f"{plan.why}; {why}" if plan.why else why
                     if not held:
                         plan.state = "gated off"
                         break
+            found = {} if self.fresh or plan.state != "open" else adoptable(
+                ledger, {m.signature: m.recipe.name for m in members if m.key not in by_key and m.signature},
+                self.campaign.name, self._stage_names)
             for member in members:
+                if member.problem:
+                    plan.members.append(MemberState(member, [], "failed", member.problem))
+                    continue
                 attempts = by_key.get(member.key, [])
                 claimed.add(member.key)
-                plan.members.append(self._state(member, attempts, plan, (push_failures or {}).get(member.key, 0),
-                                                since))
+                state = self._state(member, attempts, plan, push_failures.get(member.key, 0), since)
+                run = found.get(member.signature)
+                if run is not None and state.status in ("pending", "retry"):
+                    state = MemberState(member, [*attempts, run], "complete", f"adopted {run.ref}", adopted=True)
+                plan.members.append(state)
             stages[stage.name] = plan
         strays = [r for key, rs in by_key.items() if key not in claimed for r in rs]
         return Plan(self.campaign, list(stages.values()), strays)
+
+    def _fed(self, stage: Stage, source: StagePlan, plan: StagePlan, ledger) -> list[Member]:
+        """A member per member of `source` that completed and is fetched (times the stage's grid
+        points), each given its run; more come while `source` has members to settle."""
+        if source.state == "gated off":
+            plan.state, plan.why = "gated off", f"its inputs' stage {source.stage.name} is gated off"
+            return []
+        done = [m for m in source.members if m.status == "complete" and m.run is not None and not needs_fetch(m.run)]
+        plan.feeding = not source.settled
+        if not done and plan.feeding:
+            plan.state, plan.why = "waiting", f"waits for a member of {source.stage.name} to complete"
+        members, index = [], 0
+        for fed in done:
+            for point in stage.points:
+                index += 1
+                overrides = {**stage.parameters, **point}
+                try:
+                    members.append(self.member(stage, index, point, overrides, fed=fed, ledger=ledger))
+                except KjobError as exc:  # its input cannot be given (gone, not fetchable): failed, said why
+                    members.append(Member(stage.name, index, point, overrides, {}, "", None, self.campaign.recipe_of(
+                        stage), fed.member.label, problem=exc.message))
+        return members
 
     def _state(self, member: Member, attempts: list[Run], stage: StagePlan, push_failures: int,
                since: float) -> MemberState:
@@ -278,7 +226,7 @@ class Planner:
             plan.why = f"the {len(ranked)} best of {top.source} by {top.metric}" + (
                 f" (of {top.k} asked)" if len(ranked) < top.k else "")
         own = {k: v for k, v in stage.parameters.items()}
-        return [self.member(stage.name, i, m.point, {**m.overrides, **own}, m.label)
+        return [self.member(stage, i, m.point, {**m.overrides, **own}, m.label)
                 for i, (m, _) in enumerate(ranked, 1)]
 
     def _gate(self, gate: Gate, stage: StagePlan) -> tuple[bool, str]:
@@ -299,35 +247,3 @@ class Planner:
             text = f"{first[0][1].metrics[metric]:.4g} - {other:.4g} = {value:.4g}"
         held = _COMPARE[gate.op](value, gate.value)
         return held, f"gate {gate.describe()} {'holds' if held else 'does not hold'}: {text}"
-
-
-def member_metric(plan: Plan, name: str | None) -> str | None:
-    """The metric a campaign's `name` stands for among its members' runs: itself, else its
-    series' best (`test_loss` -> `test_loss.best`)."""
-    if not name:
-        return name
-    return metric_named(name, {n for m in plan.members if m.run is not None for n in m.run.metrics}) or name
-
-
-def unknown_metric(plan: Plan, name: str | None) -> UsageError | None:
-    """An error where complete members have metrics and none has `name` (nor its series' best):
-    a leaderboard would rank nothing."""
-    complete = [m.run for m in plan.members if m.status == "complete" and m.run is not None]
-    names = sorted({n for r in complete for n in r.metrics})
-    if not name or not names or metric_named(name, names):
-        return None
-    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
-    return UsageError(f"campaign {plan.campaign.name}: no member has a metric '{name}' to rank by; "
-                      f"their metrics: {shown} (set metric = one of them in {plan.campaign.rel})")
-
-
-def expected_seconds(stage: StagePlan) -> float | None:
-    """How long a member of the stage takes from push to end, judged by its members that
-    completed (the median: one slow run does not move it); None before any has."""
-    spans = [m.run.finished_at - m.run.created_at for m in stage.members
-             if m.status == "complete" and m.run and m.run.finished_at]
-    return statistics.median(spans) if spans else None
-
-
-def point_text(point: dict) -> str:
-    return " ".join(f"{k}={json.dumps(v) if isinstance(v, (list, str, bool)) else v}" for k, v in point.items()) or "-"

@@ -18,14 +18,14 @@ and fetched; twice: stop following them too (they run on).
 import os
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kjob.backends import get_backend
 from kjob.campaigns.file import Campaign
 from kjob.campaigns.plan import MemberState, Plan, Planner, expected_seconds, needs_fetch, source_digest
-from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow, UsageError
+from kjob.errors import BackendError, KjobError, NoRoom, PushedWithProblem, QuotaLow
 from kjob.campaigns.lanes import backend_lanes
+from kjob.campaigns.lock import only_sweep
 from kjob.build.kernel_metadata import lane_kernel
 from kjob.runs.record import parse_lane
 from kjob.runs.ledger import Ledger
@@ -45,43 +45,9 @@ def _fetch_tries(run: Run) -> int:
 _NAP = 0.5  # the longest sleep between looks at the stop flags (Ctrl-C)
 
 
-@contextmanager
-def _only_sweep(path, name: str):
-    """Hold the campaign's lock: two sweeps of one campaign would both push its pending members.
-
-    The file also names the holder (pid and start time). A lock whose named holder is gone is
-    stale: a process the dead sweep left behind may still keep the file locked, and no sweep
-    runs then, so this one goes on (and names itself in the file)."""
-    from kjob.procs import alive, start_time
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder, _, started = handle.read().strip().partition(" ")
-            pid = int(holder) if holder.isdigit() else None
-            if pid is None or alive(pid, int(started) if started.isdigit() else None):
-                raise UsageError(f"another `kjob sweep {name}` runs on this machine (pid {holder or '?'}): one sweep "
-                                 f"of a campaign at a time; `kjob sweep {name} --status` shows where it is") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()} {start_time(os.getpid()) or ''}".strip())
-        handle.flush()
-        yield  # the lock goes with the file's closing (or the process's end)
-
-
 @dataclass
 class Event:
-    kind: str  # lanes, pushed, status (queued -> running), ended, waiting, warning, stopped
+    kind: str  # lanes, pushed, adopted, status (queued -> running), ended, waiting, warning, stopped
     text: str
 
 
@@ -96,10 +62,13 @@ class SweepStats:
 class Sweep:
     def __init__(self, ws, campaign: Campaign, retry_failed: bool = False,
                  on_event: Callable[[Event, Plan], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 fresh: bool = False):
+        """`fresh`: no member adopts a complete run of its signature (kjob.campaigns.inputs)."""
         self.ws, self.campaign = ws, campaign
         self.backend = get_backend(ws, campaign.backend)
-        self.planner = Planner(ws, campaign, source_digest(ws, campaign.recipe))
+        self.planner = Planner(ws, campaign, source_digest(ws, campaign.recipe), fresh=fresh)
+        self.announced: set[tuple] = set()  # members whose adoption was said
         self.since = time.time() if retry_failed else 0.0
         self.on_event = on_event or (lambda event, plan: None)
         self.clock, self.sleep = clock, sleep
@@ -127,7 +96,7 @@ class Sweep:
             self.stopping, self.stop_reason = True, "interrupted"
 
     def run(self) -> Plan:
-        with _only_sweep(self.ws.paths.campaign_lock(self.campaign.name), self.campaign.name), \
+        with only_sweep(self.ws.paths.campaign_lock(self.campaign.name), self.campaign.name), \
                 Ledger(self.ws.paths.ledger) as ledger:
             self.ledger = ledger
             self.lanes = backend_lanes(self.backend, self.campaign.recipe, self.campaign.name, self.campaign.lanes)
@@ -157,7 +126,7 @@ class Sweep:
         self._runs = self.ledger.runs(campaign=self.campaign.name)  # fetch what ended just now
         unfinished = {r.id for r in self._campaign_runs() if not r.state.final}
         self.checks = {k: v for k, v in self.checks.items() if k in unfinished}  # ended elsewhere too
-        for run in self._campaign_runs():
+        for run in self._fetchable():
             tries = self.fetch_tries.get(run.id, [0, 0.0])
             if tries[0] < _fetch_tries(run) and tries[1] <= now:
                 self._fetch(run)
@@ -168,7 +137,7 @@ class Sweep:
 
     def _replan(self) -> Plan:
         self._runs = self.ledger.runs(campaign=self.campaign.name)
-        plan = self.planner.plan(self._runs, self.push_failures, self.since)
+        plan = self.planner.plan(self._runs, self.push_failures, self.since, ledger=self.ledger)
         for stage in plan.stages:
             expected = expected_seconds(stage)
             if expected is not None and self.expected.get(stage.stage.name) is None:
@@ -177,16 +146,27 @@ class Sweep:
                     if member.run is not None and not member.run.state.final:
                         self._watch(member.run, first=None)
         self.plan = plan
+        for state in plan.members:
+            if state.adopted and state.member.key not in self.announced:
+                self.announced.add(state.member.key)
+                self.on_event(Event("adopted", f"{state.member.label}: adopted {state.run.ref} (complete, of the same "
+                                               "sources, parameters, backend and inputs; --fresh runs it anew)"), plan)
         return plan
 
     def _campaign_runs(self) -> list[Run]:
         return [r for r in self._runs if r.backend == self.backend.name]
 
+    def _fetchable(self) -> list[Run]:
+        """The campaign's runs and those its members adopted (fetched as its own: a later stage
+        may be given their outputs)."""
+        runs = {r.id: r for r in self._campaign_runs()}
+        runs.update((r.id, r) for r in (self.plan.adopted if self.plan else ()) if r.id not in runs)
+        return list(runs.values())
+
     def _finished(self) -> bool:
-        runs = self._campaign_runs()
-        if any(not r.state.final for r in runs):
+        if any(not r.state.final for r in self._campaign_runs()):
             return False
-        if any(self.fetch_tries.get(r.id, [0])[0] < _fetch_tries(r) for r in runs):
+        if any(self.fetch_tries.get(r.id, [0])[0] < _fetch_tries(r) for r in self._fetchable()):
             return False
         return self.stopping or not self._pushable()
 
@@ -318,16 +298,17 @@ class Sweep:
         self.plan = self._replan()
 
     def _quota_allows(self, member: MemberState) -> bool:
-        if self.campaign.recipe.accelerator != "gpu":
+        recipe = member.member.recipe
+        if recipe.accelerator != "gpu":
             return True
         try:
-            left = self.backend.quota_left(self.campaign.recipe)
+            left = self.backend.quota_left(recipe)
         except BackendError as exc:  # the push's own check asks again, and refuses if it must
             self._emit("warning", f"the GPU quota is not known now ({exc.message})")
             return True
         if left is None:
             return True
-        timeout = self.campaign.timeout or self.campaign.recipe.session_timeout
+        timeout = self.campaign.timeout or recipe.session_timeout
         # what the runs in flight may still use (the quota counts them as they run)
         committed = sum(max(0.0, timeout - (time.time() - (r.started_at or r.created_at))) for r in self._in_flight())
         if left - committed >= timeout:
@@ -340,11 +321,11 @@ class Sweep:
         from kjob.lifecycle.push import MemberTag, push_kernel
 
         member, campaign = state.member, self.campaign
-        lane_kernel_ = lane_kernel(campaign.recipe, campaign.name, lane) if lane else None
+        lane_kernel_ = lane_kernel(member.recipe, campaign.name, lane) if lane else None
         tag = MemberTag(campaign.name, member.stage, lane_kernel_)
         try:
-            outcome = push_kernel(self.ws, campaign.recipe.name, campaign.backend, member.overrides,
-                                  timeout=campaign.timeout, member=tag)
+            outcome = push_kernel(self.ws, member.recipe.name, campaign.backend, member.overrides,
+                                  timeout=campaign.timeout, member=tag, inputs=member.inputs)
         except NoRoom as exc:
             first = self.room_delays is None  # said once; asking again shows in the table only
             self.room_delays = self.room_delays or self.backend.poll.delays()

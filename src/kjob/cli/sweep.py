@@ -149,8 +149,11 @@ def fit(line: str, width: int) -> str:
 @click.option("--retry-failed", is_flag=True,
               help="Push again, once, the members whose last run failed (in your code, a timeout, ...); "
                    "a member this pushed before is not pushed again.")
+@click.option("--fresh", is_flag=True,
+              help="Push every member that has no run of its own in this campaign, even where a complete run of "
+                   "the same signature (another campaign's, a plain push) would be adopted.")
 @notify_option
-def sweep(name, status_only, dry_run, retry_failed, notify_cmd):
+def sweep(name, status_only, dry_run, retry_failed, notify_cmd, fresh):
     """Run campaigns/NAME.toml: push its members into lanes, follow each, fetch each as it
     ends, then rank them. Ctrl-C stops pushing (the members in flight are followed and
     fetched; Ctrl-C again leaves them running); `kjob sweep NAME` again resumes. Exit: 0 every
@@ -165,13 +168,13 @@ def sweep(name, status_only, dry_run, retry_failed, notify_cmd):
     ws = workspace()
     campaign = load_campaign(ws, name)
     if dry_run:
-        return _dry_run(ws, campaign)
+        return _dry_run(ws, campaign, fresh)
     from kjob.campaigns.sweep import Sweep
 
     progress = Progress(campaign.metric)
     notifier = _notifier(ws, campaign, notify_command(ws, notify_cmd)) if not status_only else None
     on_event = progress if notifier is None else _notifying(progress, notifier)
-    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else on_event)
+    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else on_event, fresh=fresh)
     if status_only:
         plan = runner.follow_only()
     elif threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
@@ -259,11 +262,11 @@ def _base_name_note(campaign, metric) -> None:
         click.echo(f"note: {campaign.metric} is {metric} (each member's best {campaign.metric}, the {way})", err=True)
 
 
-def _dry_run(ws, campaign) -> None:
+def _dry_run(ws, campaign, fresh: bool = False) -> None:
     from kjob.campaigns.estimate import dry_run
     from kjob.campaigns.plan import member_metric, unknown_metric
 
-    plan = dry_run(ws, campaign)
+    plan = dry_run(ws, campaign, fresh)
     if (unknown := unknown_metric(plan.plan, campaign.metric)) is not None:
         raise unknown
     metric = member_metric(plan.plan, campaign.metric)
