@@ -7,7 +7,8 @@ Targets (issue 24): at 10,000 runs `kjob board` in at most 10 s and a board unde
 The ledger is filled through kjob's own API (kjob.runs.ledger.Ledger: record, update, set_metrics,
 set_note): each run has 4 parameters and 5 metrics, every tenth a message and tags, every
 fiftieth a note; one run in a hundred has fetched files with a 200-step metrics.jsonl (its
-curves go into runs/<id>.js), and a campaign of 24 members.
+curves go into runs/<id>.js), every tenth was given the latest such run's outputs (lineage:
+two files' SHA-256 each), and a campaign of 24 members.
 
     .venv/bin/python benchmarks/bench_board.py              # 1,000 and 10,000 runs
     .venv/bin/python benchmarks/bench_board.py 1000         # one size
@@ -38,6 +39,7 @@ def fill(root: Path, count: int) -> float:
     rng = random.Random(0)
     paths = WorkspacePaths(root)
     started = time.perf_counter()
+    source = None  # the latest run with files: every tenth run is given its outputs
     with Ledger(paths.ledger) as ledger:
         for i in range(count):
             kernel = KERNELS[i % 3]
@@ -48,7 +50,8 @@ def fill(root: Path, count: int) -> float:
                                parameters={"lr": lr, "width": width, "epochs": 30, "model": kernel},
                                overrides={"lr": lr, "width": width}, git_commit="f" * 40, git_dirty=False,
                                token=f"t{i}", notes=notes, campaign=campaign, stage="main" if campaign else None,
-                               signature=f"s{i}" if campaign else None)
+                               signature=f"s{i}" if campaign else None,
+                               inputs=(_input(source),) if source is not None and i % 10 == 5 else ())
             version = ledger.next_version(kernel, "local")
             from types import SimpleNamespace
 
@@ -66,7 +69,14 @@ def fill(root: Path, count: int) -> float:
                 ledger.set_note(run, f"note on run {i}: <b>not bold</b>")
             if i % 100 == 0:
                 _fetched(paths, ledger, run, quality, rng)
+                source = run
     return time.perf_counter() - started
+
+
+def _input(run) -> dict:
+    return {"kernel": run.kernel, "backend": run.backend, "version": run.version, "incarnation": run.incarnation,
+            "identity": None, "mounts": [f"{run.kernel}-v{run.version}"],
+            "files": {"metrics.jsonl": f"{run.id:064x}", "best.pt": f"{run.id + 1:064x}"}}
 
 
 def _fetched(paths: WorkspacePaths, ledger: Ledger, run, quality: float, rng) -> None:

@@ -117,11 +117,11 @@ class Project:
         return self.runner.invoke(cli, list(args), env={"KJOB_WORKSPACE": str(self.root), **(env or {})},
                                   catch_exceptions=False)
 
-    def fill(self) -> None:
-        """The campaign (6 screened members, the best run in full), then three single runs: a
-        hostile one, a failing one, and one whose fetched files are deleted afterwards; and the
-        first member's files archived."""
-        result = self.kjob("sweep", "grid")
+    def fill(self, *sweep_options: str) -> None:
+        """The campaign (6 screened members, the best run in full; `kjob sweep grid` with
+        `sweep_options`), then three single runs: a hostile one, a failing one, and one whose
+        fetched files are deleted afterwards; and the first member's files archived."""
+        result = self.kjob("sweep", "grid", *sweep_options)
         assert result.exit_code == 0, result.output
         result = self.kjob("push", "snd", "-p", "lr=0.01", "-p", "hidden=64", "-p", f"label={HOSTILE_LABEL}",
                            "-p", "hostile=true", "-m", HOSTILE_MESSAGE, "--tag", "baseline", "--wait")

@@ -56,6 +56,35 @@ class Recorder:
                     self.seen.append(b"")
 
 
+class BoardSnapshots:
+    """Reads data.js over and over from a thread while a sweep runs: each distinct version
+    the page would have seen, as {run ref: status}."""
+
+    def __init__(self, path: Path):
+        self.path, self.snapshots, self.done = path, [], threading.Event()
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        last = None
+        while not self.done.wait(0.02):
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except OSError:
+                continue
+            if text != last:
+                last = text
+                data = json.loads(text[len("kjobBoard("):-3])
+                self.snapshots.append({r["ref"]: r["status"] for r in data["runs"]})
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The project, its runs, its board, and a browser on it."""
@@ -64,7 +93,9 @@ def site(tmp_path_factory):
         mp.chdir(root)
         mp.delenv("KJOB_OWNER", raising=False)
         project = Project(root)
-        project.fill()
+        with BoardSnapshots(root / ".kjob/board/data.js") as seen:
+            project.fill("--board")  # the campaign swept with the board kept fresh
+        project.snapshots = seen.snapshots
         result = project.kjob("board")
         assert result.exit_code == 0, result.output
         assert "board of 10 run(s), 1 campaign(s): .kjob/board/index.html" in result.stdout
@@ -150,6 +181,10 @@ def test_curves_are_drawn_for_every_plotted_run(site):
     ticks = browser.js("[...document.querySelectorAll('#curves svg text')].map(t => t.textContent)")
     assert "step" in ticks and "val_loss" in ticks and "0.4" in ticks and "200" in ticks  # nice ticks
     assert browser.js("document.querySelectorAll('#legend div[data-run]').length") == 7
+    best = next(r for r in by_id.values() if r.version == 8)  # the best by val_acc: on top, thicker, marked
+    assert browser.js("[...document.querySelectorAll('#curves path.series')].pop().dataset.run") == str(best.id)
+    assert browser.js("document.querySelector('#curves path.series.best').dataset.run") == str(best.id)
+    assert "best val_acc" in browser.js(f"document.querySelector('#legend div[data-run=\"{best.id}\"]').textContent")
     assert browser.js("document.querySelector('#plotted').textContent").startswith("8 run(s) chosen, 7 with val_loss")
     show(browser, project, "view=curves&metric=val_acc&x=epoch",
          "document.querySelector('#x').value === 'epoch' && document.querySelectorAll('#curves path.series').length")
@@ -230,6 +265,13 @@ def test_the_campaign_view_shows_stages_gates_parameter_plots_and_the_leaderboar
     assert plots == {"lr": 7, "hidden": 7}
     board = browser.js("[...document.querySelectorAll('#leaderboard tbody tr')].map(r => r.innerText)")
     assert len(board) == 7 and "lr=0.01" in board[0] and "hidden=32" in board[0]
+    best = browser.js("document.querySelector('#campaign-best').textContent")
+    assert best.startswith("Best member by val_acc (highest): screen[hidden=32 lr=0.01]") and "snd v4 (local)" in best
+    members = {r.id for r in runs_of(project) if r.campaign == "grid" and r.version != 1}  # v1: archived
+    curves = browser.js("document.querySelector('#campaign-curves').getAttribute('href')")
+    assert set(map(int, curves.split("runs=")[1].split(","))) == members
+    assert browser.js("[...document.querySelectorAll('#stages .stage h3 .status')].map(s => s.textContent)") == \
+        ["complete", "complete"]
 
 
 def test_a_run_page_has_parameters_provenance_log_and_outputs(site):
@@ -356,3 +398,59 @@ def test_a_local_run_in_flight_shows_its_curve_so_far(site, tmp_path, monkeypatc
         assert "epoch 6/12" in browser.js("document.querySelector('#run-log').textContent")
     finally:
         assert project.kjob("cancel", "snd").exit_code == 0
+
+
+def test_sweep_board_keeps_the_board_fresh_while_members_run(site):
+    """`kjob sweep grid --board` (the fixture's sweep): the board was written while members were
+    in flight, and its last version, before any `kjob board`, lists every member complete."""
+    project, _, _ = site
+    seen = project.snapshots
+    members = {r.ref for r in runs_of(project) if r.campaign == "grid"}
+    assert len(members) == 7 and len(seen) >= 2
+    assert any(status in ("queued", "running", "submitting") for snap in seen[:-1] for status in snap.values())
+    assert seen[-1] == {ref: "complete" for ref in members}
+    result = project.kjob("sweep", "grid", "--status", "--board")  # written once, and where it is said
+    assert result.exit_code == 0, result.output
+    assert "board: .kjob/board/index.html#view=campaigns&campaign=grid" in result.output
+    assert "board: " not in project.kjob("sweep", "grid", "--status").output
+
+
+def test_a_run_page_shows_its_inputs_and_what_was_made_from_it(site, tmp_path, monkeypatch):
+    """Lineage: a run given another's outputs (kjob push --input) names it, its mounts and the
+    SHA-256 of each file it got; the run it was given names it back; each a link to the other."""
+    import hashlib
+    from urllib.parse import quote
+
+    from kjob.runs.query import RunQuery, select_runs
+    from kjob.workspace import find_workspace
+
+    _, browser, _ = site
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path)
+    assert project.kjob("push", "snd", "-p", "epochs=2", "--wait").exit_code == 0
+    result = project.kjob("push", "snd", "-p", "epochs=3", "--input", "snd:local-v1", "--wait")
+    assert result.exit_code == 0, result.output
+    assert project.kjob("board").exit_code == 0
+    runs = {r.version: r for r in runs_of(project)}
+    show(browser, project, f"view=run&run={runs[2].id}", "document.querySelector('#run-lineage [data-sha256]')")
+    files = browser.js("Object.fromEntries([...document.querySelectorAll('#run-lineage .input tr')].map(tr => "
+                       "[tr.cells[0].textContent, tr.querySelector('[data-sha256]').dataset.sha256]))")
+    output = tmp_path / "downloads/snd/local-v1/output"
+    assert files == runs[2].inputs[0]["files"] and {"metrics.jsonl", "metadata.json"} <= set(files)
+    assert all(hashlib.sha256((output / name).read_bytes()).hexdigest() == sha for name, sha in files.items())
+    lineage = browser.js("document.querySelector('#run-lineage').innerText")
+    assert "snd v1 (local)" in lineage and "/kaggle/input/" in lineage and "made into" in lineage
+    browser.js("document.querySelector('#run-lineage .input a').click()")  # to the run it was given
+    browser.wait("!!(document.querySelector('#run-title') && document.querySelector('#run-title').textContent"
+                 ".startsWith('snd v1 ') && document.querySelector('#run-lineage .made a'))")
+    assert browser.js("location.hash") == f"#view=run&run={runs[1].id}"
+    assert browser.js("document.querySelector('#run-lineage .made a').getAttribute('href')") == \
+        f"#view=run&run={runs[2].id}"
+    assert "nothing: no inputs" in browser.js("document.querySelector('#run-lineage').innerText")
+    for condition in ("input=snd:v1", "input=snd:local-v1", "input!=snd", "inputs=snd:local-v1"):
+        expected = {r.ref for r in select_runs(find_workspace(tmp_path), RunQuery(where=(condition,))).runs}
+        show(browser, project, f"view=runs&where={quote(condition)}", "document.querySelector('#count')")
+        assert set(table_refs(browser)) == expected, condition
+    assert expected == {"snd v2 (local)"}
+    show(browser, project, "view=runs", "document.querySelector('#runs')")
+    assert "snd:local-v1" in browser.js("document.querySelector('#runs tr[data-ref=\"snd v2 (local)\"]').innerText")

@@ -12,10 +12,10 @@ nothing from the network:
     runs/<id>.js    one run's curves, log tail, outputs and reports, loaded when it is shown
 
     data        what the board shows, from the ledger and the fetched files (BoardQuery, collect)
-    page        writing the folder (write_board) and keeping it fresh (watch_board)
+    page        writing the folder (write_board) and keeping it fresh (BoardKeeper, watch_board)
 """
 
 from kjob.board.data import BoardQuery, collect
-from kjob.board.page import BoardReport, watch_board, write_board
+from kjob.board.page import BoardKeeper, BoardReport, watch_board, write_board
 
-__all__ = ["BoardQuery", "BoardReport", "collect", "watch_board", "write_board"]
+__all__ = ["BoardKeeper", "BoardQuery", "BoardReport", "collect", "watch_board", "write_board"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kjob.errors import KjobError
 from kjob.runs.metrics import is_number, read_series, recipe_spec
+from kjob.runs.lineage import input_names, inputs_of
 from kjob.paths import REPORT_PAGE, REPORT_SUMMARY
 from kjob.runs.record import Run, run_duration
 
@@ -48,11 +49,13 @@ def collect(ws, query: BoardQuery, board_folder: Path) -> BoardData:
                                          archived=True))
     runs = sorted(selection.runs, key=lambda r: (-r.created_at, -r.id))
     reports = _reports(ws, board_folder)
+    links = _lineage(ws, runs)
     rows, details = [], {}
     for run in runs:
         files = _files(ws, run, board_folder)
         details[run.id] = files
-        rows.append(_row(run, files, reports.get((run.kernel, run.version, run.backend), [])))
+        rows.append(_row(run, files, reports.get((run.kernel, run.version, run.backend), []),
+                         links.get(run.id, {})))
     metrics = default_columns(runs, selection.recipe_specs)
     names = sorted({m for r in runs for m in r.metrics})
     modes = {name: selection.modes.mode(name) for name in names}
@@ -74,7 +77,7 @@ def collect(ws, query: BoardQuery, board_folder: Path) -> BoardData:
 # -- one run -------------------------------------------------------------------------------
 
 
-def _row(run: Run, files: dict, reports: list) -> dict:
+def _row(run: Run, files: dict, reports: list, links: dict) -> dict:
     state = run.state
     return {
         "id": run.id,
@@ -103,6 +106,9 @@ def _row(run: Run, files: dict, reports: list) -> dict:
         "folder": files.get("href"),
         "detail": files["state"] in ("ok", "archived") and files.get("folder") is not None,
         "reports": reports,
+        # lineage, only where there is some (10,000 rows of empty lists would weigh)
+        **({"inputs": links["inputs"], "input_names": input_names(run)} if links.get("inputs") else {}),
+        **({"made_into": links["made_into"]} if links.get("made_into") else {}),
     }
 
 
@@ -140,7 +146,9 @@ def run_detail(ws, run: Run, files: dict, board_folder: Path) -> dict | None:
     from kjob.build.provenance import kept_notebook, module_sources
 
     paths, sandbox = files.get("folder"), files.get("sandbox")
-    detail: dict = {"series": {}, "log": None, "outputs": [], "sources": [], "notebook": None}
+    detail: dict = {"series": {}, "log": None, "outputs": [], "sources": [], "notebook": None,
+                    # each input's files and their SHA-256, as the push recorded them
+                    "inputs": [{"label": i.label, "files": dict(sorted(i.files.items()))} for i in inputs_of(run)]}
     if paths is not None:
         spec = recipe_spec(ws, run.kernel)  # its `[metrics] log` patterns draw the printed lines' curves
         series = read_series(paths.output_dir, paths.log, spec.log if spec else ())
@@ -160,9 +168,35 @@ def run_detail(ws, run: Run, files: dict, board_folder: Path) -> dict | None:
 
         detail["sources"] = [{"path": p, "sha256": hashlib.sha256(t.encode("utf-8")).hexdigest()}
                              for p, t in module_sources(kept).items()] if isinstance(kept, dict) else []
-    if paths is None and sandbox is None and detail["notebook"] is None:
+    if paths is None and sandbox is None and detail["notebook"] is None and not detail["inputs"]:
         return None
     return detail
+
+
+def _lineage(ws, runs: list[Run]) -> dict:
+    """run id -> {inputs, made_into}: what each run shown was given (its row's inputs, ledger
+    schema 5: the run, its mounts, how many files) and the runs given its outputs, found in one
+    read of the ledger's rows with inputs (kjob.runs.lineage says the same a run at a time).
+    `run` is the id of a run on this board (its page), None for one not on it."""
+    from kjob.runs.ledger import Ledger
+
+    shown = {(r.kernel, r.backend, r.version, r.incarnation): r.id for r in runs}
+    on_board = set(shown.values())
+    with Ledger(ws.paths.ledger) as ledger:
+        ids = [row["id"] for row in ledger.read("SELECT id FROM runs WHERE inputs <> '[]' ORDER BY created_at, id")]
+        consumers = ledger.runs_with_ids(ids)
+    found: dict = {}
+    for consumer in consumers:
+        for item in inputs_of(consumer):
+            producer = shown.get((item.kernel, item.backend, item.version, item.incarnation))
+            if consumer.id in on_board:
+                found.setdefault(consumer.id, {}).setdefault("inputs", []).append(
+                    {"label": item.label, "run": producer, "mounts": list(item.mounts), "files": len(item.files)})
+            if producer is not None:
+                found.setdefault(producer, {}).setdefault("made_into", []).append(
+                    {"ref": consumer.ref, "run": consumer.id if consumer.id in on_board else None,
+                     "status": consumer.state.status})
+    return found
 
 
 def _thin(points: list[tuple]) -> list[list]:

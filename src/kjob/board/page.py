@@ -70,7 +70,8 @@ def write_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None) -
     keep: dict[int, str] = {}  # run id -> its detail's stamp
     for run in data.runs:
         files = data.details[run.id]
-        detail = run_detail(ws, run, files, paths.folder) if files["state"] in ("ok", "live") else None
+        detail = run_detail(ws, run, files, paths.folder) if files["state"] in ("ok", "live") or run.inputs \
+            else None
         if detail is None:
             continue
         path = paths.run_detail(run.id)
@@ -104,25 +105,52 @@ def ledger_stamp(ws) -> tuple:
     return tuple(stamp)
 
 
+class BoardKeeper:
+    """Keeps a board current, called as often as a caller likes (`kjob board --watch`'s loop,
+    `kjob sweep NAME --board` after each of its ticks): writes when the ledger changed, every
+    `live_every` seconds while runs are in flight (a local run's curves grow in its sandbox
+    without the ledger changing), every `refresh_every` seconds anyway (files fetched by hand),
+    and never sooner than `least` seconds, nor `pace` times the last write's duration, after
+    it: a large board cannot take over the loop that calls it."""
+
+    def __init__(self, ws, query: BoardQuery = BoardQuery(), out: Path | None = None, refresh_every: float = 30.0,
+                 live_every: float = 5.0, pace: float = 4.0, least: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ws, self.query, self.out = ws, query, out
+        self.refresh_every, self.live_every, self.clock = refresh_every, live_every, clock
+        self.pace, self.least = pace, least
+        self.last: tuple | None = None
+        self.written_at: float | None = None
+        self.took = 0.0
+        self.in_flight = 0
+
+    def __call__(self, force: bool = False) -> BoardReport | None:
+        """Write the board if it is due (or `force`); the report of the write, None if none."""
+        now = self.clock()
+        stamp = ledger_stamp(self.ws)
+        if not force and self.written_at is not None:
+            every = self.live_every if self.in_flight else self.refresh_every
+            if now - self.written_at < max(self.least, self.pace * self.took) or (stamp == self.last and now - self.written_at < every):
+                return None
+        report = write_board(self.ws, self.query, self.out)
+        self.in_flight = report.in_flight
+        # reading may itself touch the ledger's files (a checkpoint of its log): what they are
+        # now is what this board shows, unless a write came in meanwhile
+        after = ledger_stamp(self.ws)
+        self.last = after if after == stamp or self.last is None else stamp
+        self.written_at, self.took = self.clock(), self.clock() - now
+        return report
+
+
 def watch_board(ws, query: BoardQuery = BoardQuery(), out: Path | None = None,
                 on_write: Callable[[BoardReport], None] | None = None, interval: float = 1.0,
                 keep_going: Callable[[], bool] = lambda: True, sleep: Callable[[float], None] = time.sleep,
                 refresh_every: float = 30.0, live_every: float = 5.0) -> None:
     """Write the board, then again each time the ledger changes (looked at every `interval`
-    seconds); also every `refresh_every` seconds anyway (files fetched without a ledger change),
-    every `live_every` while runs are in flight (a local run's curves grow in its sandbox),
-    until `keep_going()` is false or Ctrl-C."""
-    last, written_at, in_flight = None, 0.0, 0
+    seconds), as BoardKeeper says, until `keep_going()` is false or Ctrl-C."""
+    keeper = BoardKeeper(ws, query, out, refresh_every=refresh_every, live_every=live_every)
     while keep_going():
-        stamp = ledger_stamp(ws)
-        every = live_every if in_flight else refresh_every
-        if stamp != last or time.monotonic() - written_at >= every:
-            report = write_board(ws, query, out)
-            in_flight = report.in_flight
-            # reading may itself touch the ledger's files (a checkpoint of its log): what they
-            # are now is what this board shows, unless a write came in meanwhile
-            after = ledger_stamp(ws)
-            last, written_at = (after if after == stamp or last is None else stamp), time.monotonic()
-            if on_write is not None and report.written:
-                on_write(report)
+        report = keeper()
+        if on_write is not None and report is not None and report.written:
+            on_write(report)
         sleep(interval)

@@ -63,9 +63,10 @@ class Sweep:
     def __init__(self, ws, campaign: Campaign, retry_failed: bool = False,
                  on_event: Callable[[Event, Plan], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 fresh: bool = False):
+                 on_tick: Callable[[Plan], None] | None = None, fresh: bool = False):
         """`fresh`: no member adopts a complete run of its signature (kjob.campaigns.inputs)."""
         self.ws, self.campaign = ws, campaign
+        self.on_tick = on_tick  # after each tick, with its plan (`kjob sweep --board` rewrites the board)
         self.backend = get_backend(ws, campaign.backend)
         self.planner = Planner(ws, campaign, source_digest(ws, campaign.recipe), fresh=fresh)
         self.announced: set[tuple] = set()  # members whose adoption was said
@@ -103,6 +104,8 @@ class Sweep:
             self._emit("lanes", f"lanes: {self.lanes.why}")
             while True:
                 self.tick()
+                if self.on_tick is not None:
+                    self.on_tick(self.plan)
                 if self.leaving or self._finished():
                     return self.plan
                 self._nap()

@@ -152,8 +152,11 @@ def fit(line: str, width: int) -> str:
 @click.option("--fresh", is_flag=True,
               help="Push every member that has no run of its own in this campaign, even where a complete run of "
                    "the same signature (another campaign's, a plain push) would be adopted.")
+@click.option("--board", "keep_board", is_flag=True,
+              help="Keep the board (.kjob/board/, as `kjob board --watch`) up to date while the members run; "
+                   "an open page follows.")
 @notify_option
-def sweep(name, status_only, dry_run, retry_failed, notify_cmd, fresh):
+def sweep(name, status_only, dry_run, retry_failed, notify_cmd, keep_board, fresh):
     """Run campaigns/NAME.toml: push its members into lanes, follow each, fetch each as it
     ends, then rank them. Ctrl-C stops pushing (the members in flight are followed and
     fetched; Ctrl-C again leaves them running); `kjob sweep NAME` again resumes. Exit: 0 every
@@ -174,7 +177,9 @@ def sweep(name, status_only, dry_run, retry_failed, notify_cmd, fresh):
     progress = Progress(campaign.metric)
     notifier = _notifier(ws, campaign, notify_command(ws, notify_cmd)) if not status_only else None
     on_event = progress if notifier is None else _notifying(progress, notifier)
-    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else on_event, fresh=fresh)
+    board_keeper = _BoardKeeper(ws, name, progress) if keep_board else None
+    runner = Sweep(ws, campaign, retry_failed=retry_failed, on_event=None if status_only else on_event,
+                   on_tick=board_keeper, fresh=fresh)
     if status_only:
         plan = runner.follow_only()
     elif threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
@@ -187,6 +192,8 @@ def sweep(name, status_only, dry_run, retry_failed, notify_cmd, fresh):
             signal.signal(signal.SIGINT, previous)
         if progress.drawn:
             click.echo(f"\x1b[{progress.drawn}F\x1b[J", nl=False, err=True)
+    if board_keeper is not None:
+        board_keeper.final(plan)
     if notifier is not None:  # the runs whose fetch never succeeded are told now, as they are
         _warn(notifier.runs_seen([m.run for m in plan.members if m.run is not None], lambda run: True))
     metric = member_metric(plan, campaign.metric)
@@ -238,6 +245,35 @@ def _notifying(progress, notifier):
                 progress(Event("warning", f"warning: {warning}"), plan)  # above the live table, as events are
 
     return on_event
+
+
+class _BoardKeeper:
+    """`--board`: the board rewritten after the sweep's ticks, as kjob.board.BoardKeeper says
+    (the ledger changed, or every few seconds while members run), and once more at the end. A
+    board that cannot be written is said once; the sweep goes on."""
+
+    def __init__(self, ws, name: str, progress):
+        from kjob.board import BoardKeeper
+
+        self.keeper, self.progress, self.failed = BoardKeeper(ws), progress, False
+        self.index = f"{ws.paths.relative(ws.paths.board.index)}#view=campaigns&campaign={name}"
+
+    def __call__(self, plan, force: bool = False) -> None:
+        from kjob.campaigns.sweep import Event
+        from kjob.errors import KjobError
+
+        if self.failed:
+            return
+        try:
+            self.keeper(force=force)
+        except (KjobError, OSError) as exc:
+            self.failed = True
+            self.progress(Event("warning", f"warning: the board is not kept ({getattr(exc, 'message', exc)})"), plan)
+
+    def final(self, plan) -> None:
+        self(plan, force=True)
+        if not self.failed:
+            click.echo(f"board: {self.index}", err=True)
 
 
 def _warn(warnings) -> None:

@@ -14,8 +14,9 @@
   var PAGE = 100;  // table rows per page
   var POLL_MS = 3000;
   var MAX_PLOTTED = 8;  // runs plotted by default
-  var PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-                 "#9c755f", "#8c8c8c", "#1f77b4", "#d62728"];
+  // Tableau 10, its pale yellow last of the eight plotted by default (it reads poorly on white)
+  var PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1", "#ff9da7", "#9c755f",
+                 "#edc948", "#8c8c8c", "#1f77b4", "#d62728"];
   // The run's own columns `kjob runs --where` knows (kjob.runquery.RUN_COLUMNS).
   var COLUMNS = {
     kernel: function (r) { return r.kernel; }, version: function (r) { return r.version; },
@@ -29,7 +30,9 @@
     notebook: function (r) { return r.notebook; }, commit: function (r) { return r.commit; },
     message: function (r) { return r.message; }, note: function (r) { return r.note; },
     tags: function (r) { return r.tags; }, archived: function (r) { return r.files === "archived"; },
-    campaign: function (r) { return r.campaign; }, stage: function (r) { return r.stage; }
+    campaign: function (r) { return r.campaign; }, stage: function (r) { return r.stage; },
+    inputs: function (r) { return r.inputs ? r.inputs.map(function (i) { return i.label; }).join(", ") : null; },
+    input: function (r) { return r.input_names || null; }  // every name of each input: input=train:v3
   };
   var TIMES = { created: 1, started: 1, finished: 1 };
   var CONDITION = /^\s*([^<>=!\s]+)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$/;  // kjob.runquery._CONDITION
@@ -290,6 +293,9 @@
     if (any("campaign")) cols.push({ key: "campaign", label: "campaign", sort: "campaign", cell: function (r) {
       return r.campaign ? [r.campaign, r.stage ? el("span", { "class": "muted", text: " / " + r.stage }) : null] : "";
     } });
+    if (any("inputs")) cols.push({ key: "inputs", label: "inputs", sort: "inputs", text: true, cell: function (r) {
+      return (r.inputs || []).map(function (i, n) { return [n ? ", " : "", i.run ? runLink(i.run, i.label) : i.label]; });
+    } });
     if (any("tags")) cols.push({ key: "tags", label: "tags", sort: "tags", cell: function (r) {
       return r.tags.map(function (t) { return el("span", { "class": "tag", text: t }); });
     } });
@@ -317,7 +323,7 @@
       root.appendChild(el("div", { "class": "best-line", id: "best" }, "Best by ", el("b", { text: board.primary }),
         " (" + (mode(board.primary) === "min" ? "lowest" : "highest") + "): ", runLink(best.id, best.ref), " ",
         el("b", { text: fmt(best.metrics[board.primary]) }), "  ",
-        best.detail ? el("a", { href: "#view=curves&runs=" + best.id, text: "its curves \u2192" }) : null));
+        plottable(best) ? el("a", { href: "#view=curves&runs=" + best.id, text: "its curves \u2192" }) : null));
     }
     var sortNow = state.sort ? sortSpec(state.sort) : null;
     var head = el("tr");
@@ -337,8 +343,8 @@
     var page = Math.max(0, Math.min(parseInt(state.page || "0", 10) || 0, Math.floor((runs.length - 1) / PAGE)));
     var body = el("tbody");
     runs.slice(page * PAGE, page * PAGE + PAGE).forEach(function (r) {
-      var box = el("input", { type: "checkbox", "class": "plot", title: r.detail ? "plot this run" : "no curves here (not fetched)",
-                              disabled: !r.detail, checked: plotted.indexOf(r.id) >= 0 });
+      var box = el("input", { type: "checkbox", "class": "plot", title: plottable(r) ? "plot this run" : "no curves here (not fetched)",
+                              disabled: !plottable(r), checked: plotted.indexOf(r.id) >= 0 });
       box.addEventListener("change", function () { togglePlot(r.id, box.checked, runs); });
       var tr = el("tr", { "data-run": r.id, "data-ref": r.ref, "class": best && best.id === r.id ? "best" : null });
       cols.forEach(function (c, i) {
@@ -366,8 +372,10 @@
   function plottedIds(runs) {
     if (state.runs !== undefined) return state.runs.split(",").map(Number).filter(function (id) { return byId[id]; });
     var ordered = state.sort || !board.primary ? runs : sortRuns(runs, board.primary);
-    return ordered.filter(function (r) { return r.detail; }).slice(0, MAX_PLOTTED).map(function (r) { return r.id; });
+    return ordered.filter(plottable).slice(0, MAX_PLOTTED).map(function (r) { return r.id; });
   }
+  // a run whose curves may be here: its files fetched (or its sandbox, in flight)
+  function plottable(r) { return r.detail && (r.files === "ok" || r.files === "live"); }
   function togglePlot(id, on, runs) {
     var ids = plottedIds(runs).filter(function (x) { return x !== id; });
     if (on) ids.push(id);
@@ -435,7 +443,11 @@
       box.appendChild(el("p", { "class": "muted", text: waiting ? "loading curves\u2026" :
         "No curves: none of the plotted runs has a per-step series (metrics.jsonl) fetched here." }));
     }
-    var shown = lines.filter(function (l) { return !hidden[l.id]; });
+    var top = bestRun(sel.runs), topId = top ? top.id : null;
+    lines.forEach(function (l) { l.best = l.id === topId; });
+    // the best run by the board's primary metric: its curve on top of the others, thicker
+    var shown = lines.filter(function (l) { return !hidden[l.id] && !l.best; })
+      .concat(lines.filter(function (l) { return !hidden[l.id] && l.best; }));
     if (lines.length) lineChart(box, shown, { width: 1040, height: 500, x: x, y: metric });
     lines.forEach(function (l) {
       var last = l.points[l.points.length - 1][1];
@@ -443,10 +455,12 @@
       what += COLUMNS.parameters(row) || "";
       var sw = el("span", { "class": "swatch" });
       sw.style.background = l.color;
-      legend.appendChild(el("div", { "class": hidden[l.id] ? "off" : null, "data-run": l.id,
+      legend.appendChild(el("div", { "class": (hidden[l.id] ? "off" : "") + (l.best ? " best" : ""), "data-run": l.id,
         title: l.label + (what ? "  " + what : "") + "  (click: show or hide)",
         onclick: function () { hidden[l.id] = !hidden[l.id]; render(); } },
-        sw, el("span", { "class": "val", text: fmt(last) }), l.label, what ? el("div", { "class": "sub muted", text: what }) : null));
+        sw, el("span", { "class": "val", text: fmt(last) }), l.label,
+        l.best ? el("span", { "class": "best-mark", title: "best by " + board.primary, text: " \u2605 best " + board.primary }) : null,
+        what ? el("div", { "class": "sub muted", text: what }) : null));
     });
     if (lines.length) legend.appendChild(el("p", { "class": "muted", text: "last value on the right; " +
       (mode(metric) === "min" ? "lower" : "higher") + " is better" }));
@@ -494,7 +508,7 @@
       transform: "rotate(-90 14 " + (m.t + H - m.b) / 2 + ")", text: o.y }));
     lines.forEach(function (l) {
       var d = l.points.map(function (p, i) { return (i ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join("");
-      chart.appendChild(svg("path", { "class": "series", d: d, stroke: l.color, "data-run": l.id, "data-points": l.points.length },
+      chart.appendChild(svg("path", { "class": "series" + (l.best ? " best" : ""), d: d, stroke: l.color, "data-run": l.id, "data-points": l.points.length },
                             svg("title", { text: l.label })));
       if (l.points.length <= 60) l.points.forEach(function (p) {
         chart.appendChild(svg("circle", { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 2.5, fill: l.color }));
@@ -601,6 +615,11 @@
 
   // -- campaigns ----------------------------------------------------------------------------------
 
+  function stageState(s) {
+    if (s.state !== "open" || !s.members.length) return s.state;
+    if (s.members.some(function (m) { return /^(queued|running|submitting)/.test(m.status); })) return "running";
+    return s.members.every(function (m) { return m.status === "complete"; }) ? "complete" : "open";
+  }
   function renderCampaigns(root) {
     var list = board.campaigns || [];
     if (!list.length) { root.appendChild(el("p", { "class": "muted", text: "No campaign among these runs (kjob sweep NAME runs one)." })); return; }
@@ -617,13 +636,22 @@
     root.appendChild(el("h2", { id: "campaign", "data-name": c.name }, "campaign ", c.name,
       el("span", { "class": "muted", text: c.recipe ? "  recipe " + c.recipe + " on " + c.backend +
         (c.metric ? ", ranked by " + c.metric + " (" + (c.mode === "min" ? "lower" : "higher") + " is better)" : "") : "" })));
-    root.appendChild(el("p", { "class": "muted", text: Object.keys(counts).map(function (k) { return counts[k] + " " + k; }).join(", ") +
-      (c.strays ? "; " + c.strays + " run(s) of this campaign are no member now (the file or the sources changed)" : "") }));
+    var members = [];
+    c.stages.forEach(function (s) { s.members.forEach(function (mb) { if (mb.run && byId[mb.run] && plottable(byId[mb.run])) members.push(mb.run); }); });
+    root.appendChild(el("p", { "class": "muted" }, Object.keys(counts).map(function (k) { return counts[k] + " " + k; }).join(", ") +
+      (c.strays ? "; " + c.strays + " run(s) of this campaign are no member now (the file or the sources changed)" : ""),
+      members.length ? ["  \u00b7  ", el("a", { id: "campaign-curves", href: "#view=curves&runs=" + members.join(","),
+                                                  text: "its members' curves \u2192" })] : null));
     if (c.error) root.appendChild(el("p", { "class": "error", text: "campaign file: " + c.error + " (its runs are shown by stage)" }));
+    var first = c.leaderboard[0];
+    if (first) root.appendChild(el("div", { "class": "best-line", id: "campaign-best" }, "Best member by ", el("b", { text: c.metric }),
+      " (" + (c.mode === "min" ? "lowest" : "highest") + "): " + first.label + "  ", byId[first.run] ? runLink(first.run, first.ref) : first.ref,
+      " ", el("b", { text: fmt(first.value) }), "  ",
+      byId[first.run] && plottable(byId[first.run]) ? el("a", { href: "#view=curves&runs=" + first.run, text: "its curves \u2192" }) : null));
     var cards = el("div", { "class": "cards", id: "stages" });
     c.stages.forEach(function (s) {
       var card = el("div", { "class": "card stage", "data-stage": s.name },
-        el("h3", null, "stage " + s.name + " ", statusBadge(s.state === "open" ? "open" : s.state),
+        el("h3", null, "stage " + s.name + " ", statusBadge(stageState(s)),
            s.top ? el("span", { "class": "muted", text: "  (top of " + s.top + ")" }) : null));
       if (s.why) card.appendChild(el("p", { "class": "why" + (/does not hold|cannot be judged/.test(s.why) ? " off" : / holds/.test(s.why) ? " held" : ""),
                                             text: s.why }));
@@ -664,7 +692,7 @@
         el("td", { "class": "num", text: fmt(e.value) }), el("td", null, byId[e.run] ? runLink(e.run, e.ref) : e.ref)));
     });
     lb.appendChild(lbBody);
-    root.appendChild(el("div", { "class": "table-wrap" }, lb));
+    root.appendChild(el("div", { "class": "table-wrap narrow" }, lb));
   }
 
   // -- one run ------------------------------------------------------------------------------------
@@ -712,6 +740,7 @@
       ["note", el("span", { "class": "note-text", text: r.note || "-" })],
       ["tags", r.tags.length ? r.tags.map(function (t) { return el("span", { "class": "tag", text: t }); }) : "-"]
     ])));
+    grid.appendChild(lineageCard(r, d, waiting));
     var reports = r.reports.length ? r.reports.map(function (p) {
       return el("div", null, p.href ? el("a", { href: href(p.href), text: p.name }) : el("span", { text: p.name + " (no report.html)" }));
     }) : el("span", { "class": "muted", text: "no evaluation (kjob eval-local --run)" });
@@ -732,6 +761,38 @@
     }
     root.appendChild(el("h3", { text: "log" + (d && d.log && d.log.cut ? " (its end)" : "") }));
     root.appendChild(el("pre", { "class": "log", id: "run-log", text: d && d.log ? d.log.lines.join("\n") : (waiting ? "loading\u2026" : "no log here") }));
+  }
+  // What the run was given (its inputs: each a run, where it was mounted, its files' SHA-256 as
+  // the push recorded them) and the runs given its outputs; each run a link to its page.
+  function lineageCard(r, d, waiting) {
+    var card = el("div", { "class": "card", id: "run-lineage" }, el("h3", { text: "made from (inputs)" }));
+    var inputs = r.inputs || [];
+    if (!inputs.length) card.appendChild(el("p", { "class": "muted", text: "nothing: no inputs (kjob push --input)" }));
+    inputs.forEach(function (i) {
+      var files = d && d.inputs ? (d.inputs.filter(function (x) { return x.label === i.label; })[0] || {}).files : null;
+      var item = el("div", { "class": "input", "data-input": i.label },
+        i.run ? runLink(i.run, byId[i.run] ? byId[i.run].ref : i.label) : el("span", { text: i.label }),
+        i.run ? [" ", statusBadge(byId[i.run].status)] : el("span", { "class": "muted", text: "  (not on this board)" }),
+        i.mounts.length ? el("div", { "class": "muted mono", text: i.mounts.map(function (m) { return "/kaggle/input/" + m; }).join("  ") }) : null);
+      if (files) {
+        item.appendChild(kv(Object.keys(files).map(function (name) {
+          return [name, el("span", { "class": "mono sha", title: "SHA-256 " + files[name], "data-sha256": files[name],
+                                     text: files[name].slice(0, 16) + "\u2026" })];
+        })));
+      } else if (i.files) {
+        item.appendChild(el("div", { "class": "muted", text: i.files + " file(s)" + (waiting ? ", loading\u2026" : "") }));
+      }
+      card.appendChild(item);
+    });
+    card.appendChild(el("h3", { text: "made into (runs given its outputs)" }));
+    var made = r.made_into || [];
+    if (!made.length) card.appendChild(el("p", { "class": "muted", text: "nothing yet" }));
+    made.forEach(function (m) {
+      card.appendChild(el("div", { "class": "made", "data-run": m.run },
+        m.run ? runLink(m.run, m.ref) : el("span", { text: m.ref }), " ", statusBadge(m.status),
+        m.run ? null : el("span", { "class": "muted", text: "  (not on this board)" })));
+    });
+    return card;
   }
   function size(n) {
     return n >= 1e9 ? (n / 1e9).toFixed(1) + " GB" : n >= 1e6 ? (n / 1e6).toFixed(1) + " MB" : n >= 1e3 ? (n / 1e3).toFixed(1) + " kB" : n + " B";
