@@ -173,7 +173,9 @@ def _upload(ws, api, item) -> list[tuple[str, str]]:
     for name in sorted(item.record.files):
         path = item.folder / name
         stat = path.stat()
-        token, _ = book.upload(api, name.rsplit("/", 1)[-1], path, stat.st_size, int(stat.st_mtime))
+        # The SHA-256 the ledger records, taken moments ago (kjob.lifecycle.inputs): not read again.
+        token, _ = book.upload(api, name.rsplit("/", 1)[-1], path, stat.st_size, int(stat.st_mtime),
+                               item.record.files[name])
         tokens.append((name, token))
     return tokens
 
@@ -182,7 +184,8 @@ def _book(ws, transport):
     from kjob.backends.kaggle_upload_record import UploadBook
 
     credentials = transport.credentials
-    return UploadBook(ws.paths.uploads, transport.endpoints.api, credentials.username or credentials.source)
+    # Model blobs apart from a dataset push's (a token is reserved for one kind of upload).
+    return UploadBook(ws.paths.uploads, transport.endpoints.api, f"{credentials.username or credentials.source} models")
 
 
 def _wait_version(api, owner: str, model: str, variation: str, label: str, timeout: float = READY_TIMEOUT,

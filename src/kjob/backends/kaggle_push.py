@@ -11,6 +11,9 @@ against the ledger before anything is recorded.) After the push:
 a rejection arrives as HTTP 200 with `error` or `invalid*Sources`, and a data source can
 silently fail to attach, so both are turned into errors; so is a session that did not get the
 accelerator asked for (a TPU push run on the standard image, kaggle-cli #1197).
+A push with inputs (`push --input`) sends each input's model version among the model sources
+and its manifest in a first cell (`with_inputs`); `check_attached` then holds Kaggle to each
+version asked for (kjob.backends.kaggle_inputs publishes them before the push).
 """
 
 import json

@@ -46,10 +46,10 @@ class UploadBook:
         if self.record:
             atomic_write_json(self.record, entries)
 
-    def upload(self, api, name: str, path: Path, size: int, modified: int) -> tuple[str, bool]:
+    def upload(self, api, name: str, path: Path, size: int, modified: int, digest: str | None = None) -> tuple[str, bool]:
         """The token of `path`'s bytes uploaded as the blob `name`, and whether an earlier
-        upload was reused."""
-        digest = sha256_file(path) if self.record else ""
+        upload was reused. `digest`: the file's SHA-256 when the caller knows it already."""
+        digest = digest or (sha256_file(path) if self.record else "")
         key = self._key(name, size, digest)
         earlier = self._read().get(key)
         reusable = earlier and earlier.get("token") not in self._given
