@@ -100,6 +100,12 @@ def test_each_train_member_is_evaluated_in_its_own_run_given_its_outputs(lab):
     again = sweep_ok(lab, "te")  # resumed: every member, the eval ones too, is found by its signature
     assert "0 pushed" in again.output and len(lab.runs("te")) == 4
 
+    lab.write("campaigns/te2.toml", TRAIN_THEN_EVAL.format(lrs=[0.1, 0.01]))  # another campaign: the same runs
+    second = sweep_ok(lab, "te2")
+    assert "0 pushed" in second.output and lab.runs("te2") == []
+    for run in evals:
+        assert f"adopted {run.ref}" in second.output
+
 
 def test_a_member_adopts_a_complete_run_of_its_signature_and_fresh_pushes_anew(lab):
     pushed = lab.kjob("push", "lab", "-p", "lr=0.1", "--wait")
@@ -112,17 +118,12 @@ def test_a_member_adopts_a_complete_run_of_its_signature_and_fresh_pushes_anew(l
     assert fed.stage == "eval" and inputs_of(fed)[0].version == 1
     assert output(lab, fed, "judged.json")["given"]["lr"] == 0.1  # the adopted run fed its eval member
 
-    lab.write("campaigns/te2.toml", TRAIN_THEN_EVAL.format(lrs=[0.1]))  # another campaign: the same runs
-    second = sweep_ok(lab, "te2")
-    assert "0 pushed" in second.output and lab.runs("te2") == []
-    assert f"eval of train[lr=0.1]: adopted {fed.ref}" in second.output
-
-    fresh = sweep_ok(lab, "te2", "--fresh")
-    assert "2 pushed" in fresh.output and "adopted" not in fresh.output
-    runs = lab.runs("te2")
-    assert len(runs) == 2 and all(r.state.status == "complete" for r in runs)
-    new_train = {r.version for r in runs if r.stage == "train"}
-    assert {inputs_of(r)[0].version for r in runs if r.stage == "eval"} == new_train  # given the new ones
+    lab.write("campaigns/tr.toml", 'recipe = "lab"\n[[grid]]\nlr = [0.1]\n')
+    assert "adopted lab v1 (local)" in lab.kjob("sweep", "tr", "--dry-run").output
+    fresh = sweep_ok(lab, "tr", "--fresh")
+    assert "1 pushed" in fresh.output and "adopted" not in fresh.output
+    (run,) = lab.runs("tr")
+    assert run.version == 2 and run.state.status == "complete" and run.signature == lab.runs()[0].signature
 
 
 @pytest.mark.parametrize("stage, message", [

@@ -59,10 +59,32 @@ def run_ref(run: Run) -> str:
     return f"{run.kernel}@{run.backend}:{incarnation}v{run.version}"
 
 
-def adoptable(ledger, wanted: dict[str, str], campaign: str, stages) -> dict[str, Run]:
-    """{signature: the newest complete run with it, still there (not gone, not archived)} for
-    `wanted` ({signature: recipe name}), a run of that recipe's own kernel or of a lane's, and
-    not of one of `stages` of `campaign`; one query for them all
+class Adopter:
+    """Which complete run each member may adopt: each signature is asked of the ledger once in
+    a sweep (a run made elsewhere while it runs is adopted by the next sweep); the runs found
+    are read again each time (fetched since, gone, archived). `campaign`, `stages`: its runs
+    of these stages are never adopted by another of them."""
+
+    def __init__(self, campaign: str, stages):
+        self.campaign, self.stages = campaign, set(stages)
+        self.known: dict[str, int | None] = {}  # signature -> the run it may adopt
+
+    def __call__(self, ledger, wanted: dict[str, str]) -> dict[str, Run]:
+        """{signature: run} for `wanted` ({signature: recipe name}) where there is one."""
+        new = {s: recipe for s, recipe in wanted.items() if s not in self.known}
+        if new:
+            self.known.update(dict.fromkeys(new))
+            self.known.update(_adoptable(ledger, new, self.campaign, self.stages))
+        ids = {s: self.known[s] for s in wanted if self.known.get(s) is not None}
+        runs = {run.id: run for run in ledger.runs_with_ids(list(set(ids.values())))} if ids else {}
+        return {s: runs[i] for s, i in ids.items() if i in runs and runs[i].state.status == "complete"
+                and not runs[i].gone and not runs[i].archived}
+
+
+def _adoptable(ledger, wanted: dict[str, str], campaign: str, stages) -> dict[str, int]:
+    """{signature: the id of the newest complete run with it, still there (not gone, not
+    archived)} for `wanted` ({signature: recipe name}), a run of that recipe's own kernel or of
+    a lane's, and not of one of `stages` of `campaign`; one query for them all
     (kjob.runs.lineage.complete_run_with asks about one)."""
     found: dict[str, int] = {}
     signatures = list(wanted)
@@ -79,5 +101,4 @@ def adoptable(ledger, wanted: dict[str, str], campaign: str, stages) -> dict[str
             if row["signature"] not in found and (row["kernel"] == recipe or
                                                  (parse_lane(row["kernel"]) or ("",))[0] == recipe):
                 found[row["signature"]] = row["id"]
-    runs = {run.id: run for run in ledger.runs_with_ids(list(found.values()))} if found else {}
-    return {signature: runs[i] for signature, i in found.items() if i in runs}
+    return found

@@ -30,7 +30,7 @@ from kjob.campaigns.file import Campaign, Gate, Stage
 from kjob.campaigns.members import (RETRIED, Member, MemberState, Plan, StagePlan,  # noqa: F401
                                     expected_seconds, failed_rounds, member_label, member_metric,
                                     needs_fetch, point_text, unaccounted, unknown_metric)
-from kjob.campaigns.inputs import adoptable, run_ref
+from kjob.campaigns.inputs import Adopter, run_ref
 from kjob.errors import KjobError, UsageError
 from kjob.runs.metrics import MetricSpec, ModeBook, is_number, metric_named
 from kjob.build.provenance import run_signature
@@ -64,7 +64,7 @@ class Planner:
         self.modes = campaign_modes(campaign)
         self._digests = {campaign.recipe.name: digest}
         self._inputs: dict[tuple, tuple] = {}  # (stage, its input run's ref or None) -> RunInputs
-        self._stage_names = {s.name for s in campaign.stages}
+        self._adopter = Adopter(campaign.name, [s.name for s in campaign.stages])
         with Ledger(ws.paths.ledger) as ledger:
             self._grid_members = {s.name: [self.member(s, i, p, {**s.parameters, **p}, ledger=ledger)
                                            for i, p in enumerate(s.points, 1)]
@@ -129,9 +129,8 @@ class Planner:
                     if not held:
                         plan.state = "gated off"
                         break
-            found = {} if self.fresh or plan.state != "open" else adoptable(
-                ledger, {m.signature: m.recipe.name for m in members if m.key not in by_key and m.signature},
-                self.campaign.name, self._stage_names)
+            found = {} if self.fresh or plan.state != "open" else self._adopter(
+                ledger, {m.signature: m.recipe.name for m in members if m.key not in by_key and m.signature})
             for member in members:
                 if member.problem:
                     plan.members.append(MemberState(member, [], "failed", member.problem))
