@@ -117,9 +117,12 @@ def test_a_local_run_is_published_once_and_reused(two):
     published = json.loads((two.ws.root / ".kjob/published.json").read_text())
     [(_, record)] = published.items()
     assert record["run"] == "tiny:local-v1" and record["source"].endswith("/1")
-    ok(two.push("reader", "--input", "tiny@local:v1", "--wait"))
-    assert seen(two.ws, 2)["labels"] == {"tiny:local-v1": "made-here"}
-    assert variations(two) == {made: 1}  # reused: no second variation, no second version
+    # Reused by the next push: no upload, no second variation or version. Kaggle not attaching it is an error.
+    source = rows(two.ws, "reader")[0].inputs[0]["mounts"][0].removeprefix("models/")
+    two.emulator.faults.set(unattached=[source])
+    unattached = two.push("reader", "--input", "tiny@local:v1")
+    assert unattached.exit_code == 7 and f"did not attach {source}" in unattached.output, unattached.output
+    assert variations(two) == {made: 1}
     with two.emulator.store.lock:
         assert not list((two.emulator.store.root / "_blobs").glob("*.json"))  # no upload left unused
 
