@@ -5,8 +5,10 @@ nothing from the network:
 
     index.html      the page: a fixed shell with no data in it
     board.css       light and dark (prefers-color-scheme)
-    board.js        the table, the curves, the campaign view and the run page, drawn as
-                    hand-written SVG; every piece of run content goes in with textContent
+    board.js        the table, the curves, the campaign view and the run page; every
+                    piece of run content goes in with textContent
+    charts.js       the line chart and the parameter plot, hand-written SVG
+    dom.js          the small DOM helpers both share
     data.js         every run's row, the campaigns, the columns (`kjobBoard({...})`), rewritten
                     atomically by `kjob board --watch` and polled by the open page
     runs/<id>.js    one run's curves, log tail, outputs and reports, loaded when it is shown

@@ -1,6 +1,6 @@
 """Writing the board's folder (`write_board`) and keeping it fresh (`watch_board`).
 
-The page itself (index.html, board.js, board.css) is static and holds no data: it is copied
+The page itself (index.html, board.css and its scripts) is static and holds no data: it is copied
 from this package's assets/. The data goes into scripts (data.js, runs/<id>.js) because a
 page opened from file:// may load a `<script src>` but not `fetch` one. Each is JSON inside a
 call, with `<`, `>`, `&`, U+2028 and U+2029 escaped, so that no run's content can end the
@@ -19,7 +19,7 @@ from kjob.board.data import BoardQuery, collect, run_detail
 from kjob.fsutil import atomic_write_text
 from kjob.paths import BoardPaths
 
-ASSETS = ("index.html", "board.css", "board.js")
+ASSETS = ("index.html", "board.css", "dom.js", "charts.js", "board.js")
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
