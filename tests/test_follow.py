@@ -94,7 +94,7 @@ def around(duration: float, count: int, rng) -> list[float]:
     return [duration * math.exp(rng.gauss(0, 0.1)) for _ in range(count)]
 
 
-def test_checks_are_dense_around_the_expected_end_and_cost_no_more_calls_than_the_plain_backoff():
+def test_checks_are_dense_around_the_expected_end_for_the_plain_backoffs_number_of_calls():
     import random
     import statistics
 
