@@ -129,6 +129,9 @@ def project(tmp_path, monkeypatch) -> Workspace:
     shutil.copytree(PROJECT / "builders", tmp_path / "builders")
     shutil.copytree(PROJECT / "src" / "enhancer", tmp_path / "src" / "enhancer",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    # r3-dpt-eval inlines the evaluator's metrics from eval/ (modules = ["../eval/speechscore/metrics.py"]).
+    shutil.copytree(PROJECT / "eval" / "speechscore", tmp_path / "eval" / "speechscore",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return Workspace(tmp_path, CliRunner())
 
 

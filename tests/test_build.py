@@ -9,6 +9,7 @@ import pytest
 from slugify import slugify as reference_slugify
 
 from kjob.build.kernel_metadata import slugify, validate_kernel_metadata
+from kjob.notebook import program
 
 
 def load_notebook(ws, name="tiny"):
@@ -269,3 +270,88 @@ def test_recipe_flags_must_be_booleans(tiny):
     result = tiny.kjob("build", "tiny")
     assert result.exit_code == 2
     assert "builders/tiny.toml: internet: expected true or false, not 'false'" in result.stderr
+
+
+# A module of another top-level folder (the layout kernels/ builders/ src/ eval/ tests/): eval/ is
+# its import root. Its package's __init__ is not inlined: the guarded import falls back.
+SCORER = '''
+"""Scores, as the evaluator computes them."""
+try:
+    from scorer import SCALE
+except ImportError:  # inlined into a notebook, where no scorer package is installed
+    SCALE = 100
+
+
+def score(values):
+    return sum(values) * SCALE
+'''
+
+
+def inline_scorer(tiny, modules='"pkg/util.py", "../eval/scorer/metrics.py", "pkg/job.py"'):
+    tiny.write("eval/scorer/__init__.py", "SCALE = 100\n")
+    tiny.write("eval/scorer/metrics.py", SCORER)
+    job = tiny.root / "src/pkg/job.py"
+    job.write_text(job.read_text().replace("from pkg.util import scale\n",
+                                           "from pkg.util import scale\nfrom scorer.metrics import score\n")
+                   .replace('"values": values,', '"values": values, "score": score(values),'))
+    recipe = tiny.root / "builders/tiny.toml"
+    recipe.write_text(recipe.read_text().replace('modules = ["pkg/util.py", "pkg/job.py"]', f"modules = [{modules}]"))
+
+
+def test_a_module_of_another_top_level_folder_is_inlined_under_its_package(tiny):
+    inline_scorer(tiny)
+    result = tiny.kjob("build", "tiny")
+    assert result.exit_code == 0, result.output
+    # The notebook's code cells run as one program away from the workspace: what a smoke run does, faster.
+    run = tiny.root / "run"
+    run.mkdir()
+    (run / "notebook.py").write_text(program(load_notebook(tiny))[0])
+    done = subprocess.run([sys.executable, "notebook.py"], cwd=run, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "result.json").read_text())["score"] == (0 + 5 + 10) * 100
+    record = json.loads((tiny.root / "kernels/tiny/build.json").read_text())
+    assert [s["path"] for s in record["sources"]] == ["src/pkg/util.py", "eval/scorer/metrics.py", "src/pkg/job.py"]
+    cells = {c["id"]: c["source"] for c in load_notebook(tiny)["cells"]}
+    assert cells["src-eval-scorer-metrics-py"].startswith("# ---- eval/scorer/metrics.py ----\n")
+    assert "# from scorer.metrics import score" in cells["src-pkg-job-py"]
+    assert "    from scorer import SCALE" in cells["src-eval-scorer-metrics-py"]  # guarded: left as it is
+
+
+def test_an_unlisted_module_of_another_folder_names_the_entry_to_add(tiny):
+    inline_scorer(tiny, modules='"pkg/util.py", "pkg/job.py"')
+    result = tiny.kjob("build", "tiny")
+    assert result.exit_code == 3
+    assert ("a module of this project (eval/scorer/metrics.py) that is not among the recipe's modules: add "
+            '"../eval/scorer/metrics.py" to modules in builders/tiny.toml') in result.stderr
+
+
+@pytest.mark.parametrize("entry", ["../../x.py", "../eval/../x.py", "../x.py", "../eval//x.py", "eval/../x.py"])
+def test_module_paths_leaving_their_folder_are_refused(tiny, entry):
+    inline_scorer(tiny, modules=f'"pkg/util.py", "{entry}", "pkg/job.py"')
+    result = tiny.kjob("build", "tiny")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: builders/tiny.toml: modules: expected .py paths relative to src/, or ../FOLDER/path.py in "
+        f"another top-level folder (no other '..'), not '{entry}'"]
+
+
+def test_a_folder_linked_outside_the_workspace_is_refused(tiny, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "x.py").write_text("X = 1\n")
+    (tiny.root / "linked").symlink_to(outside, target_is_directory=True)
+    inline_scorer(tiny, modules='"pkg/util.py", "../linked/x.py", "pkg/job.py"')
+    result = tiny.kjob("build", "tiny")
+    assert result.exit_code == 2
+    assert f"builders/tiny.toml: modules: '../linked/x.py' leads outside the workspace, to {outside.resolve()}/x.py" \
+        in result.stderr
+
+
+@pytest.mark.parametrize("modules, message", [
+    ('"../src/pkg/util.py", "pkg/job.py"', "'../src/pkg/util.py' is in the source folder: write it as 'pkg/util.py'"),
+    ('"pkg/util.py", "../eval/pkg/util.py", "pkg/job.py"', "'pkg/util.py' and '../eval/pkg/util.py' are both imported as pkg.util"),
+], ids=["source folder", "twice"])
+def test_a_module_named_twice_is_refused(tiny, modules, message):
+    tiny.write("eval/pkg/util.py", "")
+    inline_scorer(tiny, modules=modules)
+    result = tiny.kjob("build", "tiny")
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: builders/tiny.toml: modules: {message}"

@@ -55,7 +55,8 @@ RECIPE_CASES = {
                        "modules: expected a non-empty list of .py paths relative to src/, not 'pkg/util.py'"),
     "modules item": ('modules = ["pkg/util.py", "pkg/job.py"]', 'modules = ["pkg/util.py", 3]', "modules: expected .py paths"),
     "modules escape": ('modules = ["pkg/util.py", "pkg/job.py"]', 'modules = ["../../etc/x.py"]',
-                       "modules: expected .py paths relative to src/ (no '..'), not '../../etc/x.py'"),
+                       "modules: expected .py paths relative to src/, or ../FOLDER/path.py in another top-level folder "
+                       "(no other '..'), not '../../etc/x.py'"),
     "machine_shape": (TOP, TOP + "machine_shape = 4\n", "machine_shape: expected a Kaggle machine shape"),
     "sources string": ('dataset_sources = ["someone/some-data"]', 'dataset_sources = "someone/some-data"',
                        "dataset_sources: expected a list of strings, not 'someone/some-data'"),

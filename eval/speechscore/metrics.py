@@ -13,7 +13,7 @@ import numpy as np
 
 try:
     from speechscore import SAMPLE_RATE
-except ImportError:  # inlined into the evaluation notebook (src/enhancer/metrics.py links here)
+except ImportError:  # inlined into the evaluation notebook (builders/r3-dpt-eval.toml)
     SAMPLE_RATE = 16000
 
 PESQ_MIN_SECONDS = 0.25

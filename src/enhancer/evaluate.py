@@ -22,7 +22,7 @@ import torch
 
 from enhancer.audio import make_synthetic_dataset, read_audio
 from enhancer.data import discover_pairs
-from enhancer.metrics import LABELS, active_metrics, score_signal
+from speechscore.metrics import LABELS, active_metrics, score_signal
 from enhancer.models import MODELS, build_model, count_parameters
 from enhancer.runtime import find_dataset, input_root, scratch_root, select_device, working_root
 

@@ -21,6 +21,7 @@ from kjob import notebook as nbk
 from kjob.errors import NotFoundError, ValidationError
 from kjob.kaggle_platform import pip_import_names
 from kjob.build.kernel_metadata import kernel_metadata, validate_kernel_metadata
+from kjob.build.module_paths import OUTSIDE_PREFIX, check_entries, module_name, project_module, source_path
 from kjob.build.recipe import KernelRecipe, ParamValue, load_recipe
 from kjob.workspace import Workspace, read_utf8
 
@@ -51,12 +52,13 @@ class BuildResult:
 
 
 def read_modules(ws: Workspace, recipe: KernelRecipe) -> list[nbk.SourceModule]:
+    check_entries(ws, recipe.modules, ws.paths.relative(recipe.path))
     modules, problems = [], []
     for rel in recipe.modules:
-        path = ws.paths.src / rel
+        path = source_path(ws, rel)
         if not path.is_file():
             hint = ""
-            if ws.paths.src_dir != "." and (ws.root / rel).is_file():
+            if ws.paths.src_dir != "." and not rel.startswith(OUTSIDE_PREFIX) and (ws.root / rel).is_file():
                 hint = f" ({rel} is at the workspace's root: set src_dir = \".\" under [tool.kjob])"
             raise NotFoundError(f"{ws.paths.relative(recipe.path)}: module {ws.paths.relative(path)} "
                                 f"does not exist{hint}")
@@ -131,7 +133,7 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     problems = checks.undefined_name_problems(notebook, nb_name)
     available = ws.available_modules() | pip_import_names(recipe.pip) | set(recipe.pip_modules)
     problems += checks.import_problems(modules, available, packages, recipe_name=recipe_name,
-                                       project_module=lambda name: _project_module(ws, name))
+                                       project_module=lambda name: project_module(ws, name))
     problems += checks.credential_problems(notebook, nb_name)
     owner = ws.owner_or_none()
     if owner is None:  # local builds and runs need none; a Kaggle push asks for it (Workspace.owner)
@@ -218,27 +220,6 @@ def _left_out_main_blocks(modules: list[nbk.SourceModule], entry: str) -> list[s
             f"{entry}() instead (a script entry, `kjob init --entry {m.path.rpartition('/')[2]}`, runs a script "
             "as __main__ with its command line)"
             for m in modules for node in m.tree.body if nbk.is_main_guard(node)]
-
-
-def module_name(rel: str) -> str:
-    """The dotted name a module path (relative to the source folder) is imported under."""
-    return rel.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
-
-
-def module_file(src: Path, name: str) -> Path | None:
-    """The file under `src` that `import name` would load, if any (a module or a package)."""
-    base = src.joinpath(*name.split("."))
-    for path in (base.with_name(base.name + ".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _project_module(ws: Workspace, name: str) -> tuple[str, str] | None:
-    path = module_file(ws.paths.src, name)
-    if path is None:
-        return None
-    return path.relative_to(ws.paths.src).as_posix(), ws.paths.relative(path)
 
 
 def _entry_function(modules: list[nbk.SourceModule], entry: str) -> tuple[str, ast.FunctionDef | None]:

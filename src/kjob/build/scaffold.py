@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kjob.build.plan import module_file, module_name
+from kjob.build.module_paths import module_file, module_name
 from kjob.build.checks import nesting_problem, parse_problem
 from kjob.errors import ConfigError, NotFoundError, UsageError
 from kjob.build.kernel_metadata import slugify

@@ -55,8 +55,13 @@ def _seconds(w: Where, data: dict, key: str, default: int, low: int, high: int |
 
 
 def _module_path(value) -> bool:
-    parts = value.split("/") if isinstance(value, str) else []
-    return (bool(parts) and value.endswith(".py") and "\\" not in value
+    """REL.py under the source folder, or ../FOLDER/REL.py in another top-level folder of the
+    workspace (kjob.build.module_paths): no other '..', nothing empty."""
+    if not isinstance(value, str):
+        return False
+    outside = value.startswith("../")
+    parts = value.removeprefix("../").split("/")
+    return (len(parts) >= (2 if outside else 1) and value.endswith(".py") and "\\" not in value
             and all(p not in ("", ".", "..") for p in parts))
 
 
@@ -79,10 +84,11 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
         raise w.fail("modules", "expected a non-empty list of .py paths relative to src/", modules)
     for item in modules:
         if not _module_path(item):
-            raise w.fail("modules", "expected .py paths relative to src/ (no '..')", item)
+            raise w.fail("modules", "expected .py paths relative to src/, or ../FOLDER/path.py in another "
+                         "top-level folder (no other '..')", item)
     if isinstance(fields["entry"], str) and fields["entry"].endswith(".py"):  # a script entry, run as __main__
-        if fields["entry"] not in modules:
-            raise w.fail("entry", "expected a function name, or a script among modules", fields["entry"])
+        if fields["entry"] not in modules or fields["entry"].startswith("../"):
+            raise w.fail("entry", "expected a function name, or a script under src/ among modules", fields["entry"])
     elif not is_identifier(fields["entry"]):
         raise w.fail("entry", "expected a function name", fields["entry"])
     fields["modules"] = tuple(modules)

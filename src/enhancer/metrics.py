@@ -1,1 +1,0 @@
-../../eval/speechscore/metrics.py
