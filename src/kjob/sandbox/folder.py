@@ -57,6 +57,7 @@ from pathlib import Path
 
 from kjob.fsutil import atomic_write_json, atomic_write_text, read_json, safe_relative_path
 from kjob.sandbox.isolation import Isolation, allowed_environment, bwrap_command, choose
+from kjob.sandbox.limits import count_files
 from kjob.sandbox.secrets import write_run_secrets
 from kjob.paths import LocalRunPaths
 from kjob.procs import (alive, become_subreaper, can_adopt_orphans, detached, end_descendants, kill_group,
@@ -329,7 +330,7 @@ def record_final(paths: LocalRunPaths, record: dict) -> bool:
     """Create final.json with `record` unless a final status exists; True if this one is it."""
     if record.get("status") not in FINAL:
         raise ValueError(f"not a final status: {record.get('status')!r}")
-    record = {"finished_at": time.time(), "outputs": _count_files(paths.working_dir), **record}
+    record = {"finished_at": time.time(), "outputs": count_files(paths.working_dir), **record}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     tmp = paths.folder / f".final.{os.getpid()}.{secrets.token_hex(4)}.part"
     atomic_write_text(tmp, text)  # complete before it can become final.json
@@ -380,72 +381,6 @@ def died_record(paths: LocalRunPaths, progress: dict, exit_code: int | None = No
     return {"status": "error", "raw_status": "process died", "failure_kind": "kernel died",
             "failure_message": f"the run's process ended without recording a final status{code}",
             "recorded_by": by}
-
-
-def limit_memory(pid: int | None, limit: int | None) -> None:
-    """Cap the address space of process `pid` (a run's kernel) at `limit` bytes, where the
-    platform can (Linux's prlimit); elsewhere the run goes without."""
-    if not pid or not limit:
-        return
-    try:
-        import resource
-
-        resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
-    except (ImportError, AttributeError, OSError, ValueError):  # not Linux, or the kernel already gone
-        pass
-
-
-class WorkingCap:
-    """Watches a working folder's total size from a thread; past `limit` bytes, calls `stop`
-    (which ends the kernel) once and remembers the size it saw, as a full disk would end it."""
-
-    def __init__(self, folder: Path, limit: int | None, stop, every: float = 0.2):
-        import threading
-
-        self.folder, self.limit, self.stop, self.every = folder, limit, stop, every
-        self.exceeded: int | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True) if limit else None
-
-    def __enter__(self) -> "WorkingCap":
-        if self._thread is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _watch(self) -> None:
-        while not self._done.wait(self.every):
-            size = _folder_size(self.folder)
-            if size > self.limit:
-                self.exceeded = size
-                self.stop()
-                return
-
-    def failure(self, limit_name: str = "/kaggle/working") -> dict:
-        from kjob.kaggle_platform import NO_SPACE_MESSAGE
-
-        return {"failure_kind": "disk full", "raw_status": "disk full",
-                "failure_message": f"{NO_SPACE_MESSAGE}: {limit_name} passed its limit of {self.limit:,} bytes "
-                                   f"({self.exceeded:,} written)"}
-
-
-def _folder_size(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file() and not path.is_symlink():
-                total += path.stat().st_size
-        except OSError:  # removed while counted
-            pass
-    return total
-
-
-def _count_files(folder: Path) -> int:
-    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) if folder.is_dir() else 0
 
 
 def _last_line(path: Path) -> str | None:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from kjob.paths import LocalRunPaths
 from kjob.procs import kill_group, start_time
-from kjob.sandbox.folder import WorkingCap, limit_memory, record_final, record_progress
+from kjob.sandbox.folder import record_final, record_progress
+from kjob.sandbox.limits import WorkingCap, limit_memory
 
 KAGGLE = Path("/kaggle")
 
