@@ -13,6 +13,7 @@ does not exist, versions only as "v<N>", machine shapes from Kaggle's list.
 Faults are injected on demand (faults.py). `kjob emulator` serves it from the command line.
 
     server.py     HTTP routes, fault injection on the wire; `Emulator` (start/stop)
+    wire.py       request bodies read in pieces, files sent with Range/ETag (the handler's mixin)
     auth.py       who is calling (Basic or Bearer), IntrospectToken
     store.py      the state in memory, access rules, method dispatch, output file URLs
     model.py      kernels, datasets, models and versions, and how they are kept in --state-dir

@@ -30,7 +30,6 @@ Broken answers (mangled bodies, bad gzip, redirect loops) are made here, on the 
 the switches in faults.py; the store answers as usual underneath.
 """
 
-import email.utils
 import html
 import json
 import re
@@ -46,6 +45,7 @@ from kjob.emulator.auth import Auth
 from kjob.emulator.faults import Faults
 from kjob.emulator.model import ApiError
 from kjob.emulator.store import REQUEST_LOG_LIMIT, RequestLog, Store
+from kjob.emulator.wire import PIECE as _PIECE, Refused as _Refused, Wire
 from kjob.kaggle_platform import KaggleRef
 
 _API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|datasets\.DatasetApiService|blobs\.BlobApiService"
@@ -53,25 +53,14 @@ _API = re.compile(r"^/api/v1/(kernels\.KernelsApiService|datasets\.DatasetApiSer
 _STREAM = re.compile(r"^/api/v1/kernels/logs/stream/([^/]+)/([^/]+)$")
 _OUTPUT_ZIP = re.compile(r"^/api/v1/kernels/output/download_zip/([0-9]+)$")
 _LINKED = re.compile(r"^/files/([0-9a-f]{32})/[^/]+$")
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _LOOP = "redirect-loop"  # the query mark of a request that followed a looping redirect
 _HTML = "<!DOCTYPE html><html><head><title>{code}</title></head><body><h1>{code} {reason}</h1></body></html>"
-_COUNT = re.compile(r"^[0-9]+$")
 
 # The largest JSON request body read (Kaggle's API bodies are a few kB; a pushed notebook with
 # its modules inlined, a few MB). Blob uploads stream to disk, bounded by their reservation.
 MAX_JSON_BODY = 32 * 2**20
 # The deepest nesting of arrays and objects in a JSON body (Kaggle's bodies nest under 10).
 MAX_JSON_DEPTH = 64
-_PIECE = 1 << 20  # bodies are read at most this many bytes at a time
-
-
-class _Refused(Exception):
-    """A request refused before or while its body is read: answered `code`, connection closed."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 def _json_depth(value) -> int:
@@ -110,7 +99,7 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Wire, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
@@ -336,50 +325,6 @@ class _Handler(BaseHTTPRequestHandler):
         code, message = blobs.receive(store, token, self._chunks(reserved, what))
         self._json(code, {"code": code, "message": message} if code != 200 else {})
 
-    def _chunked(self) -> bool:
-        return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-
-    def _declared_length(self) -> int:
-        text = (self.headers.get("Content-Length") or "0").strip()
-        if not _COUNT.match(text):
-            raise _Refused(400, f"Content-Length {text[:40]!r} is not a count of bytes")
-        return int(text)
-
-    def _chunks(self, limit: int, what: str):
-        """The request body, piece by piece (never more than _PIECE bytes at once): by
-        Content-Length, or chunked transfer encoding. _Refused (413) as soon as it is known
-        to hold more than `limit` bytes, before they are read."""
-        too_large = _Refused(413, f"{what} may hold at most {limit} bytes")
-        if self._chunked():
-            got = 0
-            while True:
-                line = self.rfile.readline(1024).split(b";")[0].strip()
-                try:
-                    size = int(line or b"0", 16)
-                except ValueError as exc:
-                    raise _Refused(400, f"bad chunked body: chunk size {line[:20]!r}") from exc
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
-                        pass
-                    return
-                got += size
-                if got > limit:
-                    raise too_large
-                yield from self._read(size)
-                self.rfile.readline(1024)
-        left = self._declared_length()
-        if left > limit:
-            raise too_large
-        yield from self._read(left)
-
-    def _read(self, count: int):
-        while count > 0:
-            piece = self.rfile.read(min(count, _PIECE))
-            if not piece:
-                return
-            count -= len(piece)
-            yield piece
-
     def _control(self, path: str, body: dict) -> None:
         store = self.server.store
         try:
@@ -422,10 +367,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"code": 404, "message": "no such file"})
         self._send_file(found[0], "application/octet-stream")
 
-    def _send_file(self, path: Path, kind: str, name: str | None = None) -> None:
-        stat = path.stat()
-        self._content(path, stat.st_size, stat.st_mtime, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', kind, name)
-
     def _file(self, token: str) -> None:
         found = self.server.store.output_file(token)
         self.server.downloads.append((token, self.headers.get("Range"), "Authorization" in self.headers))
@@ -436,51 +377,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_file(content, "application/octet-stream")
         size, modified = len(content), version.session.state().get("finished_at") or time.time()
         self._content(content, size, modified, f'"{size:x}-{int(modified * 1e9):x}"', "application/octet-stream")
-
-    def _content(self, content: Path | bytes, size: int, modified: float, tag: str, kind: str,
-                 name: str | None = None) -> None:
-        """A file's bytes, or the part a Range asks for, with what the official client decides from."""
-        start, end = 0, size - 1
-        match = _RANGE.match(self.headers.get("Range") or "")
-        if match:
-            start = int(match.group(1))
-            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
-            if start >= size:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                return self.end_headers()
-        length = max(0, end - start + 1)
-        self.send_response(206 if match else 200)
-        self.send_header("Content-Type", kind)
-        if name:
-            self.send_header("Content-Disposition", f'attachment; filename="{name}"')
-        if self.server.store.faults.take_for("bad_gzip_next", "download"):
-            self.send_header("Content-Encoding", "gzip")  # over bytes that are not gzip
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Last-Modified", email.utils.formatdate(modified, usegmt=True))
-        self.send_header("ETag", tag)
-        self.send_header("Content-Length", str(length))
-        if match:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.end_headers()
-        drop = self.server.store.faults.take_download_drop()
-        count = int(length * self.server.store.faults.drop_fraction) if drop else length
-        if isinstance(content, Path):
-            with content.open("rb") as handle:
-                if count:
-                    self.connection.sendfile(handle, start, count)
-        else:
-            self.wfile.write(content[start:start + count])
-        if drop:
-            self._break_connection()
-
-    def _break_connection(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _stream(self, session) -> None:
         if session.final:
