@@ -289,6 +289,25 @@ def test_best_epoch_is_the_series_own_step_or_epoch_and_axes_are_no_metrics(tmp_
     assert (csv["val_loss.best"], csv["val_loss.best_epoch"], csv["acc.last"]) == (0.2, 1, 0.1)
 
 
+def test_a_tensorboard_epoch_tag_is_the_epoch_axis_not_a_metric(tmp_path):
+    # Lightning's TensorBoardLogger writes an `epoch` scalar beside each metric; HF's callback `train/epoch`
+    pytest.importorskip("tensorboard", reason="reading TensorBoard events needs the metrics extra")
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    for folder, points in (("lightning_logs/version_0", [(1, "epoch", 0), (1, "valid_loss", 0.8),
+                                                         (3, "epoch", 1), (3, "valid_loss", 0.5)]),
+                           ("hf/runs", [(2, "train/epoch", 0.5), (2, "train/loss", 2.0), (4, "train/loss", 1.0)])):
+        writer = EventFileWriter(str(tmp_path / folder))
+        for step, tag, value in points:
+            writer.add_event(Event(step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)])))
+        writer.close()
+    found = summarize_metrics(tmp_path)["tensorboard"]
+    assert not any(n.startswith(("epoch", "train/epoch")) for n in found), found
+    assert (found["valid_loss.best"], found["valid_loss.best_epoch"], found["train/loss.last"]) == (0.5, 1, 1.0)
+
+
 def test_the_newest_trainer_state_and_log_patterns_are_read(tmp_path):
     for step, history in ((4, [{"loss": 1.0, "epoch": 1.0, "step": 4}]),
                           (12, [{"loss": 1.0, "epoch": 1.0, "step": 4}, {"loss": 0.5, "epoch": 2.0, "step": 12}])):

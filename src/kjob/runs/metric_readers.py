@@ -4,7 +4,8 @@ their code: one reader per source, each giving {metric: [(step, epoch or None, v
     history      metrics.jsonl (one JSON object per line), anywhere under the outputs
     tensorboard  TensorBoard event files (events.out.tfevents.*), anywhere under the outputs:
                  each scalar tag, read with TensorBoard's own EventAccumulator (the `metrics`
-                 extra; without it, one note naming the extra)
+                 extra; without it, one note naming the extra); an `epoch` tag (Lightning's,
+                 or `train/epoch`, the HF Trainer's) is the other tags' epoch axis
     csv          metrics.csv as Lightning's CSVLogger writes it (lightning_logs/version_N/:
                  columns epoch, step and one per metric, sparse rows); the newest version_N
     trainer      Hugging Face Trainer's trainer_state.json `log_history` (the output folder's,
@@ -175,8 +176,22 @@ def tensorboard_series(output_dir: Path) -> dict:
                     points.append((event.step, None, shortest(value)))
             if points:
                 series[tag] = points
-        parts.append((folder, series))
+        parts.append((folder, _axes_apart(series)))
     return _combined(output_dir, parts)
+
+
+def _axes_apart(series: dict) -> dict:
+    """Scalar tags that are axes (`epoch`, as Lightning's TensorBoardLogger writes it beside every
+    metric; `train/epoch`, as Hugging Face's TensorBoard callback does) left out of the metrics:
+    an `epoch` tag's value at a step is the epoch of the other tags' points at that step."""
+    axes = {name for name in series if name.rsplit("/", 1)[-1] in AXES}
+    epochs = {}
+    for name in sorted(axes, key=lambda n: n != "epoch"):  # a plain `epoch` tag first
+        if name.rsplit("/", 1)[-1] == "epoch":
+            for step, _, value in series[name]:
+                epochs.setdefault(step, value)
+    return {name: [(step, epochs.get(step), value) for step, _, value in points]
+            for name, points in series.items() if name not in axes}
 
 
 # -- Lightning's CSVLogger --------------------------------------------------------------------
