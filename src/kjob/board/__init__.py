@@ -5,10 +5,12 @@ nothing from the network:
 
     index.html      the page: a fixed shell with no data in it
     board.css       light and dark (prefers-color-scheme)
-    board.js        the table, the curves, the campaign view and the run page; every
-                    piece of run content goes in with textContent
+    board.js        the page's state (in the URL's fragment), the table and the curves
+    pages.js        the campaign view and the run page
+    query.js        --where conditions and sorting, as `kjob runs` reads them
     charts.js       the line chart and the parameter plot, hand-written SVG
-    dom.js          the small DOM helpers both share
+    dom.js          the small DOM helpers they share; every piece of run content goes in
+                    with textContent
     data.js         every run's row, the campaigns, the columns (`kjobBoard({...})`), rewritten
                     atomically by `kjob board --watch` and polled by the open page
     runs/<id>.js    one run's curves, log tail, outputs and reports, loaded when it is shown

@@ -16,7 +16,7 @@ from kjob.errors import KjobError
 from kjob.runs.metrics import is_number, read_series, recipe_spec
 from kjob.runs.lineage import input_names, inputs_of
 from kjob.paths import REPORT_PAGE, REPORT_SUMMARY
-from kjob.runs.record import Run, run_duration
+from kjob.runs.record import Run, recipe_name, run_duration
 
 MAX_PARAM_COLUMNS = 12
 MAX_POINTS = 2000  # per series: a longer one is thinned (its last point always kept)
@@ -59,8 +59,8 @@ def collect(ws, query: BoardQuery, board_folder: Path) -> BoardData:
     metrics = default_columns(runs, selection.recipe_specs)
     names = sorted({m for r in runs for m in r.metrics})
     modes = {name: selection.modes.mode(name) for name in names}
-    primary = next(iter(metrics), None)
     campaigns = [_campaign(ws, name) for name in dict.fromkeys(r.campaign for r in runs if r.campaign)]
+    primary = _primary(runs, metrics, selection.recipe_specs, campaigns)
     summary = {
         "workspace": ws.root.name,
         "as_of": max((t for r in runs for t in (r.created_at, r.started_at, r.finished_at) if t), default=None),
@@ -284,6 +284,23 @@ def _param_columns(runs: list[Run]) -> list[str]:
     return chosen[:MAX_PARAM_COLUMNS]
 
 
+def _primary(runs: list[Run], metrics: list[str], specs: dict, campaigns: list[dict]) -> str | None:
+    """The metric the board calls a run best by: the newest run's recipe's declared primary
+    (the first column), else the metric a campaign of that recipe ranks by (its file names
+    what matters where the recipe names nothing: Loss/val.best, not the first of its own
+    metrics by name, Loss/train.best), else the first column."""
+    if not runs or not metrics:
+        return next(iter(metrics), None)
+    spec = specs.get(runs[0].kernel)
+    if spec is None or not spec.primary:
+        recipe = recipe_name(runs[0].kernel)
+        known = {n for r in runs for n in r.metrics}
+        for campaign in campaigns:
+            if campaign.get("recipe") == recipe and campaign["metric"] in known:
+                return campaign["metric"]
+    return metrics[0]
+
+
 def _metric(run: Run | None, metric: str | None):
     value = run.metrics.get(metric) if run is not None and metric else None
     return value if is_number(value) else None
@@ -297,6 +314,7 @@ def _campaign(ws, name: str) -> dict:
     any backend), its grid dimensions and its leaderboard; its file unreadable: the runs by
     stage, and why."""
     from kjob.campaigns.file import load_campaign
+    from kjob.campaigns.members import member_metric
     from kjob.campaigns.plan import Planner, campaign_modes, point_text, source_digest
     from kjob.runs.ledger import Ledger
     from kjob.runs.query import sort_runs
@@ -315,7 +333,7 @@ def _campaign(ws, name: str) -> dict:
                     {"label": r.ref, "status": r.state.status, "note": "", "run": r.id, "ref": r.ref, "point": {}}
                     for r in members]} for stage, members in stages.items()]}
     modes = campaign_modes(campaign)
-    metric = campaign.metric
+    metric = member_metric(plan, campaign.metric)  # a base name (Loss/val) ranks by its series' best
     dims = list(dict.fromkeys(k for s in campaign.stages for p in s.points for k in p))
     stages = []
     for stage in plan.stages:

@@ -19,7 +19,7 @@ from kjob.board.data import BoardQuery, collect, run_detail
 from kjob.fsutil import atomic_write_text
 from kjob.paths import BoardPaths
 
-ASSETS = ("index.html", "board.css", "dom.js", "charts.js", "board.js")
+ASSETS = ("index.html", "board.css", "dom.js", "charts.js", "query.js", "pages.js", "board.js")
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 

@@ -1,4 +1,5 @@
-/* kjob board: the runs table, curves, campaigns and run pages, drawn from data.js.
+/* kjob board: the page's state, the runs table and the curves, drawn from data.js; the campaign
+ * view and the run page are pages.js's, the --where conditions and sorting query.js's.
  *
  * Every value that comes from a run (names, notes, tags, messages, parameters, metric names)
  * goes into the page as text (textContent, createTextNode) or as an attribute set one by one;
@@ -13,33 +14,6 @@
   var PAGE = 100;  // table rows per page
   var POLL_MS = 3000;
   var MAX_PLOTTED = 8;  // runs plotted by default
-  // The run's own columns `kjob runs --where` knows (kjob.runquery.RUN_COLUMNS).
-  var COLUMNS = {
-    kernel: function (r) { return r.kernel; }, version: function (r) { return r.version; },
-    backend: function (r) { return r.backend; }, status: function (r) { return r.status; },
-    duration: function (r) { return r.duration; }, created: function (r) { return r.created; },
-    started: function (r) { return r.started; }, finished: function (r) { return r.finished; },
-    parameters: function (r) {
-      var keys = Object.keys(r.overrides || {}).sort();
-      return keys.length ? keys.map(function (k) { return k + "=" + r.overrides[k]; }).join(" ") : null;
-    },
-    notebook: function (r) { return r.notebook; }, commit: function (r) { return r.commit; },
-    message: function (r) { return r.message; }, note: function (r) { return r.note; },
-    tags: function (r) { return r.tags; }, archived: function (r) { return r.files === "archived"; },
-    campaign: function (r) { return r.campaign; }, stage: function (r) { return r.stage; },
-    inputs: function (r) { return r.inputs ? r.inputs.map(function (i) { return i.label; }).join(", ") : null; },
-    input: function (r) { return r.input_names || null; }  // every name of each input: input=train:v3
-  };
-  var TIMES = { created: 1, started: 1, finished: 1 };
-  var CONDITION = /^\s*([^<>=!\s]+)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$/;  // kjob.runquery._CONDITION
-  var BOOLS = { "true": true, "yes": true, "1": true, "false": false, "no": false, "0": false };
-  var COMPARE = {
-    "<": function (a, b) { return a < b; }, "<=": function (a, b) { return a <= b; },
-    ">": function (a, b) { return a > b; }, ">=": function (a, b) { return a >= b; },
-    "=": function (a, b) { return a === b; }, "==": function (a, b) { return a === b; },
-    "!=": function (a, b) { return a !== b; }
-  };
-
   var board = null;       // data.js's content
   var byId = {};          // run id -> row
   var details = {};       // run id -> runs/<id>.js content
@@ -49,9 +23,9 @@
 
   // the shared helpers (dom.js) and charts (charts.js), loaded before this file
   var D = window.kjobDom, C = window.kjobCharts;
-  var el = D.el, add = D.add, clear = D.clear, isNum = D.isNum, href = D.href, fmt = D.fmt,
-      duration = D.duration, when = D.when, size = D.size, PALETTE = D.PALETTE;
-  var lineChart = C.lineChart, paramChart = C.paramChart;
+  var el = D.el, add = D.add, clear = D.clear, isNum = D.isNum, fmt = D.fmt, duration = D.duration, when = D.when,
+      PALETTE = D.PALETTE;
+  var lineChart = C.lineChart;
 
   function statusBadge(status) {
     return el("span", { "class": "status " + String(status).split(" ")[0], text: status });
@@ -93,88 +67,6 @@
       return encodeURIComponent(k) + "=" + encodeURIComponent(next[k]);
     }).join("&");
     if (replace) { history.replaceState(null, "", text); render(); } else location.hash = text;
-  }
-
-  // -- --where, as kjob runs reads it (kjob.runquery) -----------------------------------------
-
-  function hasMetric(name) { return board.runs.some(function (r) { return r.metrics[name] !== undefined; }); }
-  function hasParam(name) { return board.runs.some(function (r) { return r.params && name in r.params; }); }
-  function resolve(name) {
-    var dot = name.indexOf("."), head = dot < 0 ? name : name.slice(0, dot), rest = dot < 0 ? "" : name.slice(dot + 1);
-    if (COLUMNS[name]) return { kind: "column", name: name };
-    if (hasMetric(name)) return { kind: "metric", name: name };
-    if (head === "metric" && hasMetric(rest)) return { kind: "metric", name: rest };
-    if (head === "param" && hasParam(rest)) return { kind: "param", name: rest };
-    if (hasMetric(name + ".best")) return { kind: "metric", name: name + ".best" };
-    if (hasParam(name)) return { kind: "param", name: name };
-    throw new Error("no run has a metric '" + name + "' (nor a parameter or column of that name)");
-  }
-  function value(field, run) {
-    if (field.kind === "column") return COLUMNS[field.name](run);
-    var v = (field.kind === "metric" ? run.metrics : run.params || {})[field.name];
-    return v === undefined ? null : v;
-  }
-  function parseWhere(text) {
-    return text.split(";").map(function (s) { return s.trim(); }).filter(Boolean).map(function (s) {
-      var m = CONDITION.exec(s);
-      if (!m || !m[3]) throw new Error("'" + s + "': expected NAME OP VALUE, OP one of < <= > >= = != (e.g. 'lr<0.01')");
-      var literal = m[3];
-      if (literal.length >= 2 && literal[0] === literal[literal.length - 1] && (literal[0] === "'" || literal[0] === '"'))
-        literal = literal.slice(1, -1);
-      return { text: s, name: m[1], op: m[2], literal: literal, field: resolve(m[1]) };
-    });
-  }
-  function holds(c, run) {
-    var v = value(c.field, run), compare = COMPARE[c.op];
-    if (v === null || v === undefined) return false;
-    if (Array.isArray(v)) {
-      if (c.op !== "=" && c.op !== "==" && c.op !== "!=") throw new Error("'" + c.text + "': " + c.name + " is a list; use = or !=");
-      return (v.indexOf(c.literal) >= 0) === (c.op !== "!=");
-    }
-    if (typeof v === "boolean") {
-      var b = BOOLS[c.literal.toLowerCase()];
-      if (b === undefined || (c.op !== "=" && c.op !== "==" && c.op !== "!="))
-        throw new Error("'" + c.text + "': " + c.name + " is true or false; use = or != with one of those");
-      return compare(v, b);
-    }
-    if (isNum(v)) {
-      var n = NaN;
-      if (c.field.kind === "column" && TIMES[c.field.name]) n = Date.parse(c.literal) / 1000;
-      if (!isFinite(n)) n = Number(c.literal);
-      if (c.literal.trim() === "" || !isFinite(n)) throw new Error("'" + c.text + "': " + c.name + " is a number, '" + c.literal + "' is not");
-      return compare(v, n);
-    }
-    return compare(String(v), c.literal);
-  }
-
-  // -- sorting (kjob.runquery.sort_runs: missing values last) --------------------------------
-
-  function sortKey(field, run) {
-    var v = value(field, run);
-    if (field.kind === "column" && field.name === "version") return [0, v === null ? 0 : v];
-    if (typeof v === "boolean") return [0, v ? 1 : 0];
-    if (isNum(v)) return [0, v];
-    if (Array.isArray(v)) return v.length ? [1, v.join(",")] : null;
-    return v === null || v === undefined ? null : [1, String(v)];
-  }
-  function compareKeys(a, b) {
-    if (a[0] !== b[0]) return a[0] - b[0];
-    return a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
-  }
-  function sortSpec(spec) {
-    var sign = spec[0] === "-" || spec[0] === "+" ? spec[0] : "", name = sign ? spec.slice(1) : spec;
-    var field = resolve(name);
-    var descending = sign === "-" || (!sign && field.kind === "metric" && mode(field.name) === "max");
-    return { field: field, descending: descending, sign: sign, name: name };
-  }
-  function sortRuns(runs, spec) {
-    var s = sortSpec(spec), keyed = runs.map(function (r, i) { return { r: r, k: sortKey(s.field, r), i: i }; });
-    keyed.sort(function (a, b) {
-      if (a.k === null || b.k === null) return a.k === null ? (b.k === null ? a.i - b.i : 1) : -1;
-      var c = compareKeys(a.k, b.k);
-      return (s.descending ? -c : c) || a.i - b.i;
-    });
-    return keyed.map(function (x) { return x.r; });
   }
 
   // -- the selection every view shares ----------------------------------------------------------
@@ -343,8 +235,11 @@
   }
   function defaultMetric(names) {
     var primary = board.primary ? board.primary.replace(/\.(best|last)$/, "") : null;
+    // how its loss moved: a held-out loss (val_loss, Loss/val, eval_loss, test_loss) before a training one
     var loss = names.filter(function (n) { return /loss/i.test(n); });
-    return (loss.indexOf("val_loss") >= 0 ? "val_loss" : loss[0]) || (names.indexOf(primary) >= 0 ? primary : names[0]);
+    var heldOut = loss.filter(function (n) { return /(^|[^a-z])(val|valid|validation|eval|dev|test)([^a-z]|$)/i.test(n); });
+    return (loss.indexOf("val_loss") >= 0 ? "val_loss" : heldOut[0] || loss[0]) ||
+      (names.indexOf(primary) >= 0 ? primary : names[0]);
   }
 
   function renderCurves(root) {
@@ -382,7 +277,8 @@
     root.appendChild(layout);
     if (!lines.length) {
       box.appendChild(el("p", { "class": "muted", text: waiting ? "loading curves\u2026" :
-        "No curves: none of the plotted runs has a per-step series (metrics.jsonl) fetched here." }));
+        "No curves: none of the plotted runs has a per-step series fetched here (metrics.jsonl, TensorBoard " +
+        "events, Lightning's metrics.csv, trainer_state.json or the recipe's [metrics] log patterns)." }));
     }
     var top = bestRun(sel.runs), topId = top ? top.id : null;
     lines.forEach(function (l) { l.best = l.id === topId; });
@@ -407,191 +303,17 @@
       (mode(metric) === "min" ? "lower" : "higher") + " is better" }));
   }
 
-  // -- campaigns ----------------------------------------------------------------------------------
-
-  function stageState(s) {
-    if (s.state !== "open" || !s.members.length) return s.state;
-    if (s.members.some(function (m) { return /^(queued|running|submitting)/.test(m.status); })) return "running";
-    return s.members.every(function (m) { return m.status === "complete"; }) ? "complete" : "open";
-  }
-  function renderCampaigns(root) {
-    var list = board.campaigns || [];
-    if (!list.length) { root.appendChild(el("p", { "class": "muted", text: "No campaign among these runs (kjob sweep NAME runs one)." })); return; }
-    var name = state.campaign && list.some(function (c) { return c.name === state.campaign; }) ? state.campaign : list[0].name;
-    var c = list.filter(function (x) { return x.name === name; })[0];
-    var tabs = el("div", { "class": "bar" });
-    list.forEach(function (x) {
-      tabs.appendChild(el("button", { "class": x.name === name ? "on" : null, disabled: x.name === name,
-        onclick: function () { go({ campaign: x.name }); }, text: x.name }));
-    });
-    if (list.length > 1) root.appendChild(tabs);
-    var counts = {};
-    c.stages.forEach(function (s) { s.members.forEach(function (m) { counts[m.status] = (counts[m.status] || 0) + 1; }); });
-    root.appendChild(el("h2", { id: "campaign", "data-name": c.name }, "campaign ", c.name,
-      el("span", { "class": "muted", text: c.recipe ? "  recipe " + c.recipe + " on " + c.backend +
-        (c.metric ? ", ranked by " + c.metric + " (" + (c.mode === "min" ? "lower" : "higher") + " is better)" : "") : "" })));
-    var members = [];
-    c.stages.forEach(function (s) { s.members.forEach(function (mb) { if (mb.run && byId[mb.run] && plottable(byId[mb.run])) members.push(mb.run); }); });
-    root.appendChild(el("p", { "class": "muted" }, Object.keys(counts).map(function (k) { return counts[k] + " " + k; }).join(", ") +
-      (c.strays ? "; " + c.strays + " run(s) of this campaign are no member now (the file or the sources changed)" : ""),
-      members.length ? ["  \u00b7  ", el("a", { id: "campaign-curves", href: "#view=curves&runs=" + members.join(","),
-                                                  text: "its members' curves \u2192" })] : null));
-    if (c.error) root.appendChild(el("p", { "class": "error", text: "campaign file: " + c.error + " (its runs are shown by stage)" }));
-    var first = c.leaderboard[0];
-    if (first) root.appendChild(el("div", { "class": "best-line", id: "campaign-best" }, "Best member by ", el("b", { text: c.metric }),
-      " (" + (c.mode === "min" ? "lowest" : "highest") + "): " + first.label + "  ", byId[first.run] ? runLink(first.run, first.ref) : first.ref,
-      " ", el("b", { text: fmt(first.value) }), "  ",
-      byId[first.run] && plottable(byId[first.run]) ? el("a", { href: "#view=curves&runs=" + first.run, text: "its curves \u2192" }) : null));
-    var cards = el("div", { "class": "cards", id: "stages" });
-    c.stages.forEach(function (s) {
-      var card = el("div", { "class": "card stage", "data-stage": s.name },
-        el("h3", null, "stage " + s.name + " ", statusBadge(stageState(s)),
-           s.top ? el("span", { "class": "muted", text: "  (top of " + s.top + ")" }) : null));
-      if (s.why) card.appendChild(el("p", { "class": "why" + (/does not hold|cannot be judged/.test(s.why) ? " off" : / holds/.test(s.why) ? " held" : ""),
-                                            text: s.why }));
-      var t = el("table", null, el("thead", null, el("tr", null, el("th", { text: "member" }), el("th", { text: "status" }),
-        el("th", { text: "run" }), c.metric ? el("th", { "class": "num", text: c.metric }) : null)));
-      var body = el("tbody");
-      s.members.forEach(function (mb) {
-        body.appendChild(el("tr", { "data-member": mb.label }, el("td", { title: mb.label, text: mb.point_text || mb.label }),
-          el("td", null, statusBadge(mb.status), mb.note ? el("span", { "class": "muted", text: " " + mb.note }) : null),
-          el("td", null, mb.run ? (byId[mb.run] ? runLink(mb.run, mb.ref) : mb.ref) : "-"),
-          c.metric ? el("td", { "class": "num", text: fmt(mb.value) }) : null));
-      });
-      if (!s.members.length) body.appendChild(el("tr", null, el("td", { "class": "muted", text: "no member yet" })));
-      t.appendChild(body);
-      card.appendChild(t);
-      cards.appendChild(card);
-    });
-    root.appendChild(cards);
-    if (c.metric && c.dims.length) {
-      root.appendChild(el("h3", { text: c.metric + " against each parameter of the grid" }));
-      var plots = el("div", { "class": "plots", id: "param-plots" });
-      c.dims.forEach(function (dim) {
-        var pts = [];
-        c.stages.forEach(function (s) { s.members.forEach(function (mb) {
-          if (isNum(mb.value) && mb.point && dim in mb.point) pts.push({ x: mb.point[dim], y: mb.value, run: mb.run, stage: s.name, label: mb.label });
-        }); });
-        plots.appendChild(el("div", { "class": "card" }, paramChart(dim, pts, c.metric, function (run) { go({ view: "run", run: run }); })));
-      });
-      root.appendChild(plots);
-    }
-    root.appendChild(el("h3", { text: "leaderboard" + (c.metric ? " by " + c.metric : "") }));
-    if (!c.leaderboard.length) { root.appendChild(el("p", { "class": "muted", text: "no complete member has the metric yet" })); return; }
-    var lb = el("table", { "class": "runs", id: "leaderboard" }, el("thead", null, el("tr", null, el("th", { text: "rank" }),
-      el("th", { text: "member" }), el("th", { "class": "num", text: c.metric }), el("th", { text: "run" }))));
-    var lbBody = el("tbody");
-    c.leaderboard.forEach(function (e) {
-      lbBody.appendChild(el("tr", { "class": e.rank === 1 ? "best" : null }, el("td", { text: e.rank }), el("td", { text: e.label }),
-        el("td", { "class": "num", text: fmt(e.value) }), el("td", null, byId[e.run] ? runLink(e.run, e.ref) : e.ref)));
-    });
-    lb.appendChild(lbBody);
-    root.appendChild(el("div", { "class": "table-wrap narrow" }, lb));
-  }
-
-  // -- one run ------------------------------------------------------------------------------------
-
-  function kv(rows) {
-    var t = el("table", { "class": "kv" });
-    rows.forEach(function (r) { if (r) t.appendChild(el("tr", null, el("td", { text: r[0], title: r[0] }), el("td", null, r[1]))); });
-    return t;
-  }
-  function renderRun(root) {
-    var r = byId[Number(state.run)];
-    if (!r) { root.appendChild(el("p", { "class": "error", text: "no run " + state.run + " on this board" })); return; }
-    var waiting = needDetail(r.id), d = details[r.id] ? details[r.id].data : null;
-    root.appendChild(el("h2", { id: "run-title" }, r.ref + "  ", statusBadge(r.status)));
-    if (r.failure) root.appendChild(el("p", { "class": "error", text: r.failure }));
-    if (r.files !== "ok") root.appendChild(el("p", { "class": "files", id: "run-files", text: {
-      live: "in flight: its curves and log so far, from its sandbox (kjob board --watch keeps them coming)",
-      none: "not fetched here yet (kjob fetch " + r.kernel + " --version " + r.version + " --output)",
-      missing: "its fetched files were deleted: only what the ledger holds is shown",
-      archived: "archived (kjob runs archive): its files are packed; kjob runs restore unpacks them",
-      gone: "its kernel is gone and nothing was fetched" }[r.files] || r.files }));
-    var grid = el("div", { "class": "run-grid" });
-    var params = Object.keys(r.params || {}).sort().map(function (k) {
-      return [k, el("span", { "class": "mono", text: fmt(r.params[k]) + (r.overrides && k in r.overrides ? "   (-p)" : "") })];
-    });
-    grid.appendChild(el("div", { "class": "card" }, el("h3", { text: "parameters" }), params.length ? kv(params) : el("p", { "class": "muted", text: "none" })));
-    var metrics = Object.keys(r.metrics).sort().map(function (k) { return [k, el("span", { "class": "mono", text: fmt(r.metrics[k]) })]; });
-    grid.appendChild(el("div", { "class": "card" }, el("h3", { text: "metrics" }), metrics.length ? kv(metrics) : el("p", { "class": "muted", text: "none recorded" })));
-    var sources = d && d.sources && d.sources.length ? el("div", null, d.sources.map(function (s) {
-      return el("div", { "class": "mono", text: s.path + "  " + s.sha256.slice(0, 12) });
-    })) : el("span", { "class": "muted", text: d ? "not kept" : "" });
-    grid.appendChild(el("div", { "class": "card" }, el("h3", { text: "provenance" }), kv([
-      ["backend", r.backend], ["created", when(r.created, true)], ["started", when(r.started, true)], ["finished", when(r.finished, true)],
-      ["duration", duration(r.duration)],
-      ["notebook", el("span", null, el("span", { "class": "mono", text: r.notebook }),
-        d && d.notebook ? [" ", el("a", { href: href(d.notebook), text: "open" })] : null)],
-      d && d.recipe_sha256 ? ["recipe", el("span", { "class": "mono", text: d.recipe_sha256 })] : null,
-      ["git commit", el("span", { "class": "mono", text: (r.commit || "-") + (r.dirty ? " (uncommitted changes)" : "") })],
-      ["sources", sources],
-      r.campaign ? ["campaign", r.campaign + (r.stage ? " / " + r.stage : "")] : null,
-      r.folder ? ["files", el("a", { href: href(r.folder), text: r.folder })] : null
-    ])));
-    grid.appendChild(el("div", { "class": "card", id: "run-notes" }, el("h3", { text: "message, note and tags" }), kv([
-      ["message", el("span", { "class": "note-text", text: r.message || "-" })],
-      ["note", el("span", { "class": "note-text", text: r.note || "-" })],
-      ["tags", r.tags.length ? r.tags.map(function (t) { return el("span", { "class": "tag", text: t }); }) : "-"]
-    ])));
-    grid.appendChild(lineageCard(r, d, waiting));
-    var reports = r.reports.length ? r.reports.map(function (p) {
-      return el("div", null, p.href ? el("a", { href: href(p.href), text: p.name }) : el("span", { text: p.name + " (no report.html)" }));
-    }) : el("span", { "class": "muted", text: "no evaluation (kjob eval-local --run)" });
-    var outputs = d ? (d.outputs.length ? d.outputs.map(function (o) {
-      return el("div", null, el("a", { href: href(o.href), text: o.name }), el("span", { "class": "muted", text: "  " + size(o.size) }));
-    }) : el("span", { "class": "muted", text: "no output files" })) : el("span", { "class": "muted", text: waiting ? "loading\u2026" : "not here" });
-    grid.appendChild(el("div", { "class": "card" }, el("h3", { text: "outputs" }), outputs, el("h3", { text: "evaluation reports" }), reports));
-    root.appendChild(grid);
-    if (d && Object.keys(d.series).length) {
-      var names = Object.keys(d.series).sort(), metric = state.metric && d.series[state.metric] ? state.metric : defaultMetric(names);
-      var pick = el("select", { onchange: function () { go({ metric: pick.value }, true); } });
-      names.forEach(function (n) { pick.appendChild(el("option", { value: n, selected: n === metric, text: n })); });
-      root.appendChild(el("h3", null, "curve ", pick));
-      var box = el("div", { "class": "chart-box", id: "run-curve" });
-      root.appendChild(box);
-      var pts = d.series[metric].map(function (p) { return [p[0], p[2]]; }).filter(function (p) { return isNum(p[0]) && isNum(p[1]); });
-      lineChart(box, [{ id: r.id, label: r.ref, color: PALETTE[0], points: pts }], { width: 1300, height: 300, x: "step", y: metric });
-    }
-    root.appendChild(el("h3", { text: "log" + (d && d.log && d.log.cut ? " (its end)" : "") }));
-    root.appendChild(el("pre", { "class": "log", id: "run-log", text: d && d.log ? d.log.lines.join("\n") : (waiting ? "loading\u2026" : "no log here") }));
-  }
-  // What the run was given (its inputs: each a run, where it was mounted, its files' SHA-256 as
-  // the push recorded them) and the runs given its outputs; each run a link to its page.
-  function lineageCard(r, d, waiting) {
-    var card = el("div", { "class": "card", id: "run-lineage" }, el("h3", { text: "made from (inputs)" }));
-    var inputs = r.inputs || [];
-    if (!inputs.length) card.appendChild(el("p", { "class": "muted", text: "nothing: no inputs (kjob push --input)" }));
-    inputs.forEach(function (i) {
-      var files = d && d.inputs ? (d.inputs.filter(function (x) { return x.label === i.label; })[0] || {}).files : null;
-      var item = el("div", { "class": "input", "data-input": i.label },
-        i.run ? runLink(i.run, byId[i.run] ? byId[i.run].ref : i.label) : el("span", { text: i.label }),
-        i.run ? [" ", statusBadge(byId[i.run].status)] : el("span", { "class": "muted", text: "  (not on this board)" }),
-        i.mounts.length ? el("div", { "class": "muted mono", text: i.mounts.map(function (m) { return "/kaggle/input/" + m; }).join("  ") }) : null);
-      if (files) {
-        item.appendChild(kv(Object.keys(files).map(function (name) {
-          return [name, el("span", { "class": "mono sha", title: "SHA-256 " + files[name], "data-sha256": files[name],
-                                     text: files[name].slice(0, 16) + "\u2026" })];
-        })));
-      } else if (i.files) {
-        item.appendChild(el("div", { "class": "muted", text: i.files + " file(s)" + (waiting ? ", loading\u2026" : "") }));
-      }
-      card.appendChild(item);
-    });
-    card.appendChild(el("h3", { text: "made into (runs given its outputs)" }));
-    var made = r.made_into || [];
-    if (!made.length) card.appendChild(el("p", { "class": "muted", text: "nothing yet" }));
-    made.forEach(function (m) {
-      card.appendChild(el("div", { "class": "made", "data-run": m.run },
-        m.run ? runLink(m.run, m.ref) : el("span", { text: m.ref }), " ", statusBadge(m.status),
-        m.run ? null : el("span", { "class": "muted", text: "  (not on this board)" })));
-    });
-    return card;
-  }
-
   // -- drawing and refreshing ------------------------------------------------------------------
 
-  var VIEWS = { runs: renderRuns, curves: renderCurves, campaigns: renderCampaigns, run: renderRun };
+  // the views in pages.js, and the query (query.js), read this file's state when they draw
+  var K = { board: function () { return board; }, byId: function () { return byId; },
+            details: function () { return details; }, state: function () { return state; },
+            mode: mode, go: go, statusBadge: statusBadge, runLink: runLink, plottable: plottable,
+            needDetail: needDetail, defaultMetric: defaultMetric };
+  var Q = window.kjobQuery(K), COLUMNS = Q.COLUMNS, parseWhere = Q.parseWhere, holds = Q.holds,
+      sortSpec = Q.sortSpec, sortRuns = Q.sortRuns;
+  var pages = window.kjobPages(K);
+  var VIEWS = { runs: renderRuns, curves: renderCurves, campaigns: pages.campaigns, run: pages.run };
 
   function render() {
     if (!board) return;
