@@ -112,7 +112,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         entry_path, entry_def = script, None
         problems += script_entry.option_problems(script, list(recipe.script_options), recipe.parameters, recipe_name)
         file_places, file_note = script_entry.script_file(ws, recipe, modules)
-        notes += [file_note] if file_note else []
+        added_note = script_entry.hand_added_note(script, list(recipe.script_options), list(recipe.parameters))
+        notes += [n for n in (file_note, added_note) if n]
     else:
         problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
         entry_path, entry_def = _entry_function(modules, recipe.entry)

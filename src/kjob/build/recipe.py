@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kjob.errors import NotFoundError, UsageError
 from kjob.runs.metrics import MetricSpec
-from kjob.build.script_entry import ScriptOption, is_script, read_options
+from kjob.build.script_entry import ScriptOption, is_script, read_options, unknown_option_hint
 from kjob.build.schema import (  # noqa: F401  (re-exported: the recipe's vocabulary)
     ACCELERATORS, DEFAULT_MACHINE_SHAPE, DEFAULT_SMOKE_TIMEOUT, KAGGLE_MAX_SESSION_SECONDS, SLUG_RE,
     SOURCE_RE, ParamValue, param_value_problem, recipe_fields,
@@ -142,7 +142,8 @@ def parse_overrides(recipe: KernelRecipe, items: list[str]) -> dict[str, ParamVa
             if recipe.is_script:
                 known = ", ".join(options) or "none"
                 raise UsageError(f"unknown parameter '{key}' for {recipe.name}: not an option of {recipe.entry} "
-                                 f"(its options: {known})")
+                                 f"(its options: {known})" + unknown_option_hint(
+                                     list(options.values()), key, f"builders/{recipe.name}.toml"))
             known = ", ".join(recipe.parameters) or "none"
             raise UsageError(f"unknown parameter '{key}' for {recipe.name} (known: {known})")
         if key in result:

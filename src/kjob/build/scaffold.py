@@ -21,7 +21,7 @@ from kjob.notebook import SourceModule
 from kjob.build.paramchecks import module_bindings
 from kjob.build.recipe import NAME_RE
 from kjob.build.schema import param_value_problem, recipe_fields
-from kjob.build.script_entry import read_options, smoke_parameters as script_smoke
+from kjob.build.script_entry import read_options, smoke_parameters as script_smoke, training_hint_lines
 from kjob.credentials import kaggle_username
 from kjob.workspace import OWNER_RE, environment_owner, load_config, read_toml, read_utf8
 
@@ -402,6 +402,7 @@ def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipp
         "[parameters]",
         *(f"{key} = {_toml(value)}" + one_way.get(key, "") for key, value in parameters.items()),
         *(f"# skipped {line}" for line in skipped),
+        *training_hint_lines(read_options(entry.tree)),
         "",
         "# `kjob build --smoke` runs the notebook on this CPU with these values over [parameters]:",
         "# make it small (a few steps, tiny data). `datasets = {\"owner/slug\" = \"data/sample\"}` maps a",

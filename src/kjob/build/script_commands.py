@@ -1,7 +1,8 @@
 """The options of a whole script, read statically: every argparse parser it builds (at module level,
 under `__main__`, in a function), its click commands and its typer commands (a function decorated
 by `@app.command()` where `app = typer.Typer()`, or run by `typer.run(main)`), in the order they are
-declared. How each option is read: kjob.build.script_options.
+declared, then the fields of the dataclasses its HfArgumentParser takes (kjob.build.script_dataclasses).
+How each option is read: kjob.build.script_options.
 
 A script of several commands (a click group, a typer app of more than one) runs one by name: its
 `command` parameter, whose choices are the commands' names.
@@ -10,6 +11,7 @@ A script of several commands (a click group, a typer app of more than one) runs 
 import ast
 from dataclasses import replace
 
+from kjob.build.script_dataclasses import hf_options
 from kjob.build.script_options import ScriptOption, argparse_option, click_option, is_typer, typer_options
 
 
@@ -41,6 +43,8 @@ def read_options(tree: ast.Module) -> list[ScriptOption]:
                 first = options[option.name]
                 options[option.name] = replace(first, commands=first.commands + option.commands)
     listed = sorted((options[name] for name in seen), key=lambda o: o.line)
+    # HfArgumentParser's, in its order of dataclasses and fields (kjob.build.script_dataclasses).
+    listed += [o for o in hf_options(tree) if o.name not in options]
     if named:
         names = tuple(dict.fromkeys(named.values()))
         chosen = next((n for n in names if "train" in n), names[0])  # the one a training project runs

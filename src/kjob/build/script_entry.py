@@ -12,19 +12,22 @@ import ast
 import posixpath
 
 from kjob.build.script_commands import read_options
+from kjob.build.script_dataclasses import takes_training_arguments, training_hint_lines
 from kjob.build.script_options import ScriptOption
 from kjob.kaggle_platform import KaggleRef, input_layouts
 from kjob.notebook import EXIT_OK
 
 __all__ = ["ScriptOption", "read_options", "is_script", "parameters_of", "smoke_parameters", "option_problems",
-           "argv_cell_text", "script_file", "module_registration", "imported_as_modules"]
+           "hand_added_note", "unknown_option_hint", "training_hint_lines", "argv_cell_text", "script_file",
+           "module_registration", "imported_as_modules"]
 
 ARGV_ID = "kjob-argv"
 # The script's knobs a smoke run makes small, by parameter name: (value, why).
 SMOKE_KNOBS = {
     "max_steps": 2, "max_iters": 2, "steps": 2, "num_steps": 2, "n_steps": 2, "iters": 2, "n_iters": 2,
     "iterations": 2, "epochs": 1, "num_epochs": 1, "n_epochs": 1, "max_epochs": 1, "dry_run": True,
-    "num_workers": 0, "workers": 0, "batch_size": 2,
+    "num_workers": 0, "workers": 0, "batch_size": 2, "max_train_samples": 8, "max_eval_samples": 8,
+    "max_predict_samples": 8,
 }
 
 
@@ -72,6 +75,26 @@ def option_problems(script: str, options: list[ScriptOption], parameters: dict, 
                 problems.append(f"{script}:{option.line}: {option.name} = {bad[0]!r} is not one of its choices "
                                 f"({', '.join(map(repr, option.choices))})")
     return problems
+
+
+def hand_added_note(script: str, options: list[ScriptOption], names: list[str]) -> str | None:
+    """The build's note on parameters added by hand that are none of the options kjob read: the
+    kernel passes them as `--name value`. None when there are none, or when the script's
+    HfArgumentParser takes TrainingArguments, whose options are added so by design."""
+    known = {o.name for o in options}
+    added = [name for name in names if name not in known]
+    if not added or takes_training_arguments(options):
+        return None
+    return (f"{script}: {', '.join(added)} {'are' if len(added) > 1 else 'is'} not among the options kjob read from "
+            f"the script: passed as --{added[0]} VALUE{' (and so on)' if len(added) > 1 else ''}")
+
+
+def unknown_option_hint(options: list[ScriptOption], key: str, recipe_name: str) -> str:
+    """What the one line refusing an unknown `-p key` adds for a script taking TrainingArguments."""
+    if not takes_training_arguments(options):
+        return ""
+    return (f"; a TrainingArguments option is added by hand under [parameters] in {recipe_name} "
+            f"({key} = ...), then passed as --{key} VALUE")
 
 
 def _stuck_flag(option: ScriptOption, value) -> str | None:
@@ -124,6 +147,8 @@ def _kjob_command_line(script, options, values):
             positionals.append(str(value))
         elif how == "positionals":
             positionals += map(str, value)
+        elif how == "added":  # a parameter added by hand to the recipe: --name value, a list's values after it
+            words += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
     return argv + chosen + rest + positionals
 '''
 
@@ -180,11 +205,13 @@ def argv_cell_text(script: str, options: list[ScriptOption], names: list[str],
     deletes the parameter names before any module runs; with `file_places` (see `script_file`),
     it sets `__file__` too."""
     by_name = {o.name: o for o in options}
+    # A parameter added by hand that is none of the options kjob read (a TrainingArguments field): --name value.
+    by_name.update({name: ScriptOption(name, f"--{name}", "added", "str", 0) for name in names if name not in by_name})
     rows = "".join(f"    ({name!r}, {by_name[name].flag!r}, {by_name[name].how!r}"
                    + (f", {by_name[name].commands!r}" if by_name[name].commands else "") + "),\n"
-                   for name in names if name in by_name)
-    values = ", ".join(f"{name!r}: {name}" for name in names if name in by_name)
-    deleted = [name for name in names if name in by_name]
+                   for name in names)
+    values = ", ".join(f"{name!r}: {name}" for name in names)
+    deleted = list(names)
     return (
         f"# The command line of {script}, from the parameters above: the script runs as __main__ below.\n"
         "import shlex as _kjob_shlex, sys as _kjob_sys\n\n"

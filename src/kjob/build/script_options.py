@@ -32,6 +32,8 @@ class ScriptOption:
     # The commands (of a click group, or a typer app of several) whose option it is; () for the script's
     # own. The `command` parameter (how "command") names the one the command line runs.
     commands: tuple[str, ...] = ()
+    # HfArgumentParser's options: the dataclass whose field it is (kjob.build.script_dataclasses); None otherwise.
+    group: str | None = None
 
     @property
     def example(self):
@@ -50,7 +52,7 @@ def click_option(call: ast.Call) -> ScriptOption | None:
     if not strings or len(strings) != len(call.args):
         return None
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
-    value = lambda key, default=None: _literal(keywords[key])[0] if key in keywords else default  # noqa: E731
+    value = lambda key, default=None: literal(keywords[key])[0] if key in keywords else default  # noqa: E731
     if func.attr == "argument":
         name, flag = strings[0], None
     else:
@@ -65,10 +67,10 @@ def click_option(call: ast.Call) -> ScriptOption | None:
     kind = _TYPES.get(type_node.id, "str") if isinstance(type_node, ast.Name) else "str"
     choices = None
     if isinstance(type_node, ast.Call) and isinstance(type_node.func, ast.Attribute) and type_node.func.attr == "Choice":
-        listed = _literal(type_node.args[0])[0] if type_node.args else None
+        listed = literal(type_node.args[0])[0] if type_node.args else None
         choices = tuple(listed) if isinstance(listed, (list, tuple)) else None
     nargs, multiple = value("nargs", 1), value("multiple", False)
-    has_default, (default, literal) = "default" in keywords, (_literal(keywords["default"]) if "default" in keywords
+    has_default, (default, is_literal) = "default" in keywords, (literal(keywords["default"]) if "default" in keywords
                                                                else (None, False))
     if flag and "/" in flag:
         how, kind = "both", "bool"
@@ -81,12 +83,12 @@ def click_option(call: ast.Call) -> ScriptOption | None:
     if how in ("append", "many", "positionals"):
         kind = "list"
     if how in ("true", "both", "count"):
-        default, literal, has_default = (default if literal and default is not None else
+        default, is_literal, has_default = (default if is_literal and default is not None else
                                          (0 if how == "count" else False)), True, True
     why = None
     if not has_default:
         why = "no default"
-    elif not literal:
+    elif not is_literal:
         why = f"default {ast.unparse(keywords['default'])} is not a literal"
     elif default is None:
         why = "default None"
@@ -103,7 +105,8 @@ def click_option(call: ast.Call) -> ScriptOption | None:
     return ScriptOption(name, flag, how, kind, call.lineno, None if why else default, why, required, choices)
 
 
-def _literal(node):
+def literal(node) -> tuple[object, bool]:
+    """(the node's value, True) for a Python literal; (None, False) for anything else."""
     try:
         return ast.literal_eval(node), True
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -115,7 +118,7 @@ def argparse_option(call: ast.Call) -> ScriptOption | None:
     if not strings or len(strings) != len(call.args):
         return None
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
-    action = _literal(keywords["action"])[0] if "action" in keywords else "store"
+    action = literal(keywords["action"])[0] if "action" in keywords else "store"
     if isinstance(keywords.get("action"), ast.Attribute) and keywords["action"].attr == "BooleanOptionalAction":
         action = "both"
     if action in ("help", "version", "store_const", "append_const") or not isinstance(action, str):
@@ -124,10 +127,10 @@ def argparse_option(call: ast.Call) -> ScriptOption | None:
     flag = None if positional else next((s for s in strings if s.startswith("--")), strings[0])
     dest = strings[0] if positional else flag.lstrip("-").replace("-", "_")
     if "dest" in keywords:
-        dest = _literal(keywords["dest"])[0] or dest
+        dest = literal(keywords["dest"])[0] or dest
     if not isinstance(dest, str) or not dest.isidentifier() or keyword.iskeyword(dest):
         return None  # no parameter can be named so (`--lambda`): the script keeps its default
-    nargs = _literal(keywords["nargs"])[0] if "nargs" in keywords else None
+    nargs = literal(keywords["nargs"])[0] if "nargs" in keywords else None
     many = nargs in ("*", "+") or (isinstance(nargs, int) and nargs > 1)
     type_node = keywords.get("type")
     kind = _TYPES.get(type_node.id, "str") if isinstance(type_node, ast.Name) else "str"
@@ -142,12 +145,12 @@ def argparse_option(call: ast.Call) -> ScriptOption | None:
     has_default = "default" in keywords
     why = None
     if how in ("value", "positional", "append", "many", "positionals"):
-        default, literal = _literal(keywords["default"]) if has_default else (None, False)
+        default, is_literal = literal(keywords["default"]) if has_default else (None, False)
         if how in ("append", "many", "positionals"):
             kind = "list"
         if not has_default:
             why = "no default"
-        elif not literal:
+        elif not is_literal:
             why = f"default {ast.unparse(keywords['default'])} is not a literal"
         elif default is None:
             why = "default None"
@@ -161,15 +164,15 @@ def argparse_option(call: ast.Call) -> ScriptOption | None:
             default = str(default)
             kind = "str"
     elif has_default:
-        value, literal = _literal(keywords["default"])
-        if literal and isinstance(value, (bool, int)):
+        value, is_literal = literal(keywords["default"])
+        if is_literal and isinstance(value, (bool, int)):
             default = value
     required_node = keywords.get("required")
-    required = bool(_literal(required_node)[0]) if required_node is not None else (
+    required = bool(literal(required_node)[0]) if required_node is not None else (
         positional and nargs not in ("?", "*"))
     if required:
         why = "required"
-    choices = _literal(keywords["choices"])[0] if "choices" in keywords else None
+    choices = literal(keywords["choices"])[0] if "choices" in keywords else None
     choices = tuple(choices) if isinstance(choices, (list, tuple)) else None
     return ScriptOption(dest, flag, how, kind, call.lineno, None if why else default, why, required, choices)
 
@@ -186,7 +189,7 @@ def typer_options(tree: ast.Module, fn: ast.FunctionDef) -> list[ScriptOption]:
     # Option objects kept in module-level names (`EPOCHS = typer.Option(10)`, then `epochs: int = EPOCHS`).
     shared = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
               for t in n.targets if isinstance(t, ast.Name)}
-    enums = _enum_values(tree)
+    enums = enum_values(tree)
     args = fn.args
     positional = args.posonlyargs + args.args
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
@@ -226,19 +229,19 @@ def _typer_option(arg: ast.arg, default: ast.expr | None, enums: dict) -> Script
     flags = [s for s in strings if s.startswith("-")]
     flag = None if is_argument else next((f for f in flags if f.startswith("--")), flags[0] if flags else
                                          "--" + name.replace("_", "-"))
-    count = _literal(keywords["count"])[0] if "count" in keywords else False
+    count = literal(keywords["count"])[0] if "count" in keywords else False
     required = default is None or (isinstance(default, ast.Constant) and default.value is Ellipsis)
-    value, literal = (None, False) if required else _literal(default)
-    if not literal and isinstance(default, ast.Attribute) and isinstance(default.value, ast.Name):
-        value, literal = enums.get(default.value.id, {}).get(default.attr), default.value.id in enums
+    value, is_literal = (None, False) if required else literal(default)
+    if not is_literal and isinstance(default, ast.Attribute) and isinstance(default.value, ast.Name):
+        value, is_literal = enums.get(default.value.id, {}).get(default.attr), default.value.id in enums
     if kind == "bool" and not is_argument:
         how = "both" if not flags or "/" in flag else "true"
         if not flags:
             flag = f"{flag}/--no-{flag[2:]}"
-        value, literal = bool(value) if literal else False, True
+        value, is_literal = bool(value) if is_literal else False, True
     elif count:
         how, kind = "count", "int"
-        value, literal = (value if literal and isinstance(value, int) else 0), True
+        value, is_literal = (value if is_literal and isinstance(value, int) else 0), True
     elif is_argument:
         how = "positionals" if many else "positional"
     else:
@@ -246,7 +249,7 @@ def _typer_option(arg: ast.arg, default: ast.expr | None, enums: dict) -> Script
     why = None
     if required:
         why = "required"
-    elif not literal:
+    elif not is_literal:
         why = f"default {ast.unparse(default)} is not a literal"
     elif value is None:
         why = "default None"
@@ -304,7 +307,7 @@ def _annotation_kind(node, enums: dict) -> tuple[str | None, bool, tuple | None]
     return "str", False, None  # Path, datetime, UUID...: typer reads them from text
 
 
-def _enum_values(tree: ast.Module) -> dict[str, dict[str, object]]:
+def enum_values(tree: ast.Module) -> dict[str, dict[str, object]]:
     """The script's Enum classes (`class Mode(str, Enum): fast = "fast"`) and their members' values:
     typer takes a member's value on the command line."""
     enums = {}
@@ -315,8 +318,8 @@ def _enum_values(tree: ast.Module) -> dict[str, dict[str, object]]:
             members = {}
             for item in node.body:
                 if isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name):
-                    value, literal = _literal(item.value)
-                    if literal:
+                    value, is_literal = literal(item.value)
+                    if is_literal:
                         members[item.targets[0].id] = value
             enums[node.name] = members
     return enums
