@@ -256,7 +256,7 @@ class KaggleBackend(Backend):
             stale = f"{run.ref} is no longer the latest version of {ref} (v{current} is)"
             problem = NotServed(f"{stale}: Kaggle serves the log of the latest version only, so that of "
                                 f"v{run.version} cannot be fetched any more (its outputs can: kjob fetch {run.kernel} "
-                                f"--version {run.version} --output)")
+                                f"--version kaggle-v{run.version} --output)")
             problem.stale = stale
             raise problem
 

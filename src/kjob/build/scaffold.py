@@ -76,6 +76,11 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
     else:
         parameters, skipped = entry_parameters(found.function, bound)
     recipe_text = render_recipe((name, title, slug), modules, found, parameters, skipped, smoke)
+    # A --resume-like option (a string) is what `push --resume-from vN` sets to the mounted checkpoint folder.
+    resume = next((k for k, v in parameters.items() if isinstance(v, str) and k.split("_")[0] == "resume"), None)
+    if resume:
+        recipe_text += (f"\n# `kjob push {name} --resume-from vN` sets {resume} to the folder where that run's"
+                        f" outputs are mounted.\n[resume]\nparameter = {json.dumps(resume)}\n")
     recipe_fields(name, f"builders/{name}.toml", tomllib.loads(recipe_text))  # it loads as kjob reads it
 
     result = InitResult(name, skipped=skipped)
@@ -94,7 +99,8 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
     what = f"{found.function.name}() of {found.shown}" if found.function else f"the script {found.shown}"
     result.done.insert(0, f"wrote builders/{name}.toml: {what}; modules "
                        f"{', '.join(modules)}; parameters {', '.join(parameters) or 'none'}"
-                       + (f"; smoke parameters {', '.join(f'{k}={v}' for k, v in smoke.items())}" if smoke else ""))
+                       + (f"; smoke parameters {', '.join(f'{k}={v}' for k, v in smoke.items())}" if smoke else "")
+                       + (f"; resume parameter {resume}" if resume else ""))
     if not (owner or (config and config.owner) or environment_owner()):
         user = kaggle_username()
         if user and OWNER_RE.fullmatch(user):

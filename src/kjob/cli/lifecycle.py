@@ -39,9 +39,11 @@ def _open(name, version, backend_name, need_version=True):
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag the run (repeatable); `kjob runs --tag TAG` lists them.")
 @click.option("--input", "inputs", multiple=True, metavar="REF",
               help="Give the run another run's outputs, KERNEL[:vN][@BACKEND] (repeatable; no version: its latest "
-                   "complete run), mounted at /kaggle/input/<slug>/ and listed in /kaggle/input/kjob-inputs.json.")
+                   "complete run; no backend: this push's), mounted under /kaggle/input (docs/runs.md: where, "
+                   "per backend) and listed in kjob-inputs.json: /kaggle/input/kjob-inputs.json on local and Ray, "
+                   "/kaggle/kjob-inputs.json on Kaggle (the working folder's parent; $KJOB_INPUTS names it).")
 @click.option("--resume-from", "resume_from", default=None, metavar="VERSION",
-              help="Continue from NAME's run VERSION (vN, local-vN): its outputs as an input, and the recipe's "
+              help="Continue from NAME's run VERSION (vN, local-vN, kaggle-vN): its outputs as an input, and the recipe's "
                    "[resume] parameter set to where they are mounted.")
 @click.option("--reuse", is_flag=True,
               help="If a complete run has the same sources, parameters, backend and inputs, show it instead of pushing.")
