@@ -213,7 +213,7 @@ def test_an_older_versions_outputs_are_fetched_through_download_kernel_output(ka
     plain = kaggle.kjob("fetch", "tiny", "--version", "1")  # without --output: the log alone, refused as before
     assert plain.exit_code == 7
     assert ("Kaggle serves the log of the latest version only, so that of v1 cannot be fetched any more (its "
-            "outputs can: kjob fetch tiny --version 1 --output)") in one_error_line(plain)
+            "outputs can: kjob fetch tiny --version kaggle-v1 --output)") in one_error_line(plain)
 
 
 def test_an_older_version_kaggle_does_not_serve_is_refused_as_before(kaggle):
