@@ -68,7 +68,11 @@ def ray_ws(tiny, head, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     yield tiny
-    leftovers = processes_with_home_under(tiny.root / "storage")
+    # A run is over once its runner writes the final record; its processes (the kernel, the
+    # runner, bwrap) end just after, which on a loaded machine can take some seconds.
+    deadline = time.monotonic() + 30
+    while (leftovers := processes_with_home_under(tiny.root / "storage")) and time.monotonic() < deadline:
+        time.sleep(0.5)
     for pid in leftovers:  # our own runs' processes, should a test fail half-way
         try:
             os.kill(pid, signal.SIGKILL)
