@@ -73,7 +73,9 @@ def execute_notebook(
     failure = None
     log = kernel_log.open("ab")
     try:
-        client.execute(env={**allowed_environment(os.environ), **env}, stdout=log, stderr=log)
+        # cleanup_kc: the kernel ends here, before the run's outcome is recorded (nbclient would
+        # leave a kernel it was handed running until this process exits).
+        client.execute(cleanup_kc=True, env={**allowed_environment(os.environ), **env}, stdout=log, stderr=log)
     except CellTimeoutError:
         index = _running_cell(node)
         failure = Failure("timeout", f"time limit of {timeout:.0f} s exceeded", index, _cell_location(nb, index))
