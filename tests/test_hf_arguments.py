@@ -251,3 +251,69 @@ def test_the_built_command_line_parses_with_transformers_when_it_is_installed(fo
     assert (parsed.model_name_or_path, parsed.use_fast_tokenizer, parsed.do_regression, parsed.num_train_epochs,
             parsed.report_to, parsed.max_steps, parsed.pad_to_max_length) == ("tiny", False, True, 1.0, "none", -1,
                                                                               True)
+
+
+# The shape of texttron/tevatron's examples/dse/qwen/train.py: the dataclasses in a sibling module,
+# a TrainingArguments subclass imported under TrainingArguments' own name.
+IMPORTED_TRAIN = '''
+from transformers import HfArgumentParser
+
+import extra
+from arguments import ModelArguments, DataArguments, TevatronTrainingArguments as TrainingArguments
+
+
+def main():
+    parser = HfArgumentParser((ModelArguments, DataArguments, extra.ExtraArguments, TrainingArguments))
+    model_args, data_args, extra_args, training_args = parser.parse_args_into_dataclasses()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+IMPORTED_ARGUMENTS = '''
+from dataclasses import dataclass, field
+from typing import Optional
+
+from transformers import TrainingArguments
+
+from shared.base import BaseData
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "the model"})
+    pooling: str = field(default="cls")
+    normalize: bool = field(default=False)
+
+
+@dataclass
+class DataArguments(BaseData):
+    query_max_len: Optional[int] = field(default=32)
+
+
+@dataclass
+class TevatronTrainingArguments(TrainingArguments):
+    warmup_ratio: float = field(default=0.1)
+    grad_cache: bool = field(default=False)
+'''
+
+
+def test_dataclasses_imported_from_the_project_s_modules_are_read(folder, monkeypatch):
+    folder.write("arguments.py", IMPORTED_ARGUMENTS)
+    folder.write("extra.py", "from dataclasses import dataclass\n\n\n@dataclass\nclass ExtraArguments:\n"
+                             "    seed_offset: int = 3\n")
+    folder.write("shared/__init__.py", "")
+    folder.write("shared/base.py", "from dataclasses import dataclass\n\n\n@dataclass\nclass BaseData:\n"
+                                   "    dataset_name: str = 'json'\n")
+    folder.write("train.py", IMPORTED_TRAIN)
+    init = folder.kjob("init", "--entry", "train.py", "--name", "imp")
+    assert init.exit_code == 0, init.output
+    made = tomllib.loads((folder.root / "builders/imp.toml").read_text())
+    assert made["parameters"] == {
+        "pooling": "cls", "normalize": False, "dataset_name": "json", "query_max_len": 32, "seed_offset": 3,
+        "output_dir": "trainer_output", "max_steps": -1, "report_to": "none", "warmup_ratio": 0.1,
+        "grad_cache": False}
+    assert folder.kjob("build", "imp", "-p", "model_name_or_path=m", "-p", "grad_cache=true").exit_code == 0
+    assert command_line(folder, "imp", monkeypatch)[-7:] == [
+        "--report_to", "none", "--warmup_ratio", "0.1", "--grad_cache", "--model_name_or_path", "m"]

@@ -42,12 +42,14 @@ def _problem(module: SourceModule, lineno: int, message: str) -> str:
     return f"{module.path}:{lineno}: {message}"
 
 
-def inline_module(module: SourceModule, packages: set[str], modules: set[str], keep_main: bool = False) -> str:
+def inline_module(module: SourceModule, packages: set[str], modules: set[str], keep_main: bool = False,
+                  shared: bool = True) -> str:
     """The module's text as a cell body: `from` imports of sibling modules and `__main__` blocks
     become comments on the same lines. `packages` are the recipe's top-level package names,
     `modules` the dotted names of its modules. `import x` of a sibling stays: the build registers
     module x's cell as a module object. `keep_main`: a script entry, whose `__main__` block runs
-    under `with EXIT_OK():` on the same lines (see `main_block_runs`)."""
+    under `with EXIT_OK():` on the same lines (see `main_block_runs`). Not `shared` (each module
+    runs as a module of its own, `module_cell`): the text as it is, but a script's `__main__` block."""
     tree = module.tree
     lines = module.text.splitlines()
     problems: list[str] = []
@@ -59,8 +61,11 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str], k
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.split(".")[0] not in packages:
                 continue
-            if node.module not in modules:
+            if node.module not in modules and (shared or not any(f"{node.module}.{a.name}" in modules
+                                                                   for a in node.names)):
                 problems.append(_problem(module, node.lineno, f"imports {node.module}, which is not among the recipe's modules"))
+            if not shared:
+                continue
             # `from helpers import *` too: the modules' cells share one namespace, helpers' names are there
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
             aliases[node.lineno] = [f"{a.asname} = {a.name}" for a in node.names if a.asname]
@@ -69,9 +74,10 @@ def inline_module(module: SourceModule, packages: set[str], modules: set[str], k
                 if alias.name.split(".")[0] in packages and alias.name not in modules:
                     problems.append(_problem(module, node.lineno,
                                              f"imports {alias.name}, which is not among the recipe's modules"))
-        elif isinstance(node, ast.ImportFrom) and node.level > 0:
-            problems.append(_problem(module, node.lineno, "relative imports cannot be inlined; use 'from package.module import name'"))
-        elif is_main_guard(node) and not keep_main:
+        elif isinstance(node, ast.ImportFrom) and node.level > 0 and shared:
+            problems.append(_problem(module, node.lineno, "relative imports cannot be inlined into one namespace; use "
+                                     "'from package.module import name', or namespaces = \"modules\" in the recipe"))
+        elif is_main_guard(node) and not keep_main and shared:
             comment_out.append((node.lineno, node.end_lineno or node.lineno))
     if problems:
         raise ValidationError(f"{module.path}: cannot inline this module", details=problems)
@@ -162,18 +168,71 @@ def parameters_cell(values: dict) -> dict:
     return code_cell(PARAMETERS_ID, "\n".join(lines), {"tags": [PARAMETERS_TAG]})
 
 
-def main_cell(entry: str, entry_path: str, names: list[str]) -> dict:
+def main_cell(entry: str, entry_path: str, names: list[str], module: str | None = None) -> dict:
+    """The call of the entry function (from `module`, when the modules run as modules)."""
     args = "".join(f"    {name}={name},\n" for name in names)
     text = (
         f"# Entry point: {entry}() from {entry_path}, called with the parameters above.\n"
-        f"result = {entry}(\n{args})"
+        + (f"from {module} import {entry}\n" if module else "")
+        + f"result = {entry}(\n{args})"
     )
     return code_cell("kjob-main", text)
 
 
-def module_cell(module: SourceModule, body: str) -> dict:
+def module_cell(module: SourceModule, body: str, dotted: str | None = None) -> dict:
+    """The cell of one module: in the notebook's namespace, or (`dotted`, see `modules_cell`) run
+    as the module of that name."""
     meta = {"kjob": {"source": module.path, "first_line": HEADER_LINES + 1}}
-    return code_cell(cell_id("src-" + module.path.removeprefix("src/")), f"# ---- {module.path} ----\n{body}", meta)
+    header = f"%%{MODULE_MAGIC} {dotted} {module.path}" if dotted else f"# ---- {module.path} ----"
+    return code_cell(cell_id("src-" + module.path.removeprefix("src/")), f"{header}\n{body}", meta)
+
+
+# A recipe with namespaces = "modules": each module's cell runs as a module of its own, as Python
+# would import it from a file (in sys.modules, with its package for relative imports).
+MODULES_ID = "kjob-modules"
+MODULE_MAGIC = "kjob_module"
+_MODULES_SETUP = f'''# The cells below starting %%{MODULE_MAGIC} NAME PATH each run as the module NAME (the file PATH),
+# as Python imports a project: `import NAME` and `from .x import y` find them, and each has its own names.
+from IPython import get_ipython as _kjob_ipython
+from IPython.core.magic import no_var_expand as _kjob_no_var_expand
+
+
+@_kjob_no_var_expand
+def _kjob_module(line, cell):
+    __tracebackhide__ = True
+    import linecache, sys, types
+    name, path = line.split(maxsplit=1)
+    parts = name.split(".")
+    for i in range(1, len(parts)):  # its packages, as placeholders until their own cell runs
+        parent = ".".join(parts[:i])
+        if parent not in sys.modules:
+            sys.modules[parent] = types.ModuleType(parent)
+            sys.modules[parent].__path__ = []
+            if i > 1:
+                setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], sys.modules[parent])
+    package = path.endswith("__init__.py")
+    module = sys.modules.get(name) if package else None  # a package's placeholder keeps its submodules
+    module = module if module is not None else types.ModuleType(name)
+    module.__file__, module.__package__ = path, name if package else name.rpartition(".")[0]
+    if package:
+        module.__path__ = []
+    sys.modules[name] = module
+    if len(parts) > 1:
+        setattr(sys.modules[".".join(parts[:-1])], parts[-1], module)
+    linecache.cache[path] = (len(cell), None, cell.splitlines(True), path)  # tracebacks show its lines
+    try:
+        exec(compile(cell, path, "exec"), module.__dict__)
+    except BaseException:
+        del sys.modules[name]  # as a failed import leaves it
+        raise
+
+
+_kjob_ipython().register_magic_function(_kjob_module, "cell", "{MODULE_MAGIC}")
+del _kjob_ipython, _kjob_no_var_expand, _kjob_module'''
+
+
+def modules_cell() -> dict:
+    return code_cell(MODULES_ID, _MODULES_SETUP)
 
 
 def notebook(cells: list[dict], provenance: dict) -> dict:
@@ -225,13 +284,16 @@ def locate(nb: dict, cell_index: int, line: int) -> str | None:
     return f"{info['source']}:{line - info['first_line'] + 1}"
 
 
-def program(nb: dict) -> tuple[str, list[tuple[int, int]]]:
-    """All code cells as one program, and for each program line its (cell index, cell line)."""
+def program(nb: dict, cells: list[int] | None = None) -> tuple[str, list[tuple[int, int]]]:
+    """All code cells (or those of `cells`) as one program, and for each program line its (cell
+    index, cell line). A cell magic's line (`%%kjob_module ...`) is a comment there."""
     text_parts, line_map = [], []
     for index, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
+        if cell["cell_type"] != "code" or (cells is not None and index not in cells):
             continue
         cell_lines = cell["source"].split("\n")
+        if cell_lines[0].startswith("%%"):
+            cell_lines[0] = "# " + cell_lines[0]
         text_parts.extend(cell_lines)
         line_map.extend((index, n) for n in range(1, len(cell_lines) + 1))
     return "\n".join(text_parts) + "\n", line_map

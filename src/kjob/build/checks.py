@@ -76,11 +76,21 @@ def where(nb: dict, cell_index: int, line: int, notebook_name: str) -> str:
     return locate(nb, cell_index, line) or f"{notebook_name} cell {cell_index} ({nb['cells'][cell_index]['id']}) line {line}"
 
 
-def undefined_name_problems(nb: dict, notebook_name: str) -> list[str]:
-    """pyflakes over all code cells as one program: a name used and defined nowhere fails."""
+def undefined_name_problems(nb: dict, notebook_name: str, shared: bool = True) -> list[str]:
+    """pyflakes over all code cells as one program: a name used and defined nowhere fails. Not
+    `shared` (namespaces = "modules"): each module's cell (`%%kjob_module`) is a program of its own."""
+    code = [i for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"]
+    own = [] if shared else [i for i in code if nb["cells"][i]["source"].startswith("%%")]
+    problems = []
+    for cells in [[i for i in code if i not in own]] + [[i] for i in own]:
+        problems += _undefined_names(nb, notebook_name, cells)
+    return problems
+
+
+def _undefined_names(nb: dict, notebook_name: str, cells: list[int]) -> list[str]:
     from pyflakes.checker import Checker
 
-    text, line_map = program(nb)
+    text, line_map = program(nb, cells)
     try:
         checker = Checker(ast.parse(text), filename=notebook_name)
     except (RecursionError, MemoryError):

@@ -104,8 +104,11 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     # and top-level modules (`model` of model.py), whose imports the cells comment out alike.
     packages = {name.split(".")[0] for name in dotted}
     script = ws.paths.relative(ws.paths.src / recipe.entry) if recipe.is_script else None
+    shared = recipe.namespaces == "shared"
     bodies, problems = _module_bodies(recipe, modules, packages, dotted, script)
-    problems += checks.collision_problems(modules)
+    if shared:  # each module of its own: none shadows another's names
+        problems += [f"{p} (namespaces = \"modules\" in the recipe runs each module as its own)"
+                     for p in checks.collision_problems(modules)]
     recipe_name = ws.paths.relative(recipe.path)
     notes = []
     if script:  # the parameters are deleted once they made the command line: they shadow nothing
@@ -115,7 +118,8 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
         added_note = script_entry.hand_added_note(script, list(recipe.script_options), list(recipe.parameters))
         notes += [n for n in (file_note, added_note) if n]
     else:
-        problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
+        if shared:  # as modules, the modules' names never meet the parameters (globals of the notebook)
+            problems += paramchecks.shadowed_parameter_problems(modules, recipe.parameters, packages)
         entry_path, entry_def = _entry_function(modules, recipe.entry)
         notes += _left_out_main_blocks(modules, recipe.entry)
     if entry_def is None and not script:
@@ -131,7 +135,7 @@ def plan_build(ws: Workspace, name: str, overrides: dict[str, ParamValue] | None
     notebook = nbk.notebook(cells, provenance)
 
     nb_name = f"kernels/{name}/{name}.ipynb"
-    problems = checks.undefined_name_problems(notebook, nb_name)
+    problems = checks.undefined_name_problems(notebook, nb_name, shared)
     available = ws.available_modules() | pip_import_names(recipe.pip) | set(recipe.pip_modules)
     problems += checks.import_problems(modules, available, packages, recipe_name=recipe_name,
                                        project_module=lambda name: project_module(ws, name))
@@ -161,11 +165,14 @@ def _module_bodies(recipe: KernelRecipe, modules: list[nbk.SourceModule], packag
     """Each module's cell text, inlined (its imports of the recipe's modules commented out; a
     module a script imports as a module registered under its name), and the problems found."""
     bodies, problems = [], []
+    shared = recipe.namespaces == "shared"
     for module in modules:
         try:
-            bodies.append(nbk.inline_module(module, packages, dotted, keep_main=module.path == script))
+            bodies.append(nbk.inline_module(module, packages, dotted, keep_main=module.path == script, shared=shared))
         except ValidationError as exc:
             problems += exc.details
+    if not shared:  # each cell is its module already
+        return bodies, problems
     registered = script_entry.imported_as_modules([m.tree for m in modules], dotted)
     bodies = [body + "\n" + script_entry.module_registration(module_name(rel), [
         n for n, _ in paramchecks.module_bindings(m, packages) if not n.startswith("_kjob_")])
@@ -205,9 +212,16 @@ def _cells(recipe: KernelRecipe, recipe_name: str, provenance: dict, modules: li
         text = script_entry.argv_cell_text(recipe.entry, list(recipe.script_options), list(recipe.parameters),
                                            file_places)
         cells.append(nbk.code_cell(script_entry.ARGV_ID, text))
-    cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
+    if recipe.namespaces == "modules":  # each module of its own, the script (in __main__) apart
+        cells.append(nbk.modules_cell())
+        cells += [nbk.module_cell(m, body, None if m.path == script else module_name(rel))
+                  for rel, m, body in zip(recipe.modules, modules, bodies)]
+    else:
+        cells += [nbk.module_cell(m, body) for m, body in zip(modules, bodies)]
     if not script:
-        cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters)))
+        entry_module = next((module_name(rel) for rel, m in zip(recipe.modules, modules) if m.path == entry_path), None)
+        cells.append(nbk.main_cell(recipe.entry, entry_path, list(recipe.parameters),
+                                   entry_module if recipe.namespaces == "modules" else None))
     return cells
 
 

@@ -52,6 +52,9 @@ class KernelRecipe:
     script_options: tuple = ()
     inputs: tuple[str, ...] = ()  # runs whose outputs it is given (KERNEL[:vN][@BACKEND]; kjob.lifecycle.inputs)
     resume_parameter: str | None = None  # [resume] parameter: set by `push --resume-from` to where they are
+    # "shared": the modules' cells share the notebook's namespace; "modules": each runs as its own
+    # module (sys.modules, relative imports, one `logger` each), as Python imports a project.
+    namespaces: str = "shared"
 
     @property
     def is_script(self) -> bool:
@@ -81,16 +84,16 @@ def load_recipe(ws: Workspace, name: str) -> KernelRecipe:
     rel = ws.paths.relative(path)
     fields = recipe_fields(name, rel, read_toml(path, rel))
     if is_script(fields["entry"]):
-        fields["script_options"] = tuple(_script_options(ws.paths.src / fields["entry"]))
+        fields["script_options"] = tuple(_script_options(ws.paths.src / fields["entry"], ws.paths.src))
     return KernelRecipe(name=name, path=path, **fields)
 
 
-def _script_options(path: Path) -> list[ScriptOption]:
+def _script_options(path: Path, src: Path) -> list[ScriptOption]:
     """The script's options; none if it cannot be read (the build then reports it by line)."""
     import ast
 
     try:
-        return read_options(ast.parse(path.read_bytes().decode("utf-8").removeprefix("\ufeff")))
+        return read_options(ast.parse(path.read_bytes().decode("utf-8").removeprefix("\ufeff")), (path.parent, src))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
         return []
 

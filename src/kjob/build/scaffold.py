@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kjob.build.module_paths import module_file, module_name
-from kjob.build.checks import nesting_problem, parse_problem
+from kjob.build.checks import collision_problems, nesting_problem, parse_problem
 from kjob.errors import ConfigError, NotFoundError, UsageError
 from kjob.build.kernel_metadata import slugify
 from kjob.notebook import SourceModule
@@ -65,9 +65,10 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
     if owner is not None and not OWNER_RE.fullmatch(owner):
         raise UsageError(f"--owner: expected a Kaggle user name (letters, digits, '-' and '_'), not {owner!r}")
 
-    bound = {}
+    bound, sources = {}, []
     for rel in modules:
         module = SourceModule(_shown(root, src / rel), _read_source(src / rel, _shown(root, src / rel)))
+        sources.append(module)
         for key, line in module_bindings(module, {module_name(m).split(".")[0] for m in modules}):
             bound.setdefault(key, f"{module.path}:{line}")
     smoke = {}
@@ -76,6 +77,10 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
     else:
         parameters, skipped = entry_parameters(found.function, bound)
     recipe_text = render_recipe((name, title, slug), modules, found, parameters, skipped, smoke)
+    why_own = _own_namespaces(sources)
+    if why_own:  # the project as Python runs it: each module of its own
+        recipe_text = recipe_text.replace("private = true\n", "private = true\n# Each module runs as a module of its "
+                                          f"own, as Python imports it ({why_own}).\nnamespaces = \"modules\"\n", 1)
     # A --resume-like option (a string) is what `push --resume-from vN` sets to the mounted checkpoint folder.
     resume = next((k for k, v in parameters.items() if isinstance(v, str) and k.split("_")[0] == "resume"), None)
     if resume:
@@ -101,6 +106,8 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
                        f"{', '.join(modules)}; parameters {', '.join(parameters) or 'none'}"
                        + (f"; smoke parameters {', '.join(f'{k}={v}' for k, v in smoke.items())}" if smoke else "")
                        + (f"; resume parameter {resume}" if resume else ""))
+    if why_own:
+        result.done.append(f"namespaces = \"modules\": each module runs as its own ({why_own})")
     if not (owner or (config and config.owner) or environment_owner()):
         user = kaggle_username()
         if user and OWNER_RE.fullmatch(user):
@@ -112,6 +119,16 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
                                      "(local builds and runs need none)")
     result.next_steps.append(f"kjob build {name} --smoke")
     return result
+
+
+def _own_namespaces(sources: list[SourceModule]) -> str | None:
+    """Why the project's modules cannot share the notebook's one namespace, if they cannot."""
+    relative = next((f"{m.path}:{n.lineno}" for m in sources for n in ast.walk(m.tree)
+                     if isinstance(n, ast.ImportFrom) and n.level), None)
+    if relative:
+        return f"a relative import at {relative}"
+    clash = collision_problems(sources)
+    return f"a name two modules define: {clash[0].split(';')[0]}" if clash else None
 
 
 def _has_config(root: Path) -> bool:
@@ -159,10 +176,15 @@ def _entry(root: Path, entry: str, src_dir: str | None) -> _Entry:
     return _Entry(path, shown, defs[-1], src_dir, rel, tree)
 
 
+def _places(entry: _Entry) -> tuple[Path, ...]:
+    """Where the modules a script imports are found: its folder (Python's sys.path[0]), then src."""
+    return entry.path.parent, entry.path.parents[len(Path(entry.rel).parts) - 1]
+
+
 def script_parameters(entry: _Entry) -> tuple[dict, list[str], dict]:
     """A script's [parameters] (its options with literal defaults), a line for each option left
     out (to give with -p), and [smoke.parameters] from its obvious knobs."""
-    options = read_options(entry.tree)
+    options = read_options(entry.tree, _places(entry))
     parameters, skipped = {}, []
     for option in options:
         value = option.default
@@ -378,11 +400,12 @@ def render_recipe(names: tuple[str, str, str], modules: list[str], entry: _Entry
 
 def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipped: list[str], smoke: dict) -> str:
     name, title, slug = names
+    options = read_options(entry.tree, _places(entry))
     # A flag whose one switch sets what the script assumes anyway: the other value cannot be given.
     one_way = {o.name: f"  # {o.flag} has no off switch: the script always runs with it {_toml(o.default)}"
-               for o in read_options(entry.tree) if o.how in ("true", "false") and o.default is (o.how == "true")}
+               for o in options if o.how in ("true", "false") and o.default is (o.how == "true")}
     one_way.update({o.name: f"  # the command {entry.shown} runs: {', '.join(o.choices)}"
-                    for o in read_options(entry.tree) if o.how == "command"})
+                    for o in options if o.how == "command"})
     where = "the project's root" if entry.src_dir == "." else f"{entry.src_dir}/"
     lines = [
         f"# Recipe for the {name} kernel, written by `kjob init` from the script {entry.shown}.",
@@ -408,7 +431,7 @@ def _render_script_recipe(names, modules, entry: _Entry, parameters: dict, skipp
         "[parameters]",
         *(f"{key} = {_toml(value)}" + one_way.get(key, "") for key, value in parameters.items()),
         *(f"# skipped {line}" for line in skipped),
-        *training_hint_lines(read_options(entry.tree)),
+        *training_hint_lines(options),
         "",
         "# `kjob build --smoke` runs the notebook on this CPU with these values over [parameters]:",
         "# make it small (a few steps, tiny data). `datasets = {\"owner/slug\" = \"data/sample\"}` maps a",

@@ -32,8 +32,10 @@ _KEYS = {
     "title", "slug", "description", "modules", "entry", "parameters", "smoke",
     "dataset_sources", "kernel_sources", "model_sources", "competition_sources",
     "accelerator", "machine_shape", "internet", "private", "session_timeout", "metrics",
-    "pip", "pip_modules", "docker_image", "secrets", "inputs", "resume",
+    "pip", "pip_modules", "docker_image", "secrets", "inputs", "resume", "namespaces",
 }
+# How the inlined modules run: all in the notebook's one namespace, or each as its own module.
+NAMESPACES = ("shared", "modules")
 # An input run (`inputs = ["train:v3"]`): KERNEL[:VERSION][@BACKEND], read by kjob.runs.lineage.
 INPUT_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(?:@[A-Za-z0-9_.-]+)*(?::(?:k\d+-)?(?:[a-z]+-)?v?\d+)?(?:@[a-z]+)?$")
 _SOURCE_KEYS = ("dataset_sources", "kernel_sources", "model_sources", "competition_sources")
@@ -121,6 +123,8 @@ def recipe_fields(name: str, rel: str, data: dict) -> dict:
         fields["docker_image"] = _string(w, data, "docker_image", pattern=DOCKER_IMAGE_RE,
                                          expected="expected a Kaggle image such as "
                                                   "'gcr.io/kaggle-images/python@sha256:<digest>'")
+    fields["namespaces"] = _string(w, data, "namespaces", "shared", pattern=re.compile("|".join(NAMESPACES)),
+                                   expected=f"expected one of {', '.join(map(repr, NAMESPACES))}")
     # Default: the accelerator's own limit (9 h on a TPU); longer is refused at a Kaggle push.
     fields["session_timeout"] = _seconds(w, data, "session_timeout", SESSION_LIMIT[accelerator].value,
                                          60, KAGGLE_MAX_SESSION_SECONDS)

@@ -10,16 +10,19 @@ A script of several commands (a click group, a typer app of more than one) runs 
 
 import ast
 from dataclasses import replace
+from pathlib import Path
 
 from kjob.build.script_dataclasses import hf_options
 from kjob.build.script_options import ScriptOption, argparse_option, click_option, is_typer, typer_options
 
 
-def read_options(tree: ast.Module) -> list[ScriptOption]:
+def read_options(tree: ast.Module, places: tuple[Path, ...] = ()) -> list[ScriptOption]:
     """The options of every argparse parser the script builds, of its click commands
     (`@click.option`, `@click.argument`) and of its typer commands, in the order they are declared.
     A script of several commands (a click group, a typer app with more than one) has a `command`
-    parameter too, whose choices are the commands' names: the one the command line runs."""
+    parameter too, whose choices are the commands' names: the one the command line runs. `places`:
+    where the project modules it imports HfArgumentParser dataclasses from are found (the script's
+    folder, then the project's source root)."""
     options, seen = {}, []
     typer_commands = {id(f) for f in _typer_commands(tree)}
     named = _named_commands(tree)
@@ -44,7 +47,7 @@ def read_options(tree: ast.Module) -> list[ScriptOption]:
                 options[option.name] = replace(first, commands=first.commands + option.commands)
     listed = sorted((options[name] for name in seen), key=lambda o: o.line)
     # HfArgumentParser's, in its order of dataclasses and fields (kjob.build.script_dataclasses).
-    listed += [o for o in hf_options(tree) if o.name not in options]
+    listed += [o for o in hf_options(tree, places) if o.name not in options]
     if named:
         names = tuple(dict.fromkeys(named.values()))
         chosen = next((n for n in names if "train" in n), names[0])  # the one a training project runs

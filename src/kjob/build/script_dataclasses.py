@@ -9,7 +9,10 @@ default, required when it has none. A `bool` field takes `--x` (or `--x false`),
 true also gets `--no_x`; `Literal[...]` and `Enum` fields have choices; a `list[...]` field takes
 its values after the flag (nargs "+"); a field with `init=False` is no option.
 
-Only the script's own dataclasses are read. Of transformers' TrainingArguments (about a hundred
+The script's own dataclasses are read, and those it imports from the project's modules (`from
+arguments import ModelArguments`, `from .args import DataArguments as Data`, `import arguments` then
+`arguments.ModelArguments`), found beside the script as Python finds them when it runs the script.
+Of transformers' TrainingArguments (about a hundred
 fields) kjob knows the three a kernel needs: `output_dir`, `max_steps` (a smoke run's two steps) and
 `report_to` ("none": no W&B login inside a kernel; kjob reads trainer_state.json). Any other field
 is added under [parameters] by hand and passed as `--name value` (kjob.build.script_entry).
@@ -17,6 +20,7 @@ is added under [parameters] by hand and passed as `--name value` (kjob.build.scr
 
 import ast
 import keyword
+from pathlib import Path
 
 from kjob.build.script_options import ScriptOption, enum_values, literal
 
@@ -29,25 +33,89 @@ TRAINING_HINTS = ("num_train_epochs = 3.0", "learning_rate = 5e-05", "per_device
                   "do_train = true", "do_eval = true")
 
 
-def hf_options(tree: ast.Module) -> list[ScriptOption]:
+def hf_options(tree: ast.Module, places: tuple[Path, ...] = ()) -> list[ScriptOption]:
     """The options of every HfArgumentParser the script builds, in the parser's order of dataclasses
-    and each dataclass's order of fields (its own dataclass bases' fields first)."""
-    classes = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
-    parsers = PARSERS | {name for name, node in classes.items() if any(_name(b) in PARSERS for b in node.bases)}
-    enums = enum_values(tree)
+    and each dataclass's order of fields (its own dataclass bases' fields first). `places`: where
+    the project modules it imports dataclasses from are found (the script's folder first, as
+    Python's sys.path[0], then the project's source root)."""
+    script = _Module(tree, places[0] if places else None, places, {})
+    parsers = PARSERS | {name for name, node in script.classes.items() if any(_name(b) in PARSERS for b in node.bases)}
     options, seen = [], set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and _name(node.func) in parsers):
             continue
         given = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "dataclass_types"),
                                                     None)
-        names = [_name(e) for e in given.elts] if isinstance(given, (ast.Tuple, ast.List)) else [_name(given)]
-        for name in names:
-            for option in _class_options(name, classes, enums, node.lineno, set()):
+        for expr in given.elts if isinstance(given, (ast.Tuple, ast.List)) else [given]:
+            for option in _class_options(expr, script, node.lineno, set()):
                 if option.name not in seen:
                     seen.add(option.name)
                     options.append(option)
     return options
+
+
+class _Module:
+    """A module's classes, enums and imports, and the project modules it imports, read when asked:
+    an absolute import from `places`, a relative one from the module's `folder` (`loaded`: path ->
+    _Module, shared by one script's reading)."""
+
+    def __init__(self, tree: ast.Module, folder: Path | None, places: tuple[Path, ...], loaded: dict):
+        self.folder, self.places, self.loaded = folder, places, loaded
+        self.classes = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+        self.enums = enum_values(tree)
+        self.names: dict[str, tuple[str, int, str]] = {}  # local name: (module, level, its name there)
+        self.modules: dict[str, tuple[str, int]] = {}  # `import arguments (as a)`: local name -> (module, level)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    self.names[alias.asname or alias.name] = (node.module or "", node.level, alias.name)
+                    # `from . import arguments`, `from pkg import arguments`: perhaps a module
+                    self.modules[alias.asname or alias.name] = (f"{node.module}.{alias.name}" if node.module
+                                                                else alias.name, node.level)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    self.modules[alias.asname or alias.name] = (alias.name, 0)
+
+    def find(self, expr, hops: int = 0) -> "tuple[ast.ClassDef, _Module] | None":
+        """The class `expr` (a name, or module.name) stands for, and the module defining it; None
+        for one outside the project (transformers') or not found."""
+        if hops > 20:
+            return None
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id in self.modules:
+            module = self._module(*self.modules[expr.value.id])
+            return module.find(ast.Name(expr.attr), hops + 1) if module else None
+        if not isinstance(expr, ast.Name):
+            return None
+        if expr.id in self.classes:
+            return self.classes[expr.id], self
+        if expr.id in self.names:
+            where, level, name = self.names[expr.id]
+            module = self._module(where, level)
+            return module.find(ast.Name(name), hops + 1) if module else None
+        return None
+
+    def _module(self, dotted: str, level: int) -> "_Module | None":
+        if level and self.folder is None:
+            return None
+        if level and level > len(self.folder.parents) + 1:
+            return None
+        bases = [self.folder.parents[level - 2] if level > 1 else self.folder] if level else self.places
+        for base in bases:
+            stem = base.joinpath(*dotted.split(".")) if dotted else base
+            for path in (stem.with_name(stem.name + ".py"), stem / "__init__.py"):
+                if path.is_file():
+                    return self._read(path.resolve())
+        return None
+
+    def _read(self, path: Path) -> "_Module | None":
+        if path not in self.loaded:
+            self.loaded[path] = None  # while it is read: an import cycle finds nothing
+            try:
+                tree = ast.parse(path.read_bytes().decode("utf-8").removeprefix("\ufeff"))
+            except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
+                return None
+            self.loaded[path] = _Module(tree, path.parent, self.places, self.loaded)
+        return self.loaded[path]
 
 
 def takes_training_arguments(options) -> bool:
@@ -66,22 +134,30 @@ def training_hint_lines(options) -> list[str]:
             *(f"# {line}" for line in TRAINING_HINTS)]
 
 
-def _class_options(name, classes, enums, line, visiting) -> list[ScriptOption]:
-    if name in TRAINING_ARGUMENTS or (name not in classes and name and name.endswith("TrainingArguments")):
-        return [ScriptOption(field, f"--{field}", "value", kind, line, default, group="TrainingArguments")
-                for field, kind, default in TRAINING_FIELDS]
-    node = classes.get(name)
-    if node is None or name in visiting:
-        return []  # a dataclass kjob cannot see (imported): its options are added by hand
-    visiting = visiting | {name}
-    options = [o for base in node.bases for o in _class_options(_name(base), classes, enums, line, visiting)]
+def _class_options(expr, module: _Module, line, visiting) -> list[ScriptOption]:
+    found = module.find(expr)
+    if found is None:
+        return _outside(_name(expr), line)
+    node, defined_in = found
+    if id(node) in visiting:  # `class TrainingArguments(TrainingArguments)`: its base is the name's earlier meaning
+        return _outside(node.name, line)
+    visiting = visiting | {id(node)}
+    options = [o for base in node.bases for o in _class_options(base, defined_in, line, visiting)]
     for item in node.body:
         if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-            option = _field_option(item, name, enums)
+            option = _field_option(item, node.name, defined_in.enums)
             if option is not None:  # a field a base declares keeps the base's place, as dataclasses order it
                 at = next((i for i, o in enumerate(options) if o.name == option.name), len(options))
                 options[at:at + 1] = [option]
     return options
+
+
+def _outside(name: str | None, line: int) -> list[ScriptOption]:
+    """The options of a dataclass from outside the project: TrainingArguments' that a kernel needs."""
+    if name and name.endswith("TrainingArguments"):  # transformers' own, or one kjob cannot see
+        return [ScriptOption(field, f"--{field}", "value", kind, line, default, group="TrainingArguments")
+                for field, kind, default in TRAINING_FIELDS]
+    return []  # a dataclass kjob cannot see (from outside the project): its options are added by hand
 
 
 def _field_option(item: ast.AnnAssign, group: str, enums: dict) -> ScriptOption | None:

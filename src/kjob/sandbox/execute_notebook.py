@@ -18,7 +18,8 @@ from kjob.sandbox.isolation import allowed_environment
 from kjob.notebook import locate
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_FRAME = re.compile(r"(?:Cell In\s*\[(\d+)\]|<ipython-input-(\d+)-[0-9a-f]+>)(?:,)? line (\d+)")
+_FRAME = re.compile(r"(?:Cell In\s*\[(\d+)\]|<ipython-input-(\d+)-[0-9a-f]+>)(?:,)? line (\d+)"
+                    r'|File "?(?P<file>[^"\s,:]+)(?::(?P<fline>\d+)|", line (?P<fline2>\d+))')
 
 
 @dataclass
@@ -165,6 +166,7 @@ def _cell_location(nb: dict, index: int | None) -> str | None:
 def user_code_failure(nb) -> Failure:
     """The failing cell's exception, with its innermost frame in our cells mapped to a src line."""
     counts = {cell.get("execution_count"): i for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"}
+    sources = {cell.get("metadata", {}).get("kjob", {}).get("source") for cell in nb["cells"]} - {None}
     for index, cell in enumerate(nb["cells"]):
         for output in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
             if output.get("output_type") != "error":
@@ -172,6 +174,10 @@ def user_code_failure(nb) -> Failure:
             message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
             location = None
             for frame in _FRAME.finditer(_ANSI.sub("", "\n".join(output.get("traceback", [])))):
+                if frame.group("file"):  # a module run as its own (namespaces = "modules"): its file's line
+                    if frame.group("file") in sources:
+                        location = f"{frame.group('file')}:{frame.group('fline') or frame.group('fline2')}"
+                    continue
                 count = int(frame.group(1) or frame.group(2))
                 if count in counts:
                     location = locate(nb, counts[count], int(frame.group(3))) or location
