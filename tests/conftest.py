@@ -103,6 +103,16 @@ def inputs():
 '''
 
 
+def stranger_folder(tmp_path: Path, monkeypatch) -> Workspace:
+    """An empty project folder (the working directory), with no Kaggle owner and no Kaggle
+    credentials anywhere: a user's own project before `kjob init`."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KJOB_OWNER", "KJOB_WORKSPACE", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    return Workspace(tmp_path, CliRunner())
+
+
 @pytest.fixture
 def tiny(tmp_path, monkeypatch) -> Workspace:
     """A workspace with one small recipe `tiny` over two modules (fast to build and run)."""

@@ -12,9 +12,8 @@ import tomllib
 from contextlib import redirect_stdout
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import Workspace
+from conftest import Workspace, stranger_folder
 from kjob.build.script_commands import read_options
 
 # The shape of transformers' examples/pytorch/text-classification/run_classification.py, trimmed.
@@ -69,11 +68,7 @@ if __name__ == "__main__":
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Workspace:
-    monkeypatch.chdir(tmp_path)
-    for name in ("KJOB_OWNER", "KJOB_WORKSPACE", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
-    ws = Workspace(tmp_path, CliRunner())
+    ws = stranger_folder(tmp_path, monkeypatch)
     ws.write("run_cls.py", RUN_CLS)
     return ws
 

@@ -6,9 +6,8 @@ import json
 import tomllib
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import Workspace
+from conftest import Workspace, stranger_folder
 
 FILES = {
     "proj/__init__.py": "from .version import VERSION\n",
@@ -97,11 +96,7 @@ FILES = {
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Workspace:
-    monkeypatch.chdir(tmp_path)
-    for name in ("KJOB_OWNER", "KJOB_WORKSPACE", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
-    ws = Workspace(tmp_path, CliRunner())
+    ws = stranger_folder(tmp_path, monkeypatch)
     for rel, text in FILES.items():
         ws.write(rel, text)
     return ws

@@ -7,9 +7,8 @@ import re
 import tomllib
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import Workspace
+from conftest import Workspace, stranger_folder
 
 # A character-level model trained by an argparse script under __main__, its data file beside it.
 CHAR_TRAIN = '''
@@ -104,11 +103,7 @@ class RNNModel:
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Workspace:
     """An empty project folder, with no Kaggle owner and no Kaggle credentials anywhere."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("KJOB_OWNER", "KJOB_WORKSPACE", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
-    return Workspace(tmp_path, CliRunner())
+    return stranger_folder(tmp_path, monkeypatch)
 
 
 def recipe(ws: Workspace, name: str) -> dict:
