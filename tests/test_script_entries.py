@@ -141,6 +141,19 @@ def test_an_argparse_script_under_main_runs_as_main_with_its_command_line(folder
     assert made["parameters"] == {"input_file": "input.txt", "max_steps": -1, "lr": 0.0005, "hidden": [8, 8],
                                   "work_dir": ".", "verbose": True, "device": "cpu"}
     assert made["smoke"]["parameters"] == {"max_steps": 2}
+    assert ('next: input_file = "input.txt" names a file of this project; if the code reads it, map its folder as a '
+            "dataset source and point the parameter at /kaggle/input/SLUG/...") in init.stdout
+    assert "work_dir" not in init.stdout.split("next:", 1)[1]  # "." is the working folder, not data
+
+    # Left so, the script cannot find its file in the kernel's working folder: the failure says why.
+    smoke = folder.kjob("build", "char", "--smoke")
+    assert smoke.exit_code == 1
+    assert ("FileNotFoundError: [Errno 2] No such file or directory: 'input.txt'; kernels/char left unchanged" in
+            smoke.stderr)
+    assert ('hint: input.txt is a file of this project, but a kernel runs in /kaggle/working and reads data under '
+            '/kaggle/input: map its folder as a dataset source ("OWNER/SLUG" = "." under [tool.kjob.datasets], '
+            '"OWNER/SLUG" in the recipe\'s dataset_sources) and set input_file = "/kaggle/input/SLUG/input.txt"'
+            ) in smoke.stderr
 
     # The data file beside the code reaches the run as a dataset source, mapped as the docs spell it
     # ([tool.kjob.datasets], here in kjob.toml); a smoke run reads a smaller sample folder.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kjob import notebook as nbk
 from kjob.errors import RunFailed
-from kjob.runs.failures import no_gpu_hint
+from kjob.runs.failures import failure_hint
 from kjob.sandbox.execute_notebook import Failure
 from kjob.fsutil import atomic_write_text
 from kjob.kaggle_platform import KaggleRef, input_layouts, output_warnings
@@ -69,7 +69,7 @@ def smoke_run(ws: Workspace, plan, inputs=()) -> SmokeResult:
                           state.get("failure_message") or "the run did not complete",
                           state.get("failure_cell"), state.get("failure_location"))
         shown = ws.paths.relative(paths.executed_notebook)
-        hint = no_gpu_hint(failure.message, dict(nb["metadata"].get("kjob", {}).get("parameters", {})))
+        hint = failure_hint(None, dict(nb["metadata"].get("kjob", {}).get("parameters", {})), failure.message, ws.root)
         raise RunFailed(
             f"smoke run of {recipe.name} failed ({failure.kind}) after {seconds:.0f} s: "
             f"{failure.describe()}; kernels/{recipe.name} left unchanged, executed notebook in {shown}"

@@ -47,13 +47,14 @@ def status_text(run: Run) -> str:
     return text
 
 
-def failure_hint_line(run: Run) -> str | None:
-    """The failed run's hint (kjob.runs.failures), indented under its status line; None without one."""
+def failure_hint_line(run: Run, root=None) -> str | None:
+    """The failed run's hint (kjob.runs.failures), indented under its status line; None without one.
+    `root`, the project's folder, lets a hint name a data file of the project the run did not see."""
     if run.state.status != "error":
         return None
     from kjob.runs.failures import failure_hint
 
-    hint = failure_hint(run.state.failure_kind, run.parameters, run.state.failure_message)
+    hint = failure_hint(run.state.failure_kind, run.parameters, run.state.failure_message, root)
     return f"  hint: {hint}" if hint else None
 
 

@@ -13,6 +13,7 @@ both are read here, with Kaggle's own wording (kjob.kaggle_platform) first.
 """
 
 import re
+from pathlib import Path
 
 from kjob.kaggle_platform import NO_SPACE_MESSAGE, OUT_OF_MEMORY_MESSAGE, OUTPUT_LIMIT, SESSION_LIMIT
 
@@ -98,13 +99,44 @@ def no_gpu_hint(message: str | None, parameters: dict | None = None) -> str | No
             "with [tool.kjob.<backend>.parameters] (local, kaggle for the emulator, ray)")
 
 
-def failure_hint(kind: str | None, parameters: dict | None = None, message: str | None = None) -> str | None:
+# Python's words for a file it could not open: FileNotFoundError's "[Errno 2] No such file or directory: 'x'".
+_MISSING_FILE = re.compile(r"No such file or directory: '([^'\n]+)'")
+
+
+def missing_file_hint(message: str | None, parameters: dict | None = None, root: Path | None = None) -> str | None:
+    """The hint for a run that could not open a relative path which is a file of the project at
+    `root`: a kernel runs in /kaggle/working and reads data under /kaggle/input, so the project's
+    folder holding it must be a dataset source (naming the recipe's parameter that holds the path)."""
+    match = _MISSING_FILE.search(message or "")
+    if root is None or not match:
+        return None
+    path = match.group(1)
+    if path.startswith("/kaggle/working/"):
+        path = path[len("/kaggle/working/"):]
+    if not path or path.startswith("/") or ".." in Path(path).parts or not (Path(root) / path).exists():
+        return None
+    held = [name for name, value in (parameters or {}).items()
+            if isinstance(value, str) and value.strip("./") and Path(value) == Path(path)]
+    folder = Path(path).parent.as_posix()
+    point = (f"set {held[0]} = \"/kaggle/input/SLUG/{Path(path).name}\"" if held
+             else f"read it as /kaggle/input/SLUG/{Path(path).name}")
+    return (f"{path} is a file of this project, but a kernel runs in /kaggle/working and reads data under "
+            f"/kaggle/input: map its folder as a dataset source (\"OWNER/SLUG\" = \"{folder}\" under "
+            f"[tool.kjob.datasets], \"OWNER/SLUG\" in the recipe's dataset_sources) and {point} "
+            "(docs/own-project.md, \"Data files next to the code\")")
+
+
+def failure_hint(kind: str | None, parameters: dict | None = None, message: str | None = None,
+                 root: Path | None = None) -> str | None:
     """One line on what to change after a failure of `kind`, naming a parameter of the run's
     recipe where one sets what ran out (None for kinds without advice). `message`, the failure's
-    text, tells a GPU recipe run where there is none."""
+    text, tells a GPU recipe run where there is none, or a project's data file read from the
+    working folder (`root`: the project's folder)."""
     parameters = parameters or {}
     if kind in (None, "user code", "kernel died") and no_gpu_hint(message, parameters):
         return no_gpu_hint(message, parameters)
+    if kind in (None, "user code") and missing_file_hint(message, parameters, root):
+        return missing_file_hint(message, parameters, root)
     memory = _parameter(parameters, _MEMORY_PARAMETERS)
     if kind == "out of memory":
         lower = f"lower {memory} (a parameter of this recipe)" if memory else "use smaller batches or inputs"
@@ -128,4 +160,4 @@ def failure_hint(kind: str | None, parameters: dict | None = None, message: str 
     return None
 
 
-__all__ = ["failure_kind", "failure_hint", "no_gpu_hint", "exception_kind", "OUT_OF_MEMORY_MESSAGE", "NO_SPACE_MESSAGE"]
+__all__ = ["failure_kind", "failure_hint", "no_gpu_hint", "missing_file_hint", "exception_kind", "OUT_OF_MEMORY_MESSAGE", "NO_SPACE_MESSAGE"]
