@@ -117,25 +117,26 @@ def init_project(root: Path, entry: str, name: str | None = None, owner: str | N
             where = "in kjob.toml" if (root / "kjob.toml").is_file() else "under [tool.kjob] in pyproject.toml"
             result.next_steps.append(f"set owner = \"<your Kaggle user name>\" {where} before a Kaggle push "
                                      "(local builds and runs need none)")
-    for line in _data_files(root, found.path.parent, parameters):
-        result.next_steps.append(f"{line}; if the code reads it, map {'it' if ' names a folder ' in line else 'its folder'}"
-                                 " as a dataset source and point the parameter at /kaggle/input/SLUG/... (a kernel "
-                                 "runs in /kaggle/working): docs/own-project.md, \"Data files next to the code\"")
+    for key, value, folder in _data_files(root, found.path.parent, parameters):
+        result.next_steps.append(f"{key} = {json.dumps(value)} names a {'folder' if folder else 'file'} of this project; "
+                                 f"if the code reads it, map {'it' if folder else 'its folder'} as a dataset source and "
+                                 "point the parameter at /kaggle/input/SLUG/... (a kernel runs in /kaggle/working): "
+                                 "docs/own-project.md, \"Data files next to the code\"")
     result.next_steps.append(f"kjob build {name} --smoke")
     return result
 
 
-def _data_files(root: Path, here: Path, parameters: dict) -> list[str]:
-    """`name = "value" names a file (folder)` for each string parameter that names one of the project's by a
-    relative path (from the root or the entry's folder): data a kernel will not find in its
-    working folder."""
+def _data_files(root: Path, here: Path, parameters: dict) -> list[tuple[str, str, bool]]:
+    """(name, value, is a folder) for each string parameter that names a file or folder of the
+    project by a relative path (from the root or the entry's folder): data a kernel will not find
+    in its working folder."""
     found = []
     for key, value in parameters.items():
-        if not isinstance(value, str) or not value.strip("./ ") or Path(value).is_absolute():
+        if not isinstance(value, str) or not value.strip("./ ") or Path(value).is_absolute() or ".." in Path(value).parts:
             continue
         place = next((base / value for base in (root, here) if (base / value).exists()), None)
-        if place is not None and ".." not in Path(value).parts:
-            found.append(f"{key} = {json.dumps(value)} names a {'folder' if place.is_dir() else 'file'} of this project")
+        if place is not None:
+            found.append((key, value, place.is_dir()))
     return found
 
 

@@ -92,8 +92,9 @@ def push(name, backend_name, params, timeout, wait, force, message, tags, inputs
         warning = notify(ws, notify_command(ws, notify_cmd), run, recipe.metrics.primary)
         if warning:
             click.echo(f"warning: {warning}", err=True)
-    if failure_hint_line(run, ws.root):
-        click.echo(failure_hint_line(run, ws.root))
+    hint = failure_hint_line(run, ws.root)
+    if hint:
+        click.echo(hint)
     sys.exit(exit_code(run))
 
 
@@ -142,8 +143,9 @@ def status(name, version, backend, watch, as_json):
         click.echo(json.dumps({**run_record(run), "url": backend_obj.url(run)}, indent=2))
     else:
         click.echo(f"{run.ref}: {status_text(run)} (duration {duration(run_duration(run))})")
-        if failure_hint_line(run, ws.root):
-            click.echo(failure_hint_line(run, ws.root))
+        hint = failure_hint_line(run, ws.root)
+        if hint:
+            click.echo(hint)
         if backend_obj.url(run):
             click.echo(f"  {backend_obj.url(run)}")
     sys.exit(exit_code(run))

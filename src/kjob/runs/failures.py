@@ -133,10 +133,10 @@ def failure_hint(kind: str | None, parameters: dict | None = None, message: str 
     text, tells a GPU recipe run where there is none, or a project's data file read from the
     working folder (`root`: the project's folder)."""
     parameters = parameters or {}
-    if kind in (None, "user code", "kernel died") and no_gpu_hint(message, parameters):
-        return no_gpu_hint(message, parameters)
-    if kind in (None, "user code") and missing_file_hint(message, parameters, root):
-        return missing_file_hint(message, parameters, root)
+    in_the_code = (kind in (None, "user code", "kernel died") and no_gpu_hint(message, parameters)
+                   or kind in (None, "user code") and missing_file_hint(message, parameters, root))
+    if in_the_code:
+        return in_the_code
     memory = _parameter(parameters, _MEMORY_PARAMETERS)
     if kind == "out of memory":
         lower = f"lower {memory} (a parameter of this recipe)" if memory else "use smaller batches or inputs"
